@@ -1,0 +1,307 @@
+"""Final-answer extraction, normalisation and comparison for math and multiple-choice rows.
+
+Extractors are registered by name; each task has a priority chain of them and the first
+extractor that finds something gives the answer. Answers compare numerically (with a
+tolerance) when both sides parse as numbers, otherwise as normalised LaTeX strings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+from functools import lru_cache
+from typing import Callable
+
+Extractor = Callable[[str], "str | None"]
+
+EXTRACTORS: dict[str, Extractor] = {}
+
+
+def register_extractor(name: str) -> Callable[[Extractor], Extractor]:
+    """Add an answer extractor (text -> answer string or None) to `EXTRACTORS` under `name`."""
+
+    def add(extractor: Extractor) -> Extractor:
+        EXTRACTORS[name] = extractor
+        return extractor
+
+    return add
+
+
+# A number as written in prose: optional sign and currency, comma thousands groups of exactly
+# three digits, decimals, a simple fraction and a percent sign. Spaces never join digits,
+# so "3 4" stays two numbers.
+_NUMBER_TOKEN = (
+    r"(?<![\w./])[-+]?\$?"
+    r"(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+|(?=\.\d))"
+    r"(?:\.\d+)?"
+    r"(?:/\d+(?:\.\d+)?)?"
+    r"%?"
+)
+_NUMBER_IN_TEXT = re.compile(_NUMBER_TOKEN)
+_TAIL_CHARS = 256  # last_number looks at about this many trailing characters first
+
+_TRAILING_PUNCTUATION = " \t\n.,;:!?*"
+
+
+def _clean_answer(raw: str) -> str:
+    """Trim an extracted answer phrase: whitespace, closing punctuation and markdown bold."""
+    return raw.strip().rstrip(_TRAILING_PUNCTUATION).strip("*_ ")
+
+
+@register_extractor("gsm8k")
+def extract_gsm8k(text: str) -> str | None:
+    """The answer after the last `#### ` marker (GSM8K's final line)."""
+    position = text.rfind("####")
+    if position < 0:
+        return None
+    line = text[position + 4:].strip().split("\n", 1)[0]
+    answer = _clean_answer(line)
+    return answer or None
+
+
+_ANSWER_IS = re.compile(r"answer\s+is\s*[:：]?\s*", re.IGNORECASE)
+_LEADING_NUMBER = re.compile(_NUMBER_TOKEN + r"(?=\s+[A-Za-z]|\s*$)")
+_PARENTHESISED_LETTER = re.compile(r"\(([A-Ja-j])\)$")
+
+
+@register_extractor("answer_is")
+def extract_answer_is(text: str) -> str | None:
+    """The phrase after the last "answer is" (e.g. "The final answer is: 18", "answer is (B)").
+
+    A phrase that starts with a number followed by words ("18 apples") gives just the number.
+    """
+    start = text.lower().rfind("answer is")
+    if start < 0:
+        return None
+    marker = _ANSWER_IS.match(text, start)
+    if marker is None:
+        return None
+    phrase = _clean_answer(text[marker.end():].split("\n", 1)[0])
+    if not phrase:
+        return None
+    letter = _PARENTHESISED_LETTER.match(phrase)
+    if letter:
+        return letter.group(1).upper()
+    number = _LEADING_NUMBER.match(phrase)
+    if number and number.end() < len(phrase):
+        return number.group(0)
+    return phrase
+
+
+_BOX_COMMANDS = ("\\boxed", "\\fbox")
+
+
+def _balanced_argument(text: str, open_brace: int) -> str | None:
+    """The text inside the braces that open at `open_brace`, or None when they never close."""
+    depth = 0
+    for index in range(open_brace, len(text)):
+        char = text[index]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_brace + 1:index]
+    return None
+
+
+def _box_content(text: str, command_end: int) -> str | None:
+    """The argument of a box command whose name ends at `command_end`: `{...}` or `\\boxed 5`."""
+    rest = text[command_end:command_end + 1]
+    if rest == "{":
+        return _balanced_argument(text, command_end)
+    if rest == " ":
+        token = text[command_end + 1:].split(None, 1)
+        return token[0].rstrip("$") if token else None
+    return None
+
+
+@register_extractor("boxed")
+def extract_boxed(text: str) -> str | None:
+    """The content of the last balanced `\\boxed{...}` (or `\\fbox{...}`), nested braces included."""
+    end = len(text)
+    while True:
+        command, start = max(((name, text.rfind(name, 0, end)) for name in _BOX_COMMANDS),
+                             key=lambda found: found[1])
+        if start < 0:
+            return None
+        content = _box_content(text, start + len(command))
+        if content is not None and content.strip():
+            return content.strip()
+        end = start
+
+
+@register_extractor("last_number")
+def extract_last_number(text: str) -> str | None:
+    """The last number in the text (`-5`, `1,000`, `2.50`, `.5`, `3/4`, `$5.00`, `50%`)."""
+    cut = len(text) - _TAIL_CHARS
+    if cut > 0:
+        # Numbers never contain whitespace, so cutting at whitespace never splits one.
+        space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut))
+        tail = text[space + 1:] if space > 0 else text
+    else:
+        tail = text
+    found = _NUMBER_IN_TEXT.findall(tail)
+    if not found and tail is not text:
+        found = _NUMBER_IN_TEXT.findall(text)
+    return found[-1] if found else None
+
+
+_MC_LETTER = r"[ \t*]*(?:\(([A-Ja-j])\)|([A-J])(?!\w))"
+_MC_ANSWER_IS = re.compile(r"(?i:answer\s+is)\s*[:：]?(?:\s*(?i:option))?" + _MC_LETTER)
+_MC_ANSWER_COLON = re.compile(r"(?i:answer)\s*\**\s*[:：]" + _MC_LETTER)
+_MC_LONE_LETTER = re.compile(r"^" + _MC_LETTER + r"[ \t]*[.:)]?[ \t*]*$", re.MULTILINE)
+_MC_PATTERNS = (_MC_ANSWER_IS, _MC_ANSWER_COLON, _MC_LONE_LETTER)
+
+
+def _last_letter(pattern: re.Pattern[str], text: str) -> str | None:
+    """The option letter of the last match of an MC pattern (upper-cased)."""
+    letter = None
+    for match in pattern.finditer(text):
+        letter = match.group(1) or match.group(2)
+    return letter.upper() if letter else None
+
+
+@register_extractor("mc_letter")
+def extract_mc_letter(text: str) -> str | None:
+    """An option letter A-J: "answer is (C)", "Answer: C", or a line holding only "(C)" / "C"."""
+    for pattern in _MC_PATTERNS:
+        letter = _last_letter(pattern, text)
+        if letter:
+            return letter
+    return None
+
+
+TASK_EXTRACTORS: dict[str, tuple[str, ...]] = {
+    "math": ("gsm8k", "boxed", "answer_is", "last_number"),
+    "mc": ("mc_letter",),
+    "code": (),
+    "free": (),
+}
+
+
+def extract_answer(text: str, task: str) -> str | None:
+    """The answer found by the first extractor in the task's chain, or None."""
+    for name in TASK_EXTRACTORS.get(task, ()):
+        answer = EXTRACTORS[name](text)
+        if answer is not None:
+            return answer
+    return None
+
+
+# --- normalisation -------------------------------------------------------------------------
+
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_LATEX_SPACING = re.compile(r"\\[!,;: ]|\\(?:left|right|displaystyle)(?![a-zA-Z])|~")
+_DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°")
+_SHORT_FRACTION = re.compile(r"\\frac(\d)(\d)")
+_FRACTION_ALIASES = re.compile(r"\\[dt]frac")
+
+
+def _strip_math_delimiters(answer: str) -> str:
+    """Remove `$...$`, `\\(...\\)` and `\\[...\\]` around an answer."""
+    answer = answer.strip()
+    for opening, closing in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if len(answer) > len(opening) + len(closing) and answer.startswith(opening) \
+                and answer.endswith(closing):
+            return answer[len(opening):-len(closing)].strip()
+    return answer
+
+
+def _unwrap_text(answer: str) -> str:
+    """Replace `\\text{x}` (and `\\mathrm{x}` ...) by `x`, innermost first."""
+    previous = None
+    while previous != answer and "\\" in answer:
+        previous, answer = answer, _TEXT_WRAPPER.sub(r"\1", answer)
+    return answer
+
+
+def normalize_latex(answer: str) -> str:
+    """A canonical string for a non-numeric answer: no spacing macros, wrappers or delimiters."""
+    answer = _strip_math_delimiters(answer)
+    if "\\" in answer or "°" in answer:
+        answer = _unwrap_text(answer)
+        answer = _LATEX_SPACING.sub("", answer)
+        answer = _DEGREES.sub("", answer)
+        answer = _FRACTION_ALIASES.sub(r"\\frac", answer)
+        answer = _SHORT_FRACTION.sub(r"\\frac{\1}{\2}", answer)
+    answer = "".join(answer.split())
+    return answer.rstrip(".")
+
+
+_PLAIN_NUMBER = re.compile(
+    r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?:/[-+]?\d+(?:\.\d+)?)?"
+)
+_LATEX_FRACTION = re.compile(r"([-+]?)\\frac\{([^{}]+)\}\{([^{}]+)\}")
+_THOUSANDS = re.compile(r"^([-+]?)(\d{1,3}(?:,\d{3})+)((?:\.\d+)?)$")
+_NUMBER_NOISE = ("\\$", "$", "\\%", "%", "{,}")
+
+
+def _fraction(text: str) -> Fraction | None:
+    """`Fraction` of a plain number, a ratio `a/b` or a decimal; None if it is not one."""
+    if not _PLAIN_NUMBER.fullmatch(text):
+        return None
+    numerator, _, denominator = text.partition("/")
+    try:
+        value = Fraction(numerator)
+        if denominator:
+            value /= Fraction(denominator)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value
+
+
+@lru_cache(maxsize=8192)
+def parse_number(answer: str) -> Fraction | None:
+    """The exact value of a numeric answer, or None when the answer is not a number.
+
+    Handles signs, `1,000`, `$5.00`, `50%` (as 50), `0.5`, `.5`, `1e3`, `3/4`, `\\frac{1}{2}`,
+    `\\dfrac12`, `\\$`, `\\%`, `{,}` thousands and `\\text{...}` wrappers.
+    """
+    text = answer.strip()
+    value = _fraction(text)
+    if value is not None:
+        return value
+    text = _strip_math_delimiters(text)
+    if "\\" in text:
+        text = _unwrap_text(text)
+        text = _FRACTION_ALIASES.sub(r"\\frac", text)
+        text = _SHORT_FRACTION.sub(r"\\frac{\1}{\2}", text)
+        text = _DEGREES.sub("", text)
+        text = _LATEX_SPACING.sub("", text)
+    for noise in _NUMBER_NOISE:
+        text = text.replace(noise, "")
+    text = text.strip().rstrip(".")
+    fraction = _LATEX_FRACTION.fullmatch(text)
+    if fraction:
+        sign, top, bottom = fraction.groups()
+        numerator, denominator = parse_number(top), parse_number(bottom)
+        if numerator is None or not denominator:
+            return None
+        return -numerator / denominator if sign == "-" else numerator / denominator
+    grouped = _THOUSANDS.match(text)
+    if grouped:
+        text = grouped.group(1) + grouped.group(2).replace(",", "") + grouped.group(3)
+    return _fraction(text)
+
+
+_OPTION_LETTER = re.compile(r"\(?([A-Ja-j])\)?\.?")
+
+
+def _option_letter(answer: str) -> str | None:
+    """The upper-case letter when the answer is just an option letter ("c", "(C)", "C.")."""
+    match = _OPTION_LETTER.fullmatch(answer.strip())
+    return match.group(1).upper() if match else None
+
+
+def answers_match(predicted: str, reference: str, rel_tol: float = 1e-4, abs_tol: float = 1e-6) -> bool:
+    """Whether two answers agree: numerically within tolerance, else as normalised strings."""
+    predicted_value, reference_value = parse_number(predicted), parse_number(reference)
+    if predicted_value is not None and reference_value is not None:
+        return predicted_value == reference_value or math.isclose(
+            predicted_value, reference_value, rel_tol=rel_tol, abs_tol=abs_tol)
+    predicted_letter = _option_letter(predicted)
+    if predicted_letter is not None:
+        return predicted_letter == _option_letter(reference)
+    return normalize_latex(predicted) == normalize_latex(reference)

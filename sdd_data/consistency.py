@@ -1,0 +1,254 @@
+"""The consistency filter: checks a teacher rewrite row by row and decides what the row keeps.
+
+Checks run in registration order and the first failure decides. A rewrite that passes them
+all replaces the response; one that fails falls back to the source response (as in SDFT) or
+drops the row, depending on `FilterConfig.on_failure`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from rapidfuzz import fuzz
+
+from sdd_data.answers import answers_match, extract_answer
+from sdd_data.errors import SddError
+
+SDFT_BANNED_PHRASES = ("reference answer", "your response", "my response", "your own response",
+                       "now it's your turn")
+SDFT_BANNED_PREFIXES = ("your turn",)
+
+FAILURE_DECISIONS = {"original": "original", "drop": "dropped"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one check: whether the rewrite passed and a machine-readable reason."""
+
+    passed: bool
+    reason: str
+    extracted_answer: str | None = None
+
+
+PASS = Verdict(True, "ok")
+
+
+@dataclass
+class FilterConfig:
+    """What the consistency filter rejects and what a rejected row becomes."""
+
+    on_failure: str = "original"
+    """What a rejected row keeps: original (its source response, as in SDFT) or drop (the row goes)."""
+    min_similarity: float | None = None
+    """Least rapidfuzz similarity (0-100) of a free-text rewrite to the source response; unset = off."""
+    loop_line_repeats: int = 4
+    """A line repeated this many times marks a loop, unless the source repeats it as often; 0 = off."""
+    loop_min_line_chars: int = 12
+    """Lines shorter than this (closing braces, blank lines, short labels) never count as a loop."""
+    loop_window_chars: int = 40
+    """Length of the text windows (at the end and the middle) searched for repeats."""
+    loop_window_repeats: int = 4
+    """A window found this many times marks a loop, unless the source repeats as much; 0 = off."""
+    banned_phrases: tuple[str, ...] = SDFT_BANNED_PHRASES
+    """Phrases (any case) that show the rewrite talks about the prompt instead of answering."""
+    banned_prefixes: tuple[str, ...] = SDFT_BANNED_PREFIXES
+    """Openings (any case) that show the same."""
+
+    def __post_init__(self) -> None:
+        if self.on_failure not in FAILURE_DECISIONS:
+            raise SddError(f"on_failure must be one of {', '.join(FAILURE_DECISIONS)}, "
+                           f"not {self.on_failure!r}")
+        self.banned_phrases = tuple(phrase.lower() for phrase in self.banned_phrases)
+        self.banned_prefixes = tuple(prefix.lower() for prefix in self.banned_prefixes)
+
+
+Check = Callable[[Mapping[str, Any], str, str, FilterConfig], Verdict]
+
+CHECKS: dict[str, Check] = {}
+
+
+def register_check(name: str) -> Callable[[Check], Check]:
+    """Add a check to `CHECKS`; checks run in the order they were registered."""
+
+    def add(check: Check) -> Check:
+        CHECKS[name] = check
+        return check
+
+    return add
+
+
+@register_check("empty")
+def check_empty(row: Mapping[str, Any], text: str, finish_reason: str, config: FilterConfig) -> Verdict:
+    """Fails a rewrite with no visible text."""
+    return Verdict(False, "empty") if not text or text.isspace() else PASS
+
+
+@register_check("truncated")
+def check_truncated(row: Mapping[str, Any], text: str, finish_reason: str, config: FilterConfig) -> Verdict:
+    """Fails a rewrite that stopped at the token limit."""
+    return Verdict(False, "truncated") if finish_reason == "length" else PASS
+
+
+def repeated_line_count(text: str, min_chars: int, threshold: int) -> int:
+    """How often the most repeated line (stripped, at least `min_chars` long) occurs.
+
+    Returns 0 without counting when fewer than `threshold` lines could repeat at all.
+    """
+    lines = text.split("\n")
+    if threshold <= 0 or len(lines) - len(set(lines)) < threshold - 1:
+        return 0
+    counts = Counter(stripped for line in lines if len(stripped := line.strip()) >= min_chars)
+    return max(counts.values(), default=0)
+
+
+def repeated_window_count(text: str, window: int) -> int:
+    """How often the last `window` characters, or those ending mid-text, occur in the text."""
+    if window <= 0 or len(text) < 3 * window:
+        return 0
+    middle = len(text) // 2
+    return max(text.count(text[-window:]), text.count(text[middle - window:middle]))
+
+
+def _loops(text: str, config: FilterConfig) -> tuple[int, int]:
+    """The line and window repeat counts of a text that reach the config's thresholds (else 0)."""
+    lines = repeated_line_count(text, config.loop_min_line_chars, config.loop_line_repeats)
+    windows = repeated_window_count(text, config.loop_window_chars) if config.loop_window_repeats > 0 else 0
+    return (lines if lines >= config.loop_line_repeats > 0 else 0,
+            windows if windows >= config.loop_window_repeats else 0)
+
+
+@register_check("looping")
+def check_looping(row: Mapping[str, Any], text: str, finish_reason: str, config: FilterConfig) -> Verdict:
+    """Fails a rewrite that repeats a line or passage more than the source response does."""
+    lines, windows = _loops(text, config)
+    if not lines and not windows:
+        return PASS
+    source_lines, source_windows = _loops(row.get("response") or "", config)
+    if lines > source_lines or windows > source_windows:
+        return Verdict(False, "looping")
+    return PASS
+
+
+@register_check("template_leak")
+def check_template_leak(row: Mapping[str, Any], text: str, finish_reason: str, config: FilterConfig) -> Verdict:
+    """Fails a rewrite that mentions the reference answer or the prompt (SDFT's ban list)."""
+    lowered = text.lower()
+    if lowered.lstrip().startswith(config.banned_prefixes):
+        return Verdict(False, "template_leak")
+    for phrase in config.banned_phrases:
+        if phrase in lowered:
+            return Verdict(False, "template_leak")
+    return PASS
+
+
+TaskCheck = Callable[[Mapping[str, Any], str, FilterConfig], Verdict]
+
+TASK_CHECKS: dict[str, TaskCheck] = {}
+
+
+def register_task_check(*tasks: str) -> Callable[[TaskCheck], TaskCheck]:
+    """Add the content check used for rows of the given tasks (others pass unchecked)."""
+
+    def add(check: TaskCheck) -> TaskCheck:
+        for task in tasks:
+            TASK_CHECKS[task] = check
+        return check
+
+    return add
+
+
+def reference_answer(row: Mapping[str, Any]) -> str | None:
+    """The row's reference answer, or failing that the answer extracted from its response."""
+    given = row.get("reference_answer")
+    if given is not None and str(given).strip():
+        return str(given).strip()
+    return extract_answer(row.get("response") or "", row["task"])
+
+
+@register_task_check("math", "mc")
+def check_answer(row: Mapping[str, Any], text: str, config: FilterConfig) -> Verdict:
+    """Fails a rewrite whose final answer is missing or differs from the reference answer."""
+    reference = reference_answer(row)
+    if reference is None:
+        return Verdict(False, "no_reference_answer")
+    predicted = extract_answer(text, row["task"])
+    if predicted is None:
+        return Verdict(False, "no_answer")
+    if not answers_match(predicted, reference):
+        return Verdict(False, "answer_mismatch", predicted)
+    return Verdict(True, "ok", predicted)
+
+
+_CODE_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
+PYTHON_FENCE_TAGS = frozenset({"python", "py", "python3"})
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """The (language tag, code) of each closed fenced code block."""
+    return _CODE_FENCE.findall(text) if "```" in text else []
+
+
+def _parses(code: str) -> bool:
+    """Whether the code is valid Python syntax."""
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+@register_task_check("code")
+def check_code(row: Mapping[str, Any], text: str, config: FilterConfig) -> Verdict:
+    """Fails a rewrite without a code block when the source had one, or with invalid Python."""
+    if not code_blocks(row.get("response") or ""):
+        return PASS
+    blocks = code_blocks(text)
+    if not blocks:
+        return Verdict(False, "no_code")
+    for language, code in blocks:
+        if language.lower() in PYTHON_FENCE_TAGS and not _parses(code):
+            return Verdict(False, "code_syntax_error")
+    return PASS
+
+
+@register_check("task")
+def check_task(row: Mapping[str, Any], text: str, finish_reason: str, config: FilterConfig) -> Verdict:
+    """Runs the content check for the row's task (answers for math and mc, syntax for code)."""
+    task_check = TASK_CHECKS.get(row["task"])
+    return task_check(row, text, config) if task_check else PASS
+
+
+@register_check("similarity")
+def check_similarity(row: Mapping[str, Any], text: str, finish_reason: str, config: FilterConfig) -> Verdict:
+    """Fails a free-text rewrite too far from the source response (only when enabled)."""
+    if config.min_similarity is None or row["task"] != "free":
+        return PASS
+    if fuzz.ratio(text, row.get("response") or "") < config.min_similarity:
+        return Verdict(False, "low_similarity")
+    return PASS
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a row keeps: the rewrite, its original response, or nothing; and why."""
+
+    decision: str
+    reason: str
+    extracted_answer: str | None = None
+
+
+def decide(row: Mapping[str, Any], teacher_response: str, finish_reason: str,
+           config: FilterConfig) -> Decision:
+    """Run every check on a rewrite; keep it if all pass, else apply `config.on_failure`."""
+    answer = None
+    for check in CHECKS.values():
+        verdict = check(row, teacher_response, finish_reason, config)
+        if not verdict.passed:
+            return Decision(FAILURE_DECISIONS[config.on_failure], verdict.reason, verdict.extracted_answer)
+        if verdict.extracted_answer is not None:
+            answer = verdict.extracted_answer
+    return Decision("rewrite", "ok", answer)

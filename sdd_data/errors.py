@@ -1,0 +1,24 @@
+"""Errors that the CLI prints as one clear line instead of a stack trace."""
+
+
+class SddError(Exception):
+    """A user-facing error: bad input, a missing model, an unreachable Hub, a conflicting run."""
+
+
+class MissingDependencyError(SddError):
+    """An optional heavy dependency is not installed."""
+
+    def __init__(self, package: str, extra: str):
+        super().__init__(f"this needs `{package}`: install it with `pip install 'sdd-data[{extra}]'`")
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency, or raise an error that says which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        if error.name and error.name.split(".")[0] != module.split(".")[0]:
+            raise
+        raise MissingDependencyError(module.split(".")[0], extra) from error

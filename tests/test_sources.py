@@ -1,0 +1,128 @@
+"""Loading sources into canonical rows: presets, mappings, stable ids and bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sdd_data.errors import SddError
+from sdd_data.sources import SourceSpec, load_rows
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_gsm8k_preset_extracts_the_reference_answer():
+    loaded = load_rows(SourceSpec(data=str(DATA / "gsm8k" / "train.jsonl"), limit=20))
+    assert loaded.preset == "gsm8k"
+    assert len(loaded.rows) == 20
+    first = loaded.rows[0]
+    assert first["task"] == "math"
+    assert first["reference_answer"] == first["response"].rsplit("####", 1)[1].strip()
+    assert first["instruction"].startswith("Natalia")
+
+
+def test_alpaca_json_array_with_input_field():
+    loaded = load_rows(SourceSpec(data=str(DATA / "alpaca" / "alpaca_2k.json"), limit=50))
+    assert loaded.preset == "alpaca"
+    assert any(row["input"] for row in loaded.rows)
+    assert {row["task"] for row in loaded.rows} == {"free"}
+
+
+def test_row_ids_are_stable_and_unique(tmp_path):
+    spec = SourceSpec(data=str(DATA / "dolly" / "dolly_2k.json"), limit=100)
+    first, second = load_rows(spec), load_rows(spec)
+    ids = [row["id"] for row in first.rows]
+    assert ids == [row["id"] for row in second.rows]
+    assert len(set(ids)) == len(ids)
+
+
+def test_all_file_formats_and_saved_datasets(tmp_path):
+    import datasets
+
+    rows = [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(5)]
+    dataset = datasets.Dataset.from_list(rows)
+    dataset.to_parquet(str(tmp_path / "d.parquet"))
+    dataset.to_csv(str(tmp_path / "d.csv"), index=False)
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    datasets.DatasetDict({"train": dataset, "test": dataset.select(range(2))}).save_to_disk(str(tmp_path / "saved"))
+    for name in ("d.parquet", "d.csv", "d.json"):
+        loaded = load_rows(SourceSpec(data=str(tmp_path / name)))
+        assert [row["response"] for row in loaded.rows] == [f"a{i}" for i in range(5)], name
+    assert len(load_rows(SourceSpec(data=str(tmp_path / "saved"), split="test")).rows) == 2
+    with pytest.raises(SddError, match="no split 'validation'"):
+        load_rows(SourceSpec(data=str(tmp_path / "saved"), split="validation"))
+
+
+def test_openmathinstruct_and_messages_presets(tmp_path):
+    math = write_jsonl(tmp_path / "omi.jsonl", [
+        {"problem": "What is 1/2 + 1/2?", "generated_solution": "It is \\boxed{1}.", "expected_answer": "1"}])
+    row = load_rows(SourceSpec(data=str(math))).rows[0]
+    assert (row["task"], row["reference_answer"]) == ("math", "1")
+    chat = write_jsonl(tmp_path / "chat.jsonl", [{"messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi?"},
+        {"role": "assistant", "content": "Hello."}]}])
+    row = load_rows(SourceSpec(data=str(chat))).rows[0]
+    assert (row["instruction"], row["response"]) == ("Hi?", "Hello.")
+    assert "Be brief." not in row["instruction"]
+
+
+def test_explicit_column_mapping(tmp_path):
+    path = write_jsonl(tmp_path / "custom.jsonl", [{"prompt": "p", "completion": "c", "extra": 1}])
+    row = load_rows(SourceSpec(data=str(path), columns={"instruction": "prompt", "response": "completion"})).rows[0]
+    assert (row["instruction"], row["response"], json.loads(row["meta"])) == ("p", "c", {"extra": 1})
+
+
+def test_missing_and_unknown_columns_name_what_is_available(tmp_path):
+    path = write_jsonl(tmp_path / "custom.jsonl", [{"prompt": "p", "completion": "c"}])
+    with pytest.raises(SddError, match=r"no column for 'instruction'.*available columns: prompt, completion"):
+        load_rows(SourceSpec(data=str(path)))
+    with pytest.raises(SddError, match=r"column 'answer' \(for response\) not found; available columns: prompt"):
+        load_rows(SourceSpec(data=str(path), columns={"instruction": "prompt", "response": "answer"}))
+
+
+def test_bad_rows_are_set_aside_with_a_reason_or_stop_under_strict(tmp_path):
+    path = write_jsonl(tmp_path / "bad.jsonl", [
+        {"instruction": "ok", "input": "", "output": "fine"},
+        {"instruction": "  ", "input": "", "output": "x"},
+        {"instruction": "q", "input": "", "output": ""},
+        {"instruction": "q", "input": "", "output": None},
+    ])
+    loaded = load_rows(SourceSpec(data=str(path)))
+    assert len(loaded.rows) == 1
+    assert [row["reason"] for row in loaded.invalid] == [
+        "invalid_row:instruction_empty", "invalid_row:response_empty", "invalid_row:response_missing"]
+    with pytest.raises(SddError, match="row 1 .*instruction empty"):
+        load_rows(SourceSpec(data=str(path)), strict=True)
+
+
+def test_empty_missing_and_malformed_sources(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(SddError):
+        load_rows(SourceSpec(data=str(tmp_path / "empty.jsonl")))
+    with pytest.raises(SddError, match="does not exist"):
+        load_rows(SourceSpec(data=str(tmp_path / "nope.jsonl")))
+    (tmp_path / "broken.jsonl").write_text('{"instruction": "a", "output": \n')
+    with pytest.raises(SddError, match="could not be read"):
+        load_rows(SourceSpec(data=str(tmp_path / "broken.jsonl")))
+    with pytest.raises(SddError, match="unknown preset"):
+        load_rows(SourceSpec(data=str(DATA / "gsm8k" / "test.jsonl"), preset="nope"))
+
+
+def test_unreachable_hub_dataset_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(SddError, match="unreachable"):
+        load_rows(SourceSpec(data="no-such-org/no-such-dataset"))
+
+
+def test_packaged_example_is_usable():
+    loaded = load_rows(SourceSpec(data="example"))
+    assert len(loaded.rows) >= 30
+    assert {"math", "mc", "free", "code"} <= {row["task"] for row in loaded.rows}
+    assert all(row["reference_answer"] for row in loaded.rows if row["task"] in ("math", "mc"))

@@ -10,8 +10,11 @@ from .errors import SddError
 
 
 def _distill(args: argparse.Namespace, values: dict) -> None:
+    import datasets
+
     from .distill import DistillConfig, distill
 
+    datasets.disable_progress_bars()  # the stage shows its own
     distill(config_from_sources(DistillConfig, args.config, values))
 
 

@@ -87,8 +87,6 @@ def _validate(config: DistillConfig) -> None:
         raise SddError(f"shard_size must be positive, got {config.shard_size}")
     if config.decoding.max_new_tokens <= 0:
         raise SddError(f"max_new_tokens must be positive, got {config.decoding.max_new_tokens}")
-    if config.filter.on_failure not in ("original", "drop"):
-        raise SddError(f"on_failure must be 'original' or 'drop', got {config.filter.on_failure!r}")
 
 
 def judge_rows(rows: list[dict], texts: list[str], finish_reasons: list[str], filter_config: FilterConfig) -> list[dict]:

@@ -102,7 +102,8 @@ class RunDir:
 
 def _changed_keys(old: dict, new: dict) -> set[str]:
     old_flat, new_flat = _flatten(old), _flatten(new)
-    return {key for key in old_flat.keys() | new_flat.keys() if old_flat.get(key) != new_flat.get(key)}
+    return {key for key in old_flat.keys() | new_flat.keys()
+            if key != "hash" and old_flat.get(key) != new_flat.get(key)}
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:

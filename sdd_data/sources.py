@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SddError
+from .hub import ensure_hub_reachable
 from .records import PRESETS, TASKS, Preset, detect_preset, gsm8k_reference, row_id
 
 FILE_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -97,6 +98,7 @@ def _looks_like_path(text: str) -> bool:
 def _load_hub(spec: SourceSpec):
     import datasets
 
+    ensure_hub_reachable(f"dataset {spec.data!r}")
     try:
         dataset = datasets.load_dataset(spec.data, split=spec.split)
     except (ConnectionError, OSError) as error:

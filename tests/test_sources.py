@@ -115,9 +115,20 @@ def test_empty_missing_and_malformed_sources(tmp_path):
 
 
 def test_unreachable_hub_dataset_is_one_clear_error(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(SddError, match=r"Hub \(http://127.0.0.1:9\) is unreachable, so dataset 'no-such-org/x'"):
+        load_rows(SourceSpec(data="no-such-org/x"))
+
+
+def test_offline_mode_reports_a_dataset_missing_from_the_cache(monkeypatch):
+    import datasets
+    import huggingface_hub
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(SddError, match="unreachable"):
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(SddError, match="unreachable or does not exist"):
         load_rows(SourceSpec(data="no-such-org/no-such-dataset"))
 
 

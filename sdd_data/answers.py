@@ -13,7 +13,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Callable
 
-Extractor = Callable[[str], "str | None"]
+Extractor = Callable[[str], str | None]
 
 EXTRACTORS: dict[str, Extractor] = {}
 
@@ -39,7 +39,6 @@ _NUMBER_TOKEN = (
     r"%?"
 )
 _NUMBER_IN_TEXT = re.compile(_NUMBER_TOKEN)
-_TAIL_CHARS = 256  # last_number looks at about this many trailing characters first
 
 _TRAILING_PUNCTUATION = " \t\n.,;:!?*"
 
@@ -49,44 +48,68 @@ def _clean_answer(raw: str) -> str:
     return raw.strip().rstrip(_TRAILING_PUNCTUATION).strip("*_ ")
 
 
+_ANSWER_IS = re.compile(r"answer\s+is\b\s*[:：]?\s*", re.IGNORECASE)
+_LEADING_NUMBER = re.compile(_NUMBER_TOKEN + r"(?=\s+[A-Za-z]|\s*$)")
+_PARENTHESISED_LETTER = re.compile(r"\(([A-Ja-j])\)$")
+_ASSIGNMENT = re.compile(r"[A-Za-z]\w{0,2}\s*=\s*(?=\S)")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def _answer_in_phrase(phrase: str) -> str:
+    """The answer inside a phrase that states it (after "answer is" or "####").
+
+    "(B)" gives "B", "18 apples" gives "18", "x = 5" gives "5", prose such as "that she has 72
+    clips" gives its last number; anything else (LaTeX, tuples, words) is returned as it is.
+    """
+    letter = _PARENTHESISED_LETTER.match(phrase)
+    if letter:
+        return letter.group(1).upper()
+    assignment = _ASSIGNMENT.match(phrase)
+    if assignment:
+        phrase = phrase[assignment.end():]
+    number = _LEADING_NUMBER.match(phrase)
+    if number:
+        return number.group(0)
+    if "\\" not in phrase and _WORD.search(phrase):
+        numbers = _NUMBER_IN_TEXT.findall(phrase)
+        if numbers:
+            return numbers[-1]
+    return phrase
+
+
+def _lowered(text: str) -> str:
+    """`text.lower()` with every index unchanged (the rare letters whose lower case is longer stay)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(char if len(low := char.lower()) != 1 else low for char in text)
+
+
 @register_extractor("gsm8k")
 def extract_gsm8k(text: str) -> str | None:
-    """The answer after the last `#### ` marker (GSM8K's final line)."""
+    """The answer on a final `#### N` line (GSM8K's ending); a `####` heading elsewhere is ignored."""
     position = text.rfind("####")
     if position < 0:
         return None
-    line = text[position + 4:].strip().split("\n", 1)[0]
-    answer = _clean_answer(line)
-    return answer or None
-
-
-_ANSWER_IS = re.compile(r"answer\s+is\s*[:：]?\s*", re.IGNORECASE)
-_LEADING_NUMBER = re.compile(_NUMBER_TOKEN + r"(?=\s+[A-Za-z]|\s*$)")
-_PARENTHESISED_LETTER = re.compile(r"\(([A-Ja-j])\)$")
+    line, _, after = text[position + 4:].partition("\n")
+    if after and not after.isspace():
+        return None
+    answer = _clean_answer(line.lstrip("#"))
+    return _answer_in_phrase(answer) if answer else None
 
 
 @register_extractor("answer_is")
 def extract_answer_is(text: str) -> str | None:
-    """The phrase after the last "answer is" (e.g. "The final answer is: 18", "answer is (B)").
-
-    A phrase that starts with a number followed by words ("18 apples") gives just the number.
-    """
-    start = text.lower().rfind("answer is")
-    if start < 0:
-        return None
-    marker = _ANSWER_IS.match(text, start)
-    if marker is None:
-        return None
-    phrase = _clean_answer(text[marker.end():].split("\n", 1)[0])
-    if not phrase:
-        return None
-    letter = _PARENTHESISED_LETTER.match(phrase)
-    if letter:
-        return letter.group(1).upper()
-    number = _LEADING_NUMBER.match(phrase)
-    if number and number.end() < len(phrase):
-        return number.group(0)
-    return phrase
+    """The answer after the last "answer is" ("The final answer is: 18", "answer is (B)")."""
+    lowered = _lowered(text)
+    end = len(text)
+    while (start := lowered.rfind("answer is", 0, end)) >= 0:
+        marker = _ANSWER_IS.match(text, start)
+        if marker:
+            phrase = _clean_answer(text[marker.end():].split("\n", 1)[0])
+            return _answer_in_phrase(phrase) if phrase else None
+        end = start
+    return None
 
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
@@ -120,10 +143,15 @@ def _box_content(text: str, command_end: int) -> str | None:
 @register_extractor("boxed")
 def extract_boxed(text: str) -> str | None:
     """The content of the last balanced `\\boxed{...}` (or `\\fbox{...}`), nested braces included."""
+    if "box" not in text:
+        return None
     end = len(text)
     while True:
-        command, start = max(((name, text.rfind(name, 0, end)) for name in _BOX_COMMANDS),
-                             key=lambda found: found[1])
+        start, command = -1, ""
+        for name in _BOX_COMMANDS:
+            found = text.rfind(name, 0, end)
+            if found > start:
+                start, command = found, name
         if start < 0:
             return None
         content = _box_content(text, start + len(command))
@@ -132,45 +160,70 @@ def extract_boxed(text: str) -> str | None:
         end = start
 
 
+_DIGIT = re.compile(r"\d")
+
+
 @register_extractor("last_number")
 def extract_last_number(text: str) -> str | None:
     """The last number in the text (`-5`, `1,000`, `2.50`, `.5`, `3/4`, `$5.00`, `50%`)."""
-    cut = len(text) - _TAIL_CHARS
-    if cut > 0:
-        # Numbers never contain whitespace, so cutting at whitespace never splits one.
-        space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut))
-        tail = text[space + 1:] if space > 0 else text
-    else:
-        tail = text
-    found = _NUMBER_IN_TEXT.findall(tail)
-    if not found and tail is not text:
-        found = _NUMBER_IN_TEXT.findall(text)
+    digit = _DIGIT.search(text[::-1])
+    if digit is None:
+        return None
+    last_digit = len(text) - 1 - digit.start()
+    # Numbers never contain whitespace: the last one starts in the word holding the last digit,
+    # unless that word's digits are not a number ("x2"); then search everything before it.
+    word_start = max(text.rfind(" ", 0, last_digit), text.rfind("\n", 0, last_digit),
+                     text.rfind("\t", 0, last_digit)) + 1
+    found = _NUMBER_IN_TEXT.findall(text, word_start) or _NUMBER_IN_TEXT.findall(text, 0, word_start)
     return found[-1] if found else None
 
 
 _MC_LETTER = r"[ \t*]*(?:\(([A-Ja-j])\)|([A-J])(?!\w))"
-_MC_ANSWER_IS = re.compile(r"(?i:answer\s+is)\s*[:：]?(?:\s*(?i:option))?" + _MC_LETTER)
-_MC_ANSWER_COLON = re.compile(r"(?i:answer)\s*\**\s*[:：]" + _MC_LETTER)
-_MC_LONE_LETTER = re.compile(r"^" + _MC_LETTER + r"[ \t]*[.:)]?[ \t*]*$", re.MULTILINE)
-_MC_PATTERNS = (_MC_ANSWER_IS, _MC_ANSWER_COLON, _MC_LONE_LETTER)
+_MC_STATEMENTS = (
+    re.compile(r"(?i:answer\s+is)\s*[:：]?(?:\s*(?i:option))?" + _MC_LETTER),
+    re.compile(r"(?i:answer)\s*\**\s*[:：]" + _MC_LETTER),
+)
+_MC_LONE_LETTER = re.compile(r"[ \t*]*(?:\(([A-Ja-j])\)|([A-J]))[ \t]*[.:)]?[ \t*]*")
+_MC_LONE_LINE_CHARS = 12
 
 
-def _last_letter(pattern: re.Pattern[str], text: str) -> str | None:
-    """The option letter of the last match of an MC pattern (upper-cased)."""
-    letter = None
-    for match in pattern.finditer(text):
-        letter = match.group(1) or match.group(2)
-    return letter.upper() if letter else None
+def _stated_letter(text: str) -> str | None:
+    """The letter of the last "answer is (C)" or "Answer: C" statement."""
+    lowered = _lowered(text)
+    end = len(text)
+    while (start := lowered.rfind("answer", 0, end)) >= 0:
+        for pattern in _MC_STATEMENTS:
+            match = pattern.match(text, start)
+            if match:
+                return (match.group(1) or match.group(2)).upper()
+        end = start
+    return None
+
+
+def _lone_letter(text: str) -> str | None:
+    """The letter of the last line that holds only an option letter ("C", "(C)", "C.")."""
+    for line in reversed(text.split("\n")):
+        if len(line) <= _MC_LONE_LINE_CHARS:
+            match = _MC_LONE_LETTER.fullmatch(line)
+            if match:
+                return (match.group(1) or match.group(2)).upper()
+    return None
+
+
+_MC_LEADING_OPTION = re.compile(r"[ \t*]*(?:\(([A-J])\)|([A-J])[.)])[ \t]+\S")
+
+
+def _leading_option(text: str) -> str | None:
+    """The letter of an answer that opens by quoting an option ("D. Helium", "(D) Helium")."""
+    match = _MC_LEADING_OPTION.match(text)
+    return (match.group(1) or match.group(2)) if match else None
 
 
 @register_extractor("mc_letter")
 def extract_mc_letter(text: str) -> str | None:
-    """An option letter A-J: "answer is (C)", "Answer: C", or a line holding only "(C)" / "C"."""
-    for pattern in _MC_PATTERNS:
-        letter = _last_letter(pattern, text)
-        if letter:
-            return letter
-    return None
+    """An option letter A-J: the last "answer is (C)" / "Answer: C", else a line holding only "(C)",
+    else an opening that quotes an option ("D. Helium")."""
+    return _stated_letter(text) or _lone_letter(text) or _leading_option(text)
 
 
 TASK_EXTRACTORS: dict[str, tuple[str, ...]] = {
@@ -193,7 +246,7 @@ def extract_answer(text: str, task: str) -> str | None:
 # --- normalisation -------------------------------------------------------------------------
 
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
-_LATEX_SPACING = re.compile(r"\\[!,;: ]|\\(?:left|right|displaystyle)(?![a-zA-Z])|~")
+_LATEX_SPACING = re.compile(r"(?<!\\)\\[!,;: ]|\\(?:left|right|displaystyle)(?![a-zA-Z])|~")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°")
 _SHORT_FRACTION = re.compile(r"\\frac(\d)(\d)")
 _FRACTION_ALIASES = re.compile(r"\\[dt]frac")
@@ -234,12 +287,25 @@ _PLAIN_NUMBER = re.compile(
     r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?:/[-+]?\d+(?:\.\d+)?)?"
 )
 _LATEX_FRACTION = re.compile(r"([-+]?)\\frac\{([^{}]+)\}\{([^{}]+)\}")
-_THOUSANDS = re.compile(r"^([-+]?)(\d{1,3}(?:,\d{3})+)((?:\.\d+)?)$")
+# The common case, parsed without the general path: sign, dollar, thousands, decimals, percent.
+_DECIMAL = re.compile(r"([-+]?)\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?%?")
 _NUMBER_NOISE = ("\\$", "$", "\\%", "%", "{,}")
+_SPACED_SLASH = re.compile(r"\s*/\s*")
+
+
+def _decimal(text: str) -> Fraction | None:
+    """The exact value of `-1,234.50`-style numbers (optional `$` and `%`); None for other forms."""
+    match = _DECIMAL.fullmatch(text)
+    if match is None:
+        return None
+    sign, whole, decimals = match.groups()
+    digits = int(whole.replace(",", "") + decimals) if decimals else int(whole.replace(",", ""))
+    value = Fraction(-digits if sign == "-" else digits)
+    return value / 10 ** len(decimals) if decimals else value
 
 
 def _fraction(text: str) -> Fraction | None:
-    """`Fraction` of a plain number, a ratio `a/b` or a decimal; None if it is not one."""
+    """`Fraction` of a plain number, a ratio `a/b`, `.5` or `1e3`; None if it is not one."""
     if not _PLAIN_NUMBER.fullmatch(text):
         return None
     numerator, _, denominator = text.partition("/")
@@ -252,6 +318,18 @@ def _fraction(text: str) -> Fraction | None:
     return value
 
 
+def _latex_fraction(text: str) -> Fraction | None:
+    """The value of `\\frac{a}{b}` (optionally signed) with numeric a and b."""
+    match = _LATEX_FRACTION.fullmatch(text)
+    if match is None:
+        return None
+    sign, top, bottom = match.groups()
+    numerator, denominator = parse_number(top), parse_number(bottom)
+    if numerator is None or not denominator:
+        return None
+    return -numerator / denominator if sign == "-" else numerator / denominator
+
+
 @lru_cache(maxsize=8192)
 def parse_number(answer: str) -> Fraction | None:
     """The exact value of a numeric answer, or None when the answer is not a number.
@@ -260,7 +338,7 @@ def parse_number(answer: str) -> Fraction | None:
     `\\dfrac12`, `\\$`, `\\%`, `{,}` thousands and `\\text{...}` wrappers.
     """
     text = answer.strip()
-    value = _fraction(text)
+    value = _decimal(text)
     if value is not None:
         return value
     text = _strip_math_delimiters(text)
@@ -272,18 +350,12 @@ def parse_number(answer: str) -> Fraction | None:
         text = _LATEX_SPACING.sub("", text)
     for noise in _NUMBER_NOISE:
         text = text.replace(noise, "")
-    text = text.strip().rstrip(".")
-    fraction = _LATEX_FRACTION.fullmatch(text)
-    if fraction:
-        sign, top, bottom = fraction.groups()
-        numerator, denominator = parse_number(top), parse_number(bottom)
-        if numerator is None or not denominator:
-            return None
-        return -numerator / denominator if sign == "-" else numerator / denominator
-    grouped = _THOUSANDS.match(text)
-    if grouped:
-        text = grouped.group(1) + grouped.group(2).replace(",", "") + grouped.group(3)
-    return _fraction(text)
+    text = _SPACED_SLASH.sub("/", text.strip().rstrip("."))
+    for parse in (_decimal, _fraction, _latex_fraction):
+        value = parse(text)
+        if value is not None:
+            return value
+    return None
 
 
 _OPTION_LETTER = re.compile(r"\(?([A-Ja-j])\)?\.?")
@@ -301,7 +373,7 @@ def answers_match(predicted: str, reference: str, rel_tol: float = 1e-4, abs_tol
     if predicted_value is not None and reference_value is not None:
         return predicted_value == reference_value or math.isclose(
             predicted_value, reference_value, rel_tol=rel_tol, abs_tol=abs_tol)
-    predicted_letter = _option_letter(predicted)
-    if predicted_letter is not None:
-        return predicted_letter == _option_letter(reference)
+    predicted_letter, reference_letter = _option_letter(predicted), _option_letter(reference)
+    if predicted_letter is not None and reference_letter is not None:
+        return predicted_letter == reference_letter
     return normalize_latex(predicted) == normalize_latex(reference)

@@ -19,7 +19,7 @@ from sdd_data.answers import answers_match, extract_answer
 from sdd_data.errors import SddError
 
 SDFT_BANNED_PHRASES = ("reference answer", "your response", "my response", "your own response",
-                       "now it's your turn")
+                       "now it's your turn", "### instruction", "### response")
 SDFT_BANNED_PREFIXES = ("your turn",)
 
 FAILURE_DECISIONS = {"original": "original", "drop": "dropped"}
@@ -49,10 +49,10 @@ class FilterConfig:
     """A line repeated this many times marks a loop, unless the source repeats it as often; 0 = off."""
     loop_min_line_chars: int = 12
     """Lines shorter than this (closing braces, blank lines, short labels) never count as a loop."""
-    loop_window_chars: int = 40
-    """Length of the text windows (at the end and the middle) searched for repeats."""
-    loop_window_repeats: int = 4
-    """A window found this many times marks a loop, unless the source repeats as much; 0 = off."""
+    loop_passage_chars: int = 40
+    """Shortest passage that counts when looking for a passage repeated back to back."""
+    loop_passage_repeats: int = 3
+    """A passage repeated back to back this many times marks a loop, unless the source does too; 0 = off."""
     banned_phrases: tuple[str, ...] = SDFT_BANNED_PHRASES
     """Phrases (any case) that show the rewrite talks about the prompt instead of answering."""
     banned_prefixes: tuple[str, ...] = SDFT_BANNED_PREFIXES
@@ -105,30 +105,52 @@ def repeated_line_count(text: str, min_chars: int, threshold: int) -> int:
     return max(counts.values(), default=0)
 
 
-def repeated_window_count(text: str, window: int) -> int:
-    """How often the last `window` characters, or those ending mid-text, occur in the text."""
-    if window <= 0 or len(text) < 3 * window:
+_PASSAGE_PROBES = (0.25, 0.5, 0.75, 1.0)  # where, as fractions of the text, repeated passages are sought
+_LONGEST_PASSAGE = 600  # characters; longer repeated passages are left to the line check
+
+
+def _copies_ending_at(text: str, end: int, min_chars: int) -> int:
+    """How many identical passages (at least `min_chars` long) run back to back up to `end`."""
+    window = text[end - min_chars:end]
+    previous = text.rfind(window, max(0, end - min_chars - _LONGEST_PASSAGE), end - 1)
+    if previous < 0:
+        return 1
+    period = end - min_chars - previous
+    period *= -(-min_chars // period)  # a whole number of periods, at least min_chars long
+    passage = text[end - period:end]
+    copies, start = 1, end - period
+    while start >= period and text.startswith(passage, start - period):
+        copies += 1
+        start -= period
+    return copies
+
+
+def repeated_passage_count(text: str, min_chars: int) -> int:
+    """Most back-to-back copies of one passage ending at the quarter points or the end of the text."""
+    if min_chars <= 0 or len(text) < 3 * min_chars:
         return 0
-    middle = len(text) // 2
-    return max(text.count(text[-window:]), text.count(text[middle - window:middle]))
+    most = 0
+    for fraction in _PASSAGE_PROBES:
+        most = max(most, _copies_ending_at(text, max(min_chars, int(len(text) * fraction)), min_chars))
+    return most
 
 
 def _loops(text: str, config: FilterConfig) -> tuple[int, int]:
-    """The line and window repeat counts of a text that reach the config's thresholds (else 0)."""
+    """The line and passage repeat counts of a text that reach the config's thresholds (else 0)."""
     lines = repeated_line_count(text, config.loop_min_line_chars, config.loop_line_repeats)
-    windows = repeated_window_count(text, config.loop_window_chars) if config.loop_window_repeats > 0 else 0
+    passages = repeated_passage_count(text, config.loop_passage_chars) if config.loop_passage_repeats > 0 else 0
     return (lines if lines >= config.loop_line_repeats > 0 else 0,
-            windows if windows >= config.loop_window_repeats else 0)
+            passages if passages >= config.loop_passage_repeats else 0)
 
 
 @register_check("looping")
 def check_looping(row: Mapping[str, Any], text: str, finish_reason: str, config: FilterConfig) -> Verdict:
     """Fails a rewrite that repeats a line or passage more than the source response does."""
-    lines, windows = _loops(text, config)
-    if not lines and not windows:
+    lines, passages = _loops(text, config)
+    if not lines and not passages:
         return PASS
-    source_lines, source_windows = _loops(row.get("response") or "", config)
-    if lines > source_lines or windows > source_windows:
+    source_lines, source_passages = _loops(row.get("response") or "", config)
+    if lines > source_lines or passages > source_passages:
         return Verdict(False, "looping")
     return PASS
 

@@ -186,6 +186,7 @@ def _convert_gguf_atomically(gguf_path: Path, package_version: str, target: Path
             "dtype": "float32",
         }
         (build_dir / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        build_dir.chmod(0o755)  # mkdtemp makes it private; the checkpoint is an ordinary cache entry
         os.rename(build_dir, target)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -212,6 +213,7 @@ def _convert_gguf(gguf_path: Path, output_dir: Path) -> None:
     if end_of_turn_id is None or end_of_turn_id == tokenizer.unk_token_id:
         raise SddError(f"{gguf_path}: tokenizer has no {SMOLLM2_END_OF_TURN} token")
     tokenizer.eos_token = SMOLLM2_END_OF_TURN
+    tokenizer.model_max_length = config.max_position_embeddings
     if tokenizer.pad_token is None:
         tokenizer.pad_token = SMOLLM2_END_OF_TURN
     model.config.eos_token_id = end_of_turn_id

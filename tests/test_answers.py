@@ -52,13 +52,22 @@ def test_register_extractor_adds_by_name():
     ("####72", "72"),
     ("#### 3.50\n", "3.50"),
     ("#### 18.", "18"),
+    ("#### 72 clips", "72"),
+    ("#### $18", "$18"),
+    ("##### 5", "5"),
     ("first #### 1\nthen #### 2", "2"),
 ])
 def test_gsm8k_marker(text, expected):
     assert extract_gsm8k(text) == expected
 
 
-@pytest.mark.parametrize("text", ["no marker here", "#### ", "####\n"])
+@pytest.mark.parametrize("text", [
+    "no marker here",
+    "#### ",
+    "####\n",
+    "#### Step 1\nAdd 2 and 3 to get 5.\nThe answer is 5.",  # a markdown heading, not the marker
+    "#### 72\n\nI hope this helps!",
+])
 def test_gsm8k_marker_missing_or_empty(text):
     assert extract_gsm8k(text) is None
 
@@ -76,12 +85,20 @@ def test_gsm8k_marker_missing_or_empty(text):
     ("The answer is **7**.", "7"),
     ("I think the answer is 3.\nWait, no. The answer is 4.", "4"),
     ("THE ANSWER IS 9", "9"),
+    ("İstanbul had 3. The answer is 5.", "5"),  # a letter whose lower case is longer
+    ("The answer is x = 5.", "5"),
+    ("The answer is that she has 72 clips.", "72"),
+    ("The answer is 48 + 24 = 72 clips.", "72"),
+    ("The answer is (1, 2).", "(1, 2)"),
+    ("The answer is x = \\frac{1}{2}.", "\\frac{1}{2}"),
+    ("The answer is Paris.", "Paris"),
 ])
 def test_answer_is(text, expected):
     assert extract_answer_is(text) == expected
 
 
-@pytest.mark.parametrize("text", ["No final statement here, 12 apples.", "The answer is", "The answer is ."])
+@pytest.mark.parametrize("text", ["No final statement here, 12 apples.", "The answer is", "The answer is .",
+                                  "The answer isn't obvious."])
 def test_answer_is_missing(text):
     assert extract_answer_is(text) is None
 
@@ -137,13 +154,13 @@ def test_last_number_none_without_digits():
     assert extract_last_number("There is no number at all.") is None
 
 
-def test_last_number_in_a_long_text_uses_the_tail_and_falls_back():
+def test_last_number_in_a_long_text():
     filler = "word " * 200
     assert extract_last_number("12 " + filler + "then 1,234,567 end") == "1,234,567"
     assert extract_last_number("the number 42 " + filler) == "42"
-    # a token straddling the point where the tail starts is never split
-    text = "x" * 10 + " " + "9,876,543" + " y" * 126
-    assert extract_last_number(text) == "9,876,543"
+    assert extract_last_number("x" * 10 + " 9,876,543" + " y" * 126) == "9,876,543"
+    # the word holding the last digit is not a number, so an earlier number is the answer
+    assert extract_last_number("there are 7 of type x2") == "7"
 
 
 # --- multiple choice ----------------------------------------------------------------------
@@ -158,6 +175,9 @@ def test_last_number_in_a_long_text_uses_the_tail_and_falls_back():
     ("Reasoning first.\nB", "B"),
     ("Reasoning first.\n(J).", "J"),
     ("The answer is option E.", "E"),
+    ("D. Helium", "D"),
+    ("(B) Mars, because of its iron oxide.", "B"),
+    ("C) Carbon dioxide", "C"),
 ])
 def test_mc_letter(text, expected):
     assert extract_mc_letter(text) == expected
@@ -184,6 +204,7 @@ def test_mc_prefers_the_explicit_statement():
     ("We get 12 then 13. The answer is 12.", "12"),  # answer-is beats the last number
     ("We get 12 then 13.", "13"),
     ("No numbers.", None),
+    ("#### Step 1\n48 / 2 = 24\n#### Step 2\n48 + 24 = 72, so the answer is 72.", "72"),
 ])
 def test_math_chain_priority(text, expected):
     assert extract_answer(text, "math") == expected
@@ -224,6 +245,7 @@ def test_code_free_and_unknown_tasks_extract_nothing():
     ("18.", Fraction(18)),
     (" 7 ", Fraction(7)),
     ("90^\\circ", Fraction(90)),
+    ("7 / 12", Fraction(7, 12)),
 ])
 def test_parse_number(text, expected):
     assert parse_number(text) == expected
@@ -251,6 +273,7 @@ def test_parse_number_rejects(text):
     ("x\\!+\\,y", "x+y"),
     ("y = 2x.", "y=2x"),
     ("\\(\\pi\\)", "\\pi"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
 ])
 def test_normalize_latex(text, expected):
     assert normalize_latex(text) == expected

@@ -106,3 +106,16 @@ def resolve_dtype(dtype: str, on_cpu: bool) -> str:
     if dtype not in DTYPES:
         raise SddError(f"unknown dtype {dtype!r}: use auto, {', '.join(DTYPES)}")
     return dtype
+
+
+def tokenize_prompts(tokenizer, prompts: list[str], seeds: list[int], decoding: DecodingConfig) -> list[list[int]]:
+    """Check a generate() call and tokenize its rendered prompts (no special tokens added: they are in the text)."""
+    if len(prompts) != len(seeds):
+        raise SddError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+    if decoding.max_new_tokens < 1:
+        raise SddError(f"max_new_tokens must be at least 1, got {decoding.max_new_tokens}")
+    token_ids = [tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
+    empty = [index for index, ids in enumerate(token_ids) if not ids]
+    if empty:
+        raise SddError(f"cannot generate from empty prompts (rows {empty[:5]})")
+    return token_ids

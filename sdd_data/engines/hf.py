@@ -12,6 +12,7 @@ from sdd_data.engines.base import (
     ProgressCallback,
     end_token_ids,
     resolve_dtype,
+    tokenize_prompts,
 )
 from sdd_data.errors import SddError, require
 
@@ -38,7 +39,6 @@ class TransformersEngine:
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(
             model_path, trust_remote_code=config.trust_remote_code
         )
-        self.tokenizer.padding_side = "left"
         model = transformers.AutoModelForCausalLM.from_pretrained(
             model_path,
             dtype=getattr(self._torch, self.dtype),
@@ -69,12 +69,7 @@ class TransformersEngine:
         progress: ProgressCallback | None = None,
     ) -> list[Generation]:
         """Generate one completion per rendered prompt, in input order."""
-        if len(prompts) != len(seeds):
-            raise SddError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
-        token_ids = [self.tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
-        empty = [index for index, ids in enumerate(token_ids) if not ids]
-        if empty:
-            raise SddError(f"cannot generate from empty prompts (rows {empty[:5]})")
+        token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding)
         # Longest first: similar lengths share a batch (less padding) and memory errors show up early.
         order = sorted(range(len(prompts)), key=lambda index: len(token_ids[index]), reverse=True)
         generation_config = self._generation_config(decoding)
@@ -92,8 +87,6 @@ class TransformersEngine:
         return results  # type: ignore[return-value]
 
     def _generation_config(self, decoding: DecodingConfig):
-        if decoding.max_new_tokens < 1:
-            raise SddError(f"max_new_tokens must be at least 1, got {decoding.max_new_tokens}")
         sampling = {}
         if not decoding.greedy:
             sampling = {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": decoding.top_k}

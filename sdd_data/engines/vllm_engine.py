@@ -19,6 +19,7 @@ from sdd_data.engines.base import (
     ProgressCallback,
     end_token_ids,
     resolve_dtype,
+    tokenize_prompts,
 )
 from sdd_data.errors import SddError, require
 
@@ -80,14 +81,7 @@ class VllmEngine:
         progress: ProgressCallback | None = None,
     ) -> list[Generation]:
         """Generate one completion per rendered prompt, in input order, each row with its own seed."""
-        if len(prompts) != len(seeds):
-            raise SddError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
-        if decoding.max_new_tokens < 1:
-            raise SddError(f"max_new_tokens must be at least 1, got {decoding.max_new_tokens}")
-        token_ids = [self.tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
-        empty = [index for index, ids in enumerate(token_ids) if not ids]
-        if empty:
-            raise SddError(f"cannot generate from empty prompts (rows {empty[:5]})")
+        token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding)
         sampling_params = [self._sampling_params(decoding, seed) for seed in seeds]
         tracker = _ProgressTracker(progress, total=len(prompts))
         outputs = self._llm.generate(

@@ -1,0 +1,51 @@
+"""A distill run killed with SIGKILL half-way finishes on rerun with every row exactly once."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from sdd_data.sources import SourceSpec, load_rows
+
+GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+ROWS = 120
+
+
+def distill_command(teacher: str, output: Path) -> list[str]:
+    return [sys.executable, "-m", "sdd_data.cli", "distill", "--data", str(GSM8K), "--limit", str(ROWS),
+            "--teacher", teacher, "--output", str(output), "--shard-size", "6", "--batch-size", "1",
+            "--max-new-tokens", "24"]
+
+
+def test_rerun_after_sigkill_finishes_with_every_row_once(tiny_llama_path, tmp_path):
+    output = tmp_path / "run"
+    shards = output / "shards"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(distill_command(tiny_llama_path, output), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(shards.glob("shard-*.parquet"))) < 3:
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    survivors = {path.name: path.stat().st_mtime_ns for path in shards.glob("shard-*.parquet")}
+    assert 3 <= len(survivors) < ROWS // 6, "the run must be killed half-way"
+    assert not (output / "stats.json").exists()
+
+    rerun = subprocess.run(distill_command(tiny_llama_path, output), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "shards reused from an earlier run" in rerun.stdout
+    for name, mtime in survivors.items():
+        assert (shards / name).stat().st_mtime_ns == mtime, f"{name} was redone"
+
+    expected = [row["id"] for row in load_rows(SourceSpec(data=str(GSM8K), limit=ROWS)).rows]
+    distilled = pq.read_table(output / "distilled.parquet").column("id").to_pylist()
+    dropped = pq.read_table(output / "dropped.parquet").column("id").to_pylist()
+    assert sorted(distilled + dropped) == sorted(expected)
+    assert len(set(distilled + dropped)) == ROWS
+    assert not list(output.rglob("*.tmp-*"))

@@ -18,6 +18,12 @@ def _distill(args: argparse.Namespace, values: dict) -> None:
     distill(config_from_sources(DistillConfig, args.config, values))
 
 
+def _publish(args: argparse.Namespace, values: dict) -> None:
+    from .publish import PublishConfig, publish
+
+    publish(config_from_sources(PublishConfig, args.config, values))
+
+
 def _templates(args: argparse.Namespace, values: dict) -> None:
     from .templates import TEMPLATES, get_template
 
@@ -35,6 +41,7 @@ def _templates(args: argparse.Namespace, values: dict) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The `sdd-data` argument parser with one subparser per stage."""
     from .distill import DistillConfig
+    from .publish import PublishConfig
 
     parser = argparse.ArgumentParser(prog="sdd-data", description="Self-distilled data for recovering pruned LLMs.")
     stages = parser.add_subparsers(dest="stage", required=True)
@@ -47,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     distill_parser.add_argument("--config", help="YAML file of options")
     add_config_arguments(distill_parser, DistillConfig)
     distill_parser.set_defaults(run=_distill)
+
+    publish_parser = stages.add_parser(
+        "publish", help="save a distilled dataset with its card locally, or push it to the Hugging Face Hub",
+        description="Publish a distill run as one config of a dataset: Parquet files, a dataset card (README.md) and "
+                    "sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit. Every option can also "
+                    "be set in a YAML file (--config); flags override the file.",
+    )
+    publish_parser.add_argument("--config", help="YAML file of options")
+    add_config_arguments(publish_parser, PublishConfig)
+    publish_parser.set_defaults(run=_publish)
 
     templates_parser = stages.add_parser("templates", help="list the rewrite templates, or show one")
     templates_parser.add_argument("name", nargs="?", help="template name or file to show")

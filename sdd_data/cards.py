@@ -1,0 +1,147 @@
+"""Dataset and model cards: rendered from the templates in `cards/`, merged into a card already published.
+
+A dataset card's body is made of marked regions: one header and one section per config. Publishing a
+config replaces its own section and the header and keeps everything else (other configs, text written
+by hand); its YAML `configs` entry is replaced the same way and the other entries are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import yaml
+
+from . import __version__
+
+TEMPLATE_PACKAGE = "sdd_data.card_templates"
+DATASET_TAGS = ("self-distillation", "pruning-recovery", "sdd-data")
+MODEL_TAGS = ("pruning", "pruning-recovery", "sdd-data")
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?---[ \t]*(?:\n|\Z)", re.DOTALL)
+HEADER = "header"
+SECTION_END = re.compile(r"<!-- sdd-data:end config [^\n]*?-->")
+
+
+def render_template(template_name: str, **values) -> str:
+    """Render one template of `cards/` (jinja2; every variable it uses must be given)."""
+    import jinja2
+
+    text = resources.files(TEMPLATE_PACKAGE).joinpath(template_name).read_text(encoding="utf-8")
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                     keep_trailing_newline=True, autoescape=False)
+    return environment.from_string(text).render(**values)
+
+
+def size_category(rows: int) -> str:
+    """The Hub's `size_categories` value for a number of rows."""
+    return next((label for limit, label in SIZE_CATEGORIES if rows < limit), "n>1B")
+
+
+def split_card(content: str) -> tuple[dict, str]:
+    """A card's YAML metadata and its markdown body."""
+    match = FRONT_MATTER.match(content)
+    if not match:
+        return {}, content
+    metadata = yaml.safe_load(match.group(1) or "") or {}
+    return (metadata if isinstance(metadata, dict) else {}), content[match.end():]
+
+
+def join_card(metadata: dict, body: str) -> str:
+    """A card from its metadata and body."""
+    front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{front}---\n\n{body.strip()}\n"
+
+
+def _marker(edge: str, key: str) -> str:
+    return f"<!-- sdd-data:{edge} {key} -->"
+
+
+def _region(key: str, text: str) -> str:
+    return f"{_marker('begin', key)}\n{text.strip()}\n{_marker('end', key)}"
+
+
+def _region_pattern(key: str) -> re.Pattern:
+    return re.compile(re.escape(_marker("begin", key)) + r".*?" + re.escape(_marker("end", key)), re.DOTALL)
+
+
+def merge_regions(body: str, header: str, section_key: str, section: str) -> str:
+    """The body with its header and one config section replaced (or added); everything else kept."""
+    for key, text, place in ((HEADER, header, "start"), (section_key, section, "after-sections")):
+        pattern, block = _region_pattern(key), _region(key, text)
+        if pattern.search(body):
+            body = pattern.sub(lambda _: block, body, count=1)
+        elif place == "start":
+            body = f"{block}\n\n{body.strip()}".strip()
+        else:
+            ends = list(SECTION_END.finditer(body))
+            cut = (ends[-1] if ends else _region_pattern(HEADER).search(body)).end()
+            body = f"{body[:cut].rstrip()}\n\n{block}\n\n{body[cut:].strip()}".strip()
+    return body
+
+
+def _union(existing, added: list[str]) -> list[str]:
+    values = existing if isinstance(existing, list) else ([existing] if existing else [])
+    return list(dict.fromkeys([*values, *added]))
+
+
+def dataset_card_metadata(existing: dict, configs: dict[str, dict], config_name: str, *, license_id: str | None,
+                          pretty_name: str) -> dict:
+    """The card's YAML metadata: this config's entry replaced, other configs and unknown keys kept."""
+    splits = configs[config_name]["splits"]
+    entry = {"config_name": config_name,
+             "data_files": [{"split": split, "path": f"data/{config_name}/{split}-*"} for split in splits]}
+    kept = [item for item in existing.get("configs") or [] if item.get("config_name") != config_name]
+    hub_sources = [config["source"]["hub_id"] for config in configs.values() if config["source"].get("hub_id")]
+    total_rows = sum(sum(config["splits"].values()) for config in configs.values())
+    metadata = {
+        "pretty_name": pretty_name,
+        "license": license_id or existing.get("license") or "unknown",
+        "task_categories": _union(existing.get("task_categories"), ["text-generation"]),
+        "tags": _union(existing.get("tags"), list(DATASET_TAGS)),
+        "size_categories": [size_category(total_rows)],
+        "source_datasets": _union(existing.get("source_datasets"), hub_sources),
+        "configs": [*kept, entry],
+    }
+    if not metadata["source_datasets"]:
+        del metadata["source_datasets"]
+    return {**metadata, **{key: value for key, value in existing.items() if key not in metadata}}
+
+
+def dataset_card(existing: str | None, configs: dict[str, dict], config_name: str, *, dataset_path: str,
+                 license_id: str | None, pretty_name: str | None) -> str:
+    """The dataset card after publishing `config_name`, merged into the `existing` card if there is one.
+
+    `configs` is the provenance of every sdd-data config of the dataset (as in `sdd_data.json`).
+    """
+    metadata, body = split_card(existing or "")
+    name = pretty_name or metadata.get("pretty_name") or dataset_path.rstrip("/").rsplit("/", 1)[-1]
+    header = render_template(
+        "dataset_card.md", pretty_name=name, sdd_data_version=__version__, dataset_path=dataset_path,
+        configs=[{"name": key, "splits": value["splits"], "source": value["source"]["name"],
+                  "teacher": value["teacher"]["name"]} for key, value in configs.items()],
+    )
+    section = render_template("dataset_config.md", name=config_name, dataset_path=dataset_path, **configs[config_name])
+    merged_metadata = dataset_card_metadata(metadata, configs, config_name, license_id=license_id, pretty_name=name)
+    return join_card(merged_metadata, merge_regions(body, header, f"config {config_name}", section))
+
+
+def model_card(*, model_name: str, base_model: str, pruned_blocks: list[int], dataset: str,
+               dataset_config: str | None = None, recipe: dict, evaluation: list[dict],
+               license_id: str | None = None, endpoint: str = "https://huggingface.co") -> str:
+    """The card of a recovered model: base model, pruned blocks, training data, recipe and evaluation table."""
+    metadata = {
+        "base_model": base_model,
+        "license": license_id or "other",
+        "datasets": [dataset],
+        "tags": list(MODEL_TAGS),
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+    }
+    body = render_template(
+        "model_card.md", model_name=model_name, base_model=base_model, pruned_blocks=pruned_blocks, dataset=dataset,
+        dataset_url=f"{endpoint.rstrip('/')}/datasets/{dataset}", dataset_config=dataset_config, recipe=recipe,
+        evaluation=evaluation, sdd_data_version=__version__,
+    )
+    return join_card(metadata, body)

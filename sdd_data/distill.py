@@ -142,7 +142,7 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
 
     shards = [loaded.rows[start:start + config.shard_size] for start in range(0, len(loaded.rows), config.shard_size)]
     pending = [index for index in range(len(shards)) if index not in run.completed_shards()]
-    engine_info, generated_rows, started = {}, 0, time.perf_counter()
+    engine_info, generated_rows, generated_tokens, started = {}, 0, 0, time.perf_counter()
     if pending:
         engine = load_engine(config.engine, teacher.path, config.engine_options)
         engine_info = engine.describe()
@@ -150,18 +150,22 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
         with tqdm(total=sum(len(shards[i]) for i in pending), unit="row", desc="distill",
                   disable=not show_progress) as bar:
             for index in pending:
-                run.write_shard(index, _distill_shard(shards[index], engine, template, config, bar.update))
-                generated_rows += len(shards[index])
+                shard = _distill_shard(shards[index], engine, template, config, bar.update)
+                run.write_shard(index, shard)
+                generated_rows += len(shard)
+                generated_tokens += pc.sum(shard.column("teacher_tokens")).as_py() or 0
         engine.close()
     seconds = time.perf_counter() - started
 
-    table = run.read_shards(len(shards))
+    table, invalid = run.read_shards(len(shards)), _invalid_table(loaded)
     stats = distill_stats(
-        table=table, invalid=_invalid_table(loaded), config=flat_config, template=template.to_dict(),
-        teacher=teacher, engine=engine_info, source=loaded, generated_rows=generated_rows,
-        resumed_shards=len(shards) - len(pending), seconds=seconds, version=__version__,
+        table=table, invalid=invalid, config=flat_config, template=template.to_dict(),
+        teacher=teacher, engine=engine_info, source=loaded,
+        work={"generated_rows": generated_rows, "generated_tokens": generated_tokens,
+              "resumed_shards": len(shards) - len(pending), "seconds": seconds},
+        version=__version__,
     )
-    _write_outputs(run, table, _invalid_table(loaded), stats)
+    _write_outputs(run, table, invalid, stats)
     if show_progress:
         print_summary(stats, run.path)
     return DistillResult(run.path, stats)

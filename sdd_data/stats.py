@@ -15,8 +15,11 @@ def _counts(values: list) -> dict:
 
 
 def distill_stats(*, table: pa.Table, invalid: pa.Table, config: dict, template: dict, teacher, engine: dict,
-                  source, generated_rows: int, resumed_shards: int, seconds: float, version: str) -> dict:
-    """Counts by decision and reason (overall and per task), tokens, throughput and full provenance."""
+                  source, work: dict, version: str) -> dict:
+    """Counts by decision and reason (overall and per task), tokens, throughput and full provenance.
+
+    `work` is what this invocation generated: generated_rows, generated_tokens, resumed_shards, seconds.
+    """
     decisions = table.column("decision").to_pylist() + invalid.column("decision").to_pylist()
     reasons = table.column("reason").to_pylist() + invalid.column("reason").to_pylist()
     tasks = table.column("task").to_pylist()
@@ -28,7 +31,7 @@ def distill_stats(*, table: pa.Table, invalid: pa.Table, config: dict, template:
         entry["reasons"][reason] += 1
     completion_tokens = sum(table.column("teacher_tokens").to_pylist())
     prompt_tokens = sum(table.column("prompt_tokens").to_pylist())
-    generated_tokens = completion_tokens if resumed_shards == 0 else None
+    seconds = work["seconds"]
     return {
         "rows_in": len(table) + len(invalid),
         "rows_out": sum(1 for decision in decisions if decision != "dropped"),
@@ -40,11 +43,10 @@ def distill_stats(*, table: pa.Table, invalid: pa.Table, config: dict, template:
                     for task, entry in per_task.items()},
         "tokens": {"prompt": prompt_tokens, "completion": completion_tokens},
         "throughput": {
+            **work,
             "seconds": round(seconds, 3),
-            "generated_rows": generated_rows,
-            "resumed_shards": resumed_shards,
-            "rows_per_second": round(generated_rows / seconds, 3) if generated_rows and seconds else None,
-            "completion_tokens_per_second": round(generated_tokens / seconds, 2) if generated_tokens and seconds else None,
+            "rows_per_second": round(work["generated_rows"] / seconds, 3) if work["generated_rows"] else None,
+            "completion_tokens_per_second": round(work["generated_tokens"] / seconds, 2) if work["generated_tokens"] else None,
         },
         "teacher": {"name": teacher.name, "path": str(teacher.path), "revision": teacher.revision},
         "engine": engine,

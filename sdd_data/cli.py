@@ -24,6 +24,12 @@ def _publish(args: argparse.Namespace, values: dict) -> None:
     publish(config_from_sources(PublishConfig, args.config, values))
 
 
+def _merge(args: argparse.Namespace, values: dict) -> None:
+    from .merge import MergeConfig, merge
+
+    merge(config_from_sources(MergeConfig, args.config, values))
+
+
 def _templates(args: argparse.Namespace, values: dict) -> None:
     from .templates import TEMPLATES, get_template
 
@@ -41,6 +47,7 @@ def _templates(args: argparse.Namespace, values: dict) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The `sdd-data` argument parser with one subparser per stage."""
     from .distill import DistillConfig
+    from .merge import MergeConfig
     from .publish import PublishConfig
 
     parser = argparse.ArgumentParser(prog="sdd-data", description="Self-distilled data for recovering pruned LLMs.")
@@ -64,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     publish_parser.add_argument("--config", help="YAML file of options")
     add_config_arguments(publish_parser, PublishConfig)
     publish_parser.set_defaults(run=_publish)
+
+    merge_parser = stages.add_parser(
+        "merge", help="SLERP-merge two fine-tuned models of one architecture from a mergekit-style recipe",
+        description="Merge two models with SLERP, tensor by tensor, as described by a mergekit-style YAML recipe "
+                    "(--merge-config). Every option can also be set in a YAML file (--config) under the same name "
+                    "with underscores; flags override the file.",
+    )
+    merge_parser.add_argument("--config", help="YAML file of options")
+    add_config_arguments(merge_parser, MergeConfig)
+    merge_parser.set_defaults(run=_merge)
 
     templates_parser = stages.add_parser("templates", help="list the rewrite templates, or show one")
     templates_parser.add_argument("name", nargs="?", help="template name or file to show")

@@ -9,25 +9,23 @@ from .config import add_config_arguments, config_from_sources
 from .errors import SddError
 
 
-def _distill(args: argparse.Namespace, values: dict) -> None:
-    import datasets
-
-    from .distill import DistillConfig, distill
-
-    datasets.disable_progress_bars()  # the stage shows its own
-    distill(config_from_sources(DistillConfig, args.config, values))
+OPTIONS_NOTE = " Every option can also be set in a YAML file (--config) under the same name with underscores; " \
+               "flags override the file."
 
 
-def _publish(args: argparse.Namespace, values: dict) -> None:
-    from .publish import PublishConfig, publish
+def _add_config_stage(stages, name: str, config_class: type, function, help: str, description: str) -> None:
+    """A subcommand whose flags come from `config_class` and which calls `function(config)`."""
 
-    publish(config_from_sources(PublishConfig, args.config, values))
+    def run(args: argparse.Namespace, values: dict) -> None:
+        import datasets
 
+        datasets.disable_progress_bars()  # stages show their own progress
+        function(config_from_sources(config_class, args.config, values))
 
-def _merge(args: argparse.Namespace, values: dict) -> None:
-    from .merge import MergeConfig, merge
-
-    merge(config_from_sources(MergeConfig, args.config, values))
+    parser = stages.add_parser(name, help=help, description=description + OPTIONS_NOTE)
+    parser.add_argument("--config", help="YAML file of options")
+    add_config_arguments(parser, config_class)
+    parser.set_defaults(run=run)
 
 
 def _templates(args: argparse.Namespace, values: dict) -> None:
@@ -46,41 +44,30 @@ def _templates(args: argparse.Namespace, values: dict) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `sdd-data` argument parser with one subparser per stage."""
-    from .distill import DistillConfig
-    from .merge import MergeConfig
-    from .publish import PublishConfig
+    from .distill import DistillConfig, distill
+    from .merge import MergeConfig, merge
+    from .publish import PublishConfig, publish
 
     parser = argparse.ArgumentParser(prog="sdd-data", description="Self-distilled data for recovering pruned LLMs.")
     stages = parser.add_subparsers(dest="stage", required=True)
 
-    distill_parser = stages.add_parser(
-        "distill", help="the teacher rewrites every response; the consistency filter keeps or rejects each rewrite",
-        description="Distill an instruction dataset with a teacher. Every option can also be set in a YAML file "
-                    "(--config) under the same name with underscores; flags override the file.",
+    _add_config_stage(
+        stages, "distill", DistillConfig, distill,
+        help="the teacher rewrites every response; the consistency filter keeps or rejects each rewrite",
+        description="Distill an instruction dataset with a teacher.",
     )
-    distill_parser.add_argument("--config", help="YAML file of options")
-    add_config_arguments(distill_parser, DistillConfig)
-    distill_parser.set_defaults(run=_distill)
-
-    publish_parser = stages.add_parser(
-        "publish", help="save a distilled dataset with its card locally, or push it to the Hugging Face Hub",
+    _add_config_stage(
+        stages, "publish", PublishConfig, publish,
+        help="save a distilled dataset with its card locally, or push it to the Hugging Face Hub",
         description="Publish a distill run as one config of a dataset: Parquet files, a dataset card (README.md) and "
-                    "sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit. Every option can also "
-                    "be set in a YAML file (--config); flags override the file.",
+                    "sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit.",
     )
-    publish_parser.add_argument("--config", help="YAML file of options")
-    add_config_arguments(publish_parser, PublishConfig)
-    publish_parser.set_defaults(run=_publish)
-
-    merge_parser = stages.add_parser(
-        "merge", help="SLERP-merge two fine-tuned models of one architecture from a mergekit-style recipe",
+    _add_config_stage(
+        stages, "merge", MergeConfig, merge,
+        help="SLERP-merge two fine-tuned models of one architecture from a mergekit-style recipe",
         description="Merge two models with SLERP, tensor by tensor, as described by a mergekit-style YAML recipe "
-                    "(--merge-config). Every option can also be set in a YAML file (--config) under the same name "
-                    "with underscores; flags override the file.",
+                    "(--merge-config).",
     )
-    merge_parser.add_argument("--config", help="YAML file of options")
-    add_config_arguments(merge_parser, MergeConfig)
-    merge_parser.set_defaults(run=_merge)
 
     templates_parser = stages.add_parser("templates", help="list the rewrite templates, or show one")
     templates_parser.add_argument("name", nargs="?", help="template name or file to show")

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["hub_fixtures"]  # the local Hub server and a finished distill run, for publishing tests
+
 # Tests never reach the network; set before anything imports huggingface_hub or datasets.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"

@@ -4,7 +4,6 @@ import copy
 
 import pytest
 from huggingface_hub import DatasetCard, DatasetCardData, ModelCard
-from hub_fixtures import hub  # noqa: F401 - fixture
 
 from sdd_data.cards import dataset_card, model_card, size_category
 

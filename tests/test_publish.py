@@ -7,7 +7,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
-from hub_fixtures import TOKEN, USER, distilled, hub  # noqa: F401 - fixtures
+from hub_fixtures import TOKEN, USER
 
 from sdd_data.cli import main
 from sdd_data.errors import SddError

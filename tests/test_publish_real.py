@@ -4,7 +4,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard
-from hub_fixtures import TOKEN, hub  # noqa: F401 - fixture
+from hub_fixtures import TOKEN
 
 from sdd_data.distill import DistillConfig, distill
 from sdd_data.engines.base import DecodingConfig

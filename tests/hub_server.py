@@ -221,7 +221,6 @@ class HubHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.query = parse_qs(url.query)
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status = 404
         try:
             for methods, pattern, name in self.ROUTES:
                 match = re.fullmatch(pattern, url.path)
@@ -232,7 +231,7 @@ class HubHandler(BaseHTTPRequestHandler):
                     self.user = self._user()
                     params = {key: unquote(value) for key, value in match.groupdict().items() if value is not None}
                     with self.state.lock:
-                        status = getattr(self, f"handle_{name}")(**params) or 200
+                        getattr(self, f"handle_{name}")(**params)
                     return
             raise HubError(404, f"no route for {method} {url.path}")
         except HubError as error:
@@ -241,8 +240,6 @@ class HubHandler(BaseHTTPRequestHandler):
             if error.code:
                 headers["X-Error-Code"] = error.code
             self._send_json({"error": error.message}, status, headers)
-        finally:
-            self.state.requests.append((method, url.path, status))
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -261,6 +258,8 @@ class HubHandler(BaseHTTPRequestHandler):
         return self.user
 
     def _send(self, body: bytes, status: int = 200, headers: dict | None = None, content_type="application/json"):
+        # Logged before the reply goes out, so a client that has its answer always finds its request logged.
+        self.state.requests.append((self.command, urlsplit(self.path).path, status))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

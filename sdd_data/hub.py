@@ -20,6 +20,17 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def looks_like_path(text: str, file_suffixes: frozenset[str] = frozenset()) -> bool:
+    """True for strings meant as local paths rather than Hub ids (`name` or `org/name`).
+
+    Explicit paths (`/x`, `./x`, `../x`, `~/x`, `.`), strings with more than one slash and names
+    ending in one of `file_suffixes` (like `.jsonl` for data files) are paths.
+    """
+    if text.startswith(("/", "./", "../", "~")) or text in {".", ".."} or text.count("/") > 1:
+        return True
+    return any(text.lower().endswith(suffix) for suffix in file_suffixes)
+
+
 @cache
 def _can_connect(host: str, port: int, timeout: float) -> bool:
     try:
@@ -29,13 +40,16 @@ def _can_connect(host: str, port: int, timeout: float) -> bool:
         return False
 
 
-def ensure_hub_reachable(what: str, timeout: float = 5.0) -> None:
-    """Raise one clear error when the Hub cannot be reached to fetch `what` (skipped in offline mode)."""
-    if hub_offline():
-        return
+def hub_reachable(timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to the Hub endpoint opens within `timeout` seconds (checked once per process)."""
     address = urlparse(hub_endpoint())
     port = address.port or (443 if address.scheme == "https" else 80)
-    if not _can_connect(address.hostname or "", port, timeout):
+    return _can_connect(address.hostname or "", port, timeout)
+
+
+def ensure_hub_reachable(what: str, timeout: float = 5.0) -> None:
+    """Raise one clear error when the Hub cannot be reached to fetch `what` (skipped in offline mode)."""
+    if not hub_offline() and not hub_reachable(timeout):
         raise SddError(
             f"the Hugging Face Hub ({hub_endpoint()}) is unreachable, so {what} cannot be downloaded; "
             "use a local path, or set HF_HUB_OFFLINE=1 to use what is already in the local cache"

@@ -15,11 +15,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from sdd_data.errors import SddError, require
+from sdd_data.hub import hub_endpoint, hub_offline, hub_reachable, looks_like_path
 
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 SMOLLM2_ALIASES = frozenset({"smollm2", SMOLLM2_NAME.lower()})
@@ -48,12 +49,12 @@ HUB_ALLOW_PATTERNS = [
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A teacher checkpoint on local disk, with what it was resolved from (for provenance)."""
+    """A model checkpoint on local disk, with what it was resolved from (for provenance)."""
 
     path: str
     """Local directory loadable by transformers and vLLM."""
     name: str
-    """What the teacher is called in provenance: a Hub id, a short name or the given path."""
+    """What the model is called in provenance: a Hub id, a short name or the given path."""
     revision: str | None
     """Hub commit, package pin of an embedded model, or None for a plain local directory."""
 
@@ -68,29 +69,22 @@ def cache_dir() -> Path:
 
 
 def resolve_model(name_or_path: str, revision: str | None = None) -> ResolvedModel:
-    """Resolve a teacher (`smollm2`, a local directory or a Hub id) into a local checkpoint."""
+    """Resolve a model (`smollm2`, a local directory or a Hub id) into a local checkpoint."""
     if name_or_path.lower() in SMOLLM2_ALIASES:
         return _resolve_smollm2()
     local = Path(name_or_path).expanduser()
     if local.is_dir():
         return _resolve_local_dir(local)
     if local.exists():
-        raise SddError(f"teacher path {name_or_path} is a file, not a checkpoint directory")
-    if _looks_like_path(name_or_path):
-        raise SddError(f"teacher path {name_or_path} does not exist")
+        raise SddError(f"model path {name_or_path} is a file, not a checkpoint directory")
+    if looks_like_path(name_or_path):
+        raise SddError(f"model path {name_or_path} does not exist")
     return _resolve_hub(name_or_path, revision)
-
-
-def _looks_like_path(name: str) -> bool:
-    """True for strings meant as file paths rather than Hub ids (`org/name` or `name`)."""
-    if name.startswith(("/", "./", "../", "~")) or name in {".", ".."}:
-        return True
-    return os.sep in name and name.count("/") != 1
 
 
 def _resolve_local_dir(path: Path) -> ResolvedModel:
     if not (path / "config.json").is_file():
-        raise SddError(f"teacher directory {path} has no config.json: not a transformers checkpoint")
+        raise SddError(f"model directory {path} has no config.json: not a transformers checkpoint")
     return ResolvedModel(path=str(path.resolve()), name=str(path), revision=None)
 
 
@@ -98,22 +92,28 @@ def _resolve_hub(repo_id: str, revision: str | None) -> ResolvedModel:
     hub = require("huggingface_hub", "hf")
     from huggingface_hub import errors
 
+    # Without a network the Hub cache is the only source: one quick check instead of minutes of retries.
+    cached_only = hub_offline() or not hub_reachable()
     try:
-        path = hub.snapshot_download(repo_id, revision=revision, allow_patterns=HUB_ALLOW_PATTERNS)
-    except errors.HFValidationError:
-        raise SddError(f"teacher {repo_id!r} is neither an existing directory nor a valid Hub id") from None
-    except errors.RepositoryNotFoundError:
-        raise SddError(f"teacher Hub repo {repo_id} was not found (or is gated and needs a token)") from None
-    except errors.RevisionNotFoundError:
-        raise SddError(f"teacher Hub repo {repo_id} has no revision {revision!r}") from None
-    except OSError as error:
-        reason = type(error).__name__
+        path = hub.snapshot_download(repo_id, revision=revision, allow_patterns=HUB_ALLOW_PATTERNS,
+                                     local_files_only=cached_only)
+    except errors.LocalEntryNotFoundError:
         raise SddError(
-            f"teacher Hub id {repo_id} is unreachable (offline or no network, and not in the local"
-            f" Hub cache; {reason}); pass a local checkpoint directory or `smollm2`"
+            f"model {repo_id} is not in the local Hub cache and the Hub ({hub_endpoint()}) cannot be reached"
+            f"{' (HF_HUB_OFFLINE is set)' if hub_offline() else ''}; pass a local checkpoint directory or `smollm2`"
         ) from None
+    except errors.HFValidationError:
+        raise SddError(f"model {repo_id!r} is neither an existing directory nor a valid Hub id") from None
+    except errors.RepositoryNotFoundError:
+        raise SddError(f"model Hub repo {repo_id} was not found (or is gated and needs a token)") from None
+    except errors.RevisionNotFoundError:
+        raise SddError(f"model Hub repo {repo_id} has no revision {revision!r}") from None
+    except OSError as error:
+        raise SddError(f"model {repo_id} could not be downloaded from the Hub ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0] if str(error) else ''}); pass a local checkpoint directory "
+                       "or `smollm2`") from None
     if not (Path(path) / "config.json").is_file():
-        raise SddError(f"teacher Hub repo {repo_id} has no config.json: not a transformers checkpoint")
+        raise SddError(f"model Hub repo {repo_id} has no config.json: not a transformers checkpoint")
     # The Hub cache layout is .../snapshots/<commit sha>: the revision actually used.
     return ResolvedModel(path=path, name=repo_id, revision=Path(path).name)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SddError
-from .hub import ensure_hub_reachable
+from .hub import ensure_hub_reachable, looks_like_path
 from .records import PRESETS, TASKS, Preset, detect_preset, gsm8k_reference, row_id
 
 FILE_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -81,7 +81,7 @@ def _load_raw(spec: SourceSpec):
                 raise SddError(f"{target} has no split {spec.split!r}; available: {', '.join(loaded)}")
             loaded = loaded[spec.split]
         return loaded, target.name, loaded._fingerprint
-    if _looks_like_path(spec.data):
+    if looks_like_path(spec.data, frozenset(FILE_FORMATS)):
         raise SddError(f"data path {spec.data} does not exist")
     return _load_hub(spec)
 
@@ -89,10 +89,6 @@ def _load_raw(spec: SourceSpec):
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _looks_like_path(text: str) -> bool:
-    return text.startswith(("/", "./", "../", "~")) or Path(text).suffix.lower() in FILE_FORMATS or text.count("/") > 1
 
 
 def _load_hub(spec: SourceSpec):

@@ -22,7 +22,7 @@ from sdd_data.models import ResolvedModel, cache_dir, resolve_model
     "path", ["./no-such-teacher", "../no/such/teacher", "/no/such/teacher", "~/no-such-teacher", "a/b/c"]
 )
 def test_missing_teacher_path_is_reported_as_a_path(path):
-    with pytest.raises(SddError, match="teacher path .* does not exist"):
+    with pytest.raises(SddError, match="model path .* does not exist"):
         resolve_model(path)
 
 
@@ -44,17 +44,45 @@ def test_local_checkpoint_is_returned_as_is(tmp_path):
     assert resolved == ResolvedModel(path=str(tmp_path.resolve()), name=str(tmp_path), revision=None)
 
 
-def test_unreachable_hub_id_gives_one_clear_line(monkeypatch, tmp_path):
+def _closed_hub(monkeypatch, tmp_path) -> None:
+    """An online setting whose Hub endpoint refuses connections, with an empty Hub cache in tmp_path."""
     from huggingface_hub import constants
 
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+
+
+def test_unreachable_hub_id_gives_one_clear_line(monkeypatch, tmp_path):
+    _closed_hub(monkeypatch, tmp_path)
     with pytest.raises(SddError) as raised:
         resolve_model("sdd-data-tests/no-such-model", revision="main")
     message = str(raised.value)
-    assert "teacher Hub id sdd-data-tests/no-such-model is unreachable" in message
+    assert "model sdd-data-tests/no-such-model is not in the local Hub cache" in message
+    assert "http://127.0.0.1:9" in message
     assert "\n" not in message
     assert raised.value.__suppress_context__
+
+
+def test_offline_mode_is_named_in_the_error(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(SddError, match=r"not in the local Hub cache .*\(HF_HUB_OFFLINE is set\)"):
+        resolve_model("sdd-data-tests/no-such-model")
+
+
+def test_a_cached_hub_model_is_used_when_the_hub_is_unreachable(monkeypatch, tmp_path):
+    _closed_hub(monkeypatch, tmp_path)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--sdd-data-tests--cached-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    resolved = resolve_model("sdd-data-tests/cached-model")
+    assert resolved == ResolvedModel(path=str(snapshot), name="sdd-data-tests/cached-model", revision=commit)
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):

@@ -122,10 +122,10 @@ def _resolve_smollm2() -> ResolvedModel:
     gguf_path, package_version = _locate_smollm2_gguf()
     models_dir = cache_dir() / "models"
     target = models_dir / SMOLLM2_NAME
-    if not (target / SOURCE_RECORD).is_file():
+    if not _converted_from(target, package_version):
         models_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive_lock(models_dir / f".{SMOLLM2_NAME}.lock"):
-            if not (target / SOURCE_RECORD).is_file():
+            if not _converted_from(target, package_version):
                 _remove_stale_builds(models_dir, SMOLLM2_NAME)
                 _convert_gguf_atomically(gguf_path, package_version, target)
     record = json.loads((target / SOURCE_RECORD).read_text())
@@ -134,6 +134,14 @@ def _resolve_smollm2() -> ResolvedModel:
         name=SMOLLM2_NAME,
         revision=f"{record['package']}=={record['package_version']}",
     )
+
+
+def _converted_from(target: Path, package_version: str) -> bool:
+    """Whether `target` holds a finished conversion of this version of the weights package."""
+    try:
+        return json.loads((target / SOURCE_RECORD).read_text()).get("package_version") == package_version
+    except (OSError, ValueError):
+        return False
 
 
 def _locate_smollm2_gguf() -> tuple[Path, str]:
@@ -187,7 +195,13 @@ def _convert_gguf_atomically(gguf_path: Path, package_version: str, target: Path
         }
         (build_dir / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
         build_dir.chmod(0o755)  # mkdtemp makes it private; the checkpoint is an ordinary cache entry
+        outdated = None
+        if target.exists():  # converted from another package version: swap it out, then delete it
+            outdated = Path(tempfile.mkdtemp(prefix=_build_prefix(target.name), dir=target.parent)) / "outdated"
+            os.rename(target, outdated)
         os.rename(build_dir, target)
+        if outdated is not None:
+            shutil.rmtree(outdated.parent, ignore_errors=True)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise

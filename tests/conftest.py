@@ -40,6 +40,22 @@ def smollm2_path() -> str:
     return resolve_model("smollm2").path
 
 
+PRUNED_SMOLLM2_BLOCKS = (20, 21, 22, 23)
+
+
+@pytest.fixture(scope="session")
+def pruned_smollm2_path(smollm2_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SmolLM2-135M-Instruct with its 0-based decoder blocks 20, 21, 22 and 23 removed (26 of 30 blocks left).
+
+    Built once per session with `sdd_data.prune.save_pruned_checkpoint`; fp32 safetensors with the
+    teacher's tokenizer, chat template and generation config.
+    """
+    from sdd_data.prune import save_pruned_checkpoint
+
+    output = tmp_path_factory.mktemp("pruned-smollm2") / "SmolLM2-135M-Instruct-pruned"
+    return str(save_pruned_checkpoint(smollm2_path, PRUNED_SMOLLM2_BLOCKS, output))
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A randomly initialised 2-layer Llama (head_dim 64) with a small ChatML BPE tokenizer."""

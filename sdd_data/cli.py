@@ -8,13 +8,13 @@ import sys
 from .config import add_config_arguments, config_from_sources
 from .errors import SddError
 
-
 OPTIONS_NOTE = " Every option can also be set in a YAML file (--config) under the same name with underscores; " \
                "flags override the file."
 
 
-def _add_config_stage(stages, name: str, config_class: type, function, help: str, description: str) -> None:
-    """A subcommand whose flags come from `config_class` and which calls `function(config)`."""
+def _add_config_stage(stages, name: str, config_loader, help: str, description: str) -> None:
+    """A subcommand whose flags come from a config dataclass and which calls the stage function on it."""
+    config_class, function = config_loader()
 
     def run(args: argparse.Namespace, values: dict) -> None:
         import datasets
@@ -44,29 +44,17 @@ def _templates(args: argparse.Namespace, values: dict) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `sdd-data` argument parser with one subparser per stage."""
-    from .distill import DistillConfig, distill
-    from .merge import MergeConfig, merge
-    from .publish import PublishConfig, publish
+    from .pipeline import PipelineConfig, run_pipeline
+    from .stages import STAGES
 
     parser = argparse.ArgumentParser(prog="sdd-data", description="Self-distilled data for recovering pruned LLMs.")
     stages = parser.add_subparsers(dest="stage", required=True)
-
+    for stage in STAGES.values():
+        _add_config_stage(stages, stage.name, stage.load, help=stage.help, description=stage.description)
     _add_config_stage(
-        stages, "distill", DistillConfig, distill,
-        help="the teacher rewrites every response; the consistency filter keeps or rejects each rewrite",
-        description="Distill an instruction dataset with a teacher.",
-    )
-    _add_config_stage(
-        stages, "publish", PublishConfig, publish,
-        help="save a distilled dataset with its card locally, or push it to the Hugging Face Hub",
-        description="Publish a distill run as one config of a dataset: Parquet files, a dataset card (README.md) and "
-                    "sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit.",
-    )
-    _add_config_stage(
-        stages, "merge", MergeConfig, merge,
-        help="SLERP-merge two fine-tuned models of one architecture from a mergekit-style recipe",
-        description="Merge two models with SLERP, tensor by tensor, as described by a mergekit-style YAML recipe "
-                    "(--merge-config).",
+        stages, "run", lambda: (PipelineConfig, run_pipeline),
+        help="run several stages in order from one pipeline YAML file",
+        description="Run the steps of a pipeline file (a `steps` list; each step maps a stage name to its options).",
     )
 
     templates_parser = stages.add_parser("templates", help="list the rewrite templates, or show one")

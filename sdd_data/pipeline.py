@@ -1,0 +1,86 @@
+"""`sdd-data run`: several stages from one YAML file, in order.
+
+The file holds a list of steps, each a mapping of one stage name to that stage's options (the same
+keys as the stage's --config file):
+
+    steps:
+      - distill: {data: gsm8k.jsonl, preset: gsm8k, output: runs/gsm8k}
+      - publish: {distilled: runs/gsm8k, output_dir: published/gsm8k}
+
+Every step's options are checked before the first one runs, so a typo in the last step costs
+nothing. Stages that resume (distill) pick up where an interrupted pipeline stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import build_config, read_yaml_config
+from .errors import SddError
+from .stages import Stage, get_stage
+
+
+@dataclass
+class PipelineConfig:
+    """What `sdd-data run` needs; every field is also a CLI flag."""
+
+    pipeline: str
+    """YAML file with a `steps` list; each step maps one stage name to its options."""
+    dry_run: bool = False
+    """Check every step's options and print the plan, without running anything."""
+
+
+@dataclass
+class PipelineStep:
+    """A checked step: its stage and its config."""
+
+    stage: Stage
+    options: dict
+    config: Any
+    function: Any
+
+
+def read_pipeline(path: str | Path) -> list[PipelineStep]:
+    """The steps of a pipeline file, each with its config built and checked."""
+    document = read_yaml_config(path)
+    steps = document.get("steps")
+    if set(document) != {"steps"} or not isinstance(steps, list) or not steps:
+        raise SddError(f"pipeline file {path} must hold one key, `steps`, with a non-empty list of steps")
+    checked = []
+    for number, step in enumerate(steps, start=1):
+        if not isinstance(step, dict) or len(step) != 1:
+            raise SddError(f"pipeline step {number} must map one stage name to its options, got {step!r}")
+        (name, options), = step.items()
+        if options is not None and not isinstance(options, dict):
+            raise SddError(f"pipeline step {number} ({name}): options must be a mapping, got {options!r}")
+        stage = get_stage(name)
+        config_class, function = stage.load()
+        try:
+            config = build_config(config_class, options or {})
+        except SddError as error:
+            raise SddError(f"pipeline step {number} ({name}): {error}") from None
+        checked.append(PipelineStep(stage, options or {}, config, function))
+    return checked
+
+
+def run_pipeline(config: PipelineConfig) -> list[Any]:
+    """Run every step of the pipeline in order; returns each stage's result."""
+    steps = read_pipeline(config.pipeline)
+    for number, step in enumerate(steps, start=1):
+        options = " ".join(f"{name}={value}" for name, value in step.options.items())
+        print(f"step {number}/{len(steps)}: {step.stage.name}  {options}")
+    if config.dry_run:
+        return []
+    results = []
+    for number, step in enumerate(steps, start=1):
+        started = time.perf_counter()
+        print(f"== step {number}/{len(steps)}: {step.stage.name}")
+        try:
+            results.append(step.function(step.config))
+        except SddError as error:
+            raise SddError(f"pipeline step {number} ({step.stage.name}) failed: {error}") from None
+        print(f"== step {number}/{len(steps)}: {step.stage.name} done in {time.perf_counter() - started:.1f} s")
+    return results

@@ -1,0 +1,65 @@
+"""The registry of stages: name -> config dataclass and function, shared by the CLI and pipelines.
+
+Stages are named by import path and loaded on first use, so listing them imports no heavy library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SddError
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: `function(config_class(...))` does the work; help and description feed the CLI."""
+
+    name: str
+    module: str
+    config_class_name: str
+    function_name: str
+    help: str
+    description: str
+
+    def load(self) -> tuple[type, Callable[[Any], Any]]:
+        """The stage's config dataclass and function."""
+        module = importlib.import_module(self.module)
+        return getattr(module, self.config_class_name), getattr(module, self.function_name)
+
+
+STAGES: dict[str, Stage] = {}
+"""Stage name -> Stage, in pipeline order."""
+
+
+def register_stage(name: str, module: str, config_class: str, function: str, help: str, description: str) -> None:
+    """Add a stage to `STAGES`."""
+    STAGES[name] = Stage(name, module, config_class, function, help, description)
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called `name`, or an error listing the known ones."""
+    if name not in STAGES:
+        raise SddError(f"unknown stage {name!r}; known stages: {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+register_stage(
+    "distill", "sdd_data.distill", "DistillConfig", "distill",
+    help="the teacher rewrites every response; the consistency filter keeps or rejects each rewrite",
+    description="Distill an instruction dataset with a teacher.",
+)
+register_stage(
+    "publish", "sdd_data.publish", "PublishConfig", "publish",
+    help="save a distilled dataset with its card locally, or push it to the Hugging Face Hub",
+    description="Publish a distill run as one config of a dataset: Parquet files, a dataset card (README.md) and "
+                "sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit.",
+)
+register_stage(
+    "merge", "sdd_data.merge", "MergeConfig", "merge",
+    help="SLERP-merge two fine-tuned models of one architecture from a mergekit-style recipe",
+    description="Merge two models with SLERP, tensor by tensor, as described by a mergekit-style YAML recipe "
+                "(--merge-config).",
+)

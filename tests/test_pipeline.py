@@ -1,0 +1,81 @@
+"""`sdd-data run`: a pipeline file of steps, checked as a whole before any step runs."""
+
+import json
+
+import pytest
+import yaml
+from test_distill import ROWS
+
+from sdd_data.cli import build_parser, main
+from sdd_data.errors import SddError
+from sdd_data.pipeline import PipelineConfig, read_pipeline, run_pipeline
+from sdd_data.stages import STAGES
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """A source file of test_distill's rows and a stand-in teacher directory for its scripted engine."""
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.json").write_text("{}")
+    return source, teacher
+
+
+def write_pipeline(path, steps) -> str:
+    path.write_text(yaml.safe_dump({"steps": steps}, sort_keys=False))
+    return str(path)
+
+
+def test_distill_then_publish_runs_in_order(inputs, tmp_path):
+    source, teacher = inputs
+    pipeline = write_pipeline(tmp_path / "pipeline.yaml", [
+        {"distill": {"data": str(source), "teacher": str(teacher), "engine": "scripted",
+                     "output": str(tmp_path / "run")}},
+        {"publish": {"distilled": str(tmp_path / "run"), "output_dir": str(tmp_path / "published")}},
+    ])
+    assert main(["run", "--pipeline", pipeline]) == 0
+    assert (tmp_path / "published" / "README.md").is_file()
+    record = json.loads((tmp_path / "published" / "sdd_data.json").read_text())["configs"]["rows"]
+    assert (record["rows_in"], record["rows_out"]) == (len(ROWS), len(ROWS) - 1)
+
+
+def test_a_bad_later_step_stops_the_pipeline_before_the_first_runs(inputs, tmp_path, capsys):
+    source, teacher = inputs
+    pipeline = write_pipeline(tmp_path / "pipeline.yaml", [
+        {"distill": {"data": str(source), "teacher": str(teacher), "engine": "scripted",
+                     "output": str(tmp_path / "run")}},
+        {"publish": {"distilled": str(tmp_path / "run"), "output_dirr": "typo"}},
+    ])
+    assert main(["run", "--pipeline", pipeline]) == 2
+    assert "pipeline step 2 (publish): unknown option(s) output_dirr" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("steps, message", [
+    ([], "non-empty list of steps"),
+    ([{"distill": {}, "publish": {}}], "step 1 must map one stage name"),
+    ([{"prepare": {}}], "unknown stage 'prepare'; known stages: distill"),
+    ([{"publish": ["distilled"]}], "step 1 (publish): options must be a mapping"),
+])
+def test_malformed_pipelines_are_refused(tmp_path, steps, message):
+    with pytest.raises(SddError) as raised:
+        read_pipeline(write_pipeline(tmp_path / "pipeline.yaml", steps))
+    assert message in str(raised.value)
+
+
+def test_dry_run_checks_and_prints_without_running(inputs, tmp_path, capsys):
+    source, teacher = inputs
+    pipeline = write_pipeline(tmp_path / "pipeline.yaml", [
+        {"distill": {"data": str(source), "teacher": str(teacher), "engine": "scripted",
+                     "output": str(tmp_path / "run")}},
+    ])
+    assert run_pipeline(PipelineConfig(pipeline=pipeline, dry_run=True)) == []
+    assert f"step 1/1: distill  data={source} teacher={teacher} engine=scripted" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_registered_stage_is_a_subcommand():
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    assert set(STAGES) | {"run", "templates"} == set(subcommands)

@@ -68,13 +68,21 @@ def check_blocks(blocks: Sequence[int], num_layers: int) -> list[int]:
     return sorted(blocks)
 
 
-def load_causal_lm(model_path: str | Path, trust_remote_code: bool = False) -> Any:
-    """Load a supported causal LM from safetensors in the checkpoint's own dtype, in eval mode."""
+def checkpoint_dtype(model_path: str | Path) -> str:
+    """The dtype a checkpoint's config.json declares (float32 when it names none)."""
+    config = json.loads((Path(model_path) / "config.json").read_text())
+    return str(config.get("dtype") or config.get("torch_dtype") or "float32")
+
+
+def load_causal_lm(model_path: str | Path, trust_remote_code: bool = False, dtype: str = "auto") -> Any:
+    """Load a supported causal LM from safetensors (dtype `auto`: the checkpoint's own), in eval mode."""
     check_supported(model_path)
     transformers = require("transformers", "hf")
+    torch = require("torch", "hf")
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(model_path), dtype="auto", use_safetensors=True, trust_remote_code=trust_remote_code
+            str(model_path), dtype=dtype if dtype == "auto" else getattr(torch, dtype), use_safetensors=True,
+            trust_remote_code=trust_remote_code,
         )
     except OSError as error:
         raise SddError(f"cannot load the model in {model_path} from safetensors: {error}") from None

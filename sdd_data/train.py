@@ -1,0 +1,284 @@
+"""The train stage: fine-tune a (pruned) model on a distilled dataset with a TRL recipe, SFT or GKD.
+
+`sdd-data train` runs the same recipe files as `trl sft --config`, and adds what TRL's CLI lacks here:
+a local distilled dataset (dropped rows left out, loss on the answers only), a pruned model folder or
+the `smollm2` short name, a logit-distillation teacher check, and a model card. The final model is
+saved as a plain safetensors checkpoint (LoRA adapters merged in) with its tokenizer, written to a
+temporary folder beside `output` and renamed into place when whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .cards import model_card
+from .errors import SddError, require
+from .models import resolve_model
+from .prune_checkpoint import check_output_free
+from .train_data import TrainingRows, gkd_dataset, load_training_rows, sft_dataset
+from .train_recipe import GKD, Recipe, gkd_classes, parse_recipe, read_recipe_values, recipe_method
+
+PRUNE_RECORD = "sdd_data_prune.json"
+TRAIN_RECORD = "sdd_data_train.json"
+CARD_FILE = "README.md"
+# Recipe keys that name local things: the card shows them by public name, or not at all.
+LOCAL_KEYS = ("model_name_or_path", "teacher_model_name_or_path", "dataset_name", "output_dir")
+
+
+@dataclass
+class TrainConfig:
+    """Everything the train stage needs; every field is also a CLI flag and a YAML key."""
+
+    recipe: str
+    """TRL recipe (YAML), e.g. recipes/smollm2-135m-instruct/sft-cpu/config.yaml: the file `trl sft --config` reads."""
+    data: str
+    """Distilled data: a distill run folder, a published folder, a saved dataset or any source `sdd-data distill`
+    reads; rows the filter dropped are left out."""
+    model: str | None = None
+    """Model to fine-tune, overriding the recipe's model_name_or_path: a pruned checkpoint folder, `smollm2` or a
+    Hub id."""
+    output: str | None = None
+    """Folder for the fine-tuned model; default: the recipe's output_dir. It must not exist yet, or be empty."""
+    teacher: str | None = None
+    """GKD recipes: the unpruned model whose token distributions the student learns (overrides the recipe's
+    teacher_model_name_or_path); it must share the student's tokenizer."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides the recipe's max_steps), for quick runs."""
+    overrides: dict = field(default_factory=dict)
+    """Other recipe keys to override, e.g. learning_rate=5e-5,num_train_epochs=1."""
+    data_split: str = "train"
+    """Split to train on, for data with several splits."""
+    data_config: str | None = None
+    """Config to train on, for a published folder holding several."""
+    trust_remote_code: bool = False
+    """Run code shipped with the model (only for models you trust); the recipe's trust_remote_code also allows it."""
+
+
+@dataclass
+class TrainResult:
+    """Where the model went, what it was trained on and how the loss went."""
+
+    output: Path
+    method: str
+    rows: int
+    metrics: dict
+    """Trainer metrics: train_loss, train_runtime, global_step…"""
+    losses: list[float]
+    """Every logged training loss, in order (one per `logging_steps`)."""
+
+
+@dataclass
+class PreparedTraining:
+    """A trainer ready to run, with what it was built from."""
+
+    trainer: Any
+    recipe: Recipe
+    rows: TrainingRows
+    model_name: str
+    teacher_name: str | None
+    model_path: str
+    output: Path
+    checkpoints: Path
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def load_model_and_tokenizer(path: str, name: str, model_args: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    """A causal LM (safetensors only) and its tokenizer, or an SddError saying why they do not load."""
+    transformers = require("transformers", "hf")
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        raise SddError("4-bit and 8-bit loading are not supported by sdd-data train; run the recipe with `trl sft`")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            path, dtype=model_args.dtype, attn_implementation=model_args.attn_implementation,
+            use_safetensors=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError) as error:
+        raise SddError(f"model {name} does not load: {_first_line(error)}") from None
+    if not tokenizer.chat_template:
+        raise SddError(f"model {name} has no chat template: training on chat data needs one")
+    return model, tokenizer
+
+
+def check_same_tokenizer(student: Any, teacher: Any, teacher_name: str) -> None:
+    """Logit distillation compares distributions token by token: the two vocabularies must be identical."""
+    if student.get_vocab() != teacher.get_vocab():
+        only_student = len(set(student.get_vocab()) - set(teacher.get_vocab()))
+        raise SddError(f"teacher {teacher_name} has a different tokenizer than the student "
+                       f"({len(student.get_vocab())} vs {len(teacher.get_vocab())} tokens, {only_student} only in the "
+                       "student's); GKD needs the same vocabulary: use the unpruned model the student was cut from")
+
+
+def _resolve(name: str, revision: str | None, role: str) -> tuple[str, str]:
+    """Local path and display name of a model given by short name, folder or Hub id."""
+    try:
+        resolved = resolve_model(name, revision=revision)
+    except SddError as error:
+        raise SddError(f"{role}: {error}") from None
+    return resolved.path, resolved.name
+
+
+def _staging_paths(config: TrainConfig, recipe_values: dict) -> tuple[Path, Path]:
+    output_text = config.output or recipe_values.get("output_dir")
+    if not output_text:
+        raise SddError("give --output (or output_dir in the recipe): where the fine-tuned model goes")
+    output = Path(output_text)
+    check_output_free(output)
+    return output, output.parent / f"{output.name}.checkpoints"
+
+
+def prepare_training(config: TrainConfig) -> PreparedTraining:
+    """Read the recipe and the data, load the model (and teacher), and build the TRL trainer."""
+    require("trl", "train")
+    from trl import SFTTrainer, get_peft_config
+
+    file_values = {**read_recipe_values(config.recipe), **config.overrides}
+    method = recipe_method(file_values)
+    model_text = config.model or file_values.get("model_name_or_path")
+    if not model_text:
+        raise SddError("give --model (or model_name_or_path in the recipe): the model to fine-tune")
+    model_path, model_name = _resolve(model_text, file_values.get("model_revision"), "model")
+    teacher_path = teacher_name = None
+    if method == GKD:
+        teacher_text = config.teacher or file_values.get("teacher_model_name_or_path")
+        if not teacher_text:
+            raise SddError(f"recipe {config.recipe} distills logits from a teacher: give --teacher (the unpruned model)")
+        teacher_path, teacher_name = _resolve(teacher_text, file_values.get("teacher_model_revision"), "teacher")
+    elif config.teacher:
+        raise SddError(f"recipe {config.recipe} is an SFT recipe: --teacher only goes with a GKD recipe")
+    output, checkpoints = _staging_paths(config, file_values)
+
+    applied = {**config.overrides, "model_name_or_path": model_path, "output_dir": str(checkpoints)}
+    if config.max_steps is not None:
+        applied["max_steps"] = config.max_steps
+    if teacher_path:
+        applied["teacher_model_name_or_path"] = teacher_path
+    recipe = parse_recipe(config.recipe, applied)
+    args = recipe.training_args
+    if args.eval_strategy != "no":
+        raise SddError("sdd-data train trains on the whole distilled set and has no eval split: set eval_strategy: no")
+    rows = load_training_rows(config.data, config.data_split, config.data_config)
+
+    trust = config.trust_remote_code or bool(args.trust_remote_code)
+    model, tokenizer = load_model_and_tokenizer(model_path, model_name, recipe.model_args, trust)
+    peft_config = get_peft_config(recipe.model_args)
+    try:
+        if method == GKD:
+            teacher, teacher_tokenizer = load_model_and_tokenizer(teacher_path, teacher_name, recipe.model_args, trust)
+            check_same_tokenizer(tokenizer, teacher_tokenizer, teacher_name)
+            args.teacher_model_init_kwargs = None  # the teacher is passed loaded
+            trainer = gkd_classes()[1](model=model, teacher_model=teacher, args=args,
+                                       train_dataset=gkd_dataset(rows.conversations), processing_class=tokenizer,
+                                       peft_config=peft_config)
+        else:
+            trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(rows.conversations),
+                                 processing_class=tokenizer, peft_config=peft_config)
+    except ValueError as error:
+        raise SddError(f"TRL refused the recipe {config.recipe}: {_first_line(error)}") from None
+    return PreparedTraining(trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints)
+
+
+def _public_name(name: str) -> str:
+    """A model or dataset name fit for a card: a Hub id or short name as is, a local path by its folder name."""
+    return Path(name).name if name.startswith(("/", ".", "~")) or Path(name).exists() else name
+
+
+def _prune_record(model_path: str) -> dict:
+    path = Path(model_path) / PRUNE_RECORD
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise SddError(f"{path} is not valid JSON") from None
+    return record if isinstance(record, dict) else {}
+
+
+def card_recipe(prepared: PreparedTraining) -> dict:
+    """The recipe values for the model card, local paths replaced by public names."""
+    values = {key: value for key, value in prepared.recipe.values.items() if key not in LOCAL_KEYS + ("env",)}
+    values = {"method": prepared.recipe.method, "recipe": prepared.recipe.path.name, **values,
+              "model_name_or_path": _public_name(prepared.model_name), "dataset": prepared.rows.name}
+    if prepared.teacher_name:
+        values["teacher_model_name_or_path"] = _public_name(prepared.teacher_name)
+    return values
+
+
+def _write_model(prepared: PreparedTraining, staging: Path) -> None:
+    """Save the trained weights (LoRA merged in) as safetensors with the tokenizer; collective on every rank."""
+    trainer = prepared.trainer
+    accelerator = trainer.accelerator
+    model = accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):  # a PEFT model: fold the adapters into the base weights
+        model = model.merge_and_unload()
+        state_dict = model.state_dict()
+    else:
+        state_dict = accelerator.get_state_dict(trainer.model)  # gathers ZeRO-3 / FSDP shards
+    if accelerator.is_main_process:
+        model.config.use_cache = True  # training turns the KV cache off; the saved model generates
+        model.save_pretrained(staging, state_dict=state_dict, safe_serialization=True)
+        trainer.processing_class.save_pretrained(staging)
+
+
+def _write_side_files(prepared: PreparedTraining, staging: Path, result: dict) -> None:
+    prune = _prune_record(prepared.model_path)
+    if prune:
+        shutil.copy2(Path(prepared.model_path) / PRUNE_RECORD, staging / PRUNE_RECORD)
+    recipe = card_recipe(prepared)
+    base_model = _public_name(str(prune.get("base_model") or prepared.model_name))
+    card = model_card(model_name=prepared.output.name, base_model=base_model,
+                      pruned_blocks=list(prune.get("removed_blocks") or []), dataset=prepared.rows.name,
+                      dataset_config=prepared.rows.config_name, recipe=recipe, evaluation=[])
+    (staging / CARD_FILE).write_text(card)
+    record = {"recipe": recipe, "rows": len(prepared.rows.conversations), "skipped_rows": prepared.rows.skipped,
+              "metrics": result, "sdd_data_version": __version__}
+    (staging / TRAIN_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
+
+
+def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
+    """Fine-tune the model on the distilled data with the recipe; save the model, its tokenizer and a card."""
+    prepared = prepare_training(config)
+    trainer, output = prepared.trainer, prepared.output
+    if not show_progress:
+        trainer.args.disable_tqdm = True
+    started = time.perf_counter()
+    metrics = dict(trainer.train().metrics)
+    metrics["global_step"] = trainer.state.global_step
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    if losses and not all(math.isfinite(loss) for loss in losses):
+        raise SddError(f"the training loss became {losses[-1]} (try a lower learning_rate or bf16 instead of fp16)")
+
+    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+    accelerator = trainer.accelerator
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    try:
+        _write_model(prepared, staging)
+        if accelerator.is_main_process:
+            _write_side_files(prepared, staging, metrics)
+            if output.exists():
+                output.rmdir()
+            staging.rename(output)
+            shutil.rmtree(prepared.checkpoints, ignore_errors=True)
+    finally:
+        if accelerator.is_main_process and staging.exists():
+            shutil.rmtree(staging)
+    accelerator.wait_for_everyone()
+    if show_progress and accelerator.is_main_process:
+        first, last = (f"{losses[0]:.4f}", f"{losses[-1]:.4f}") if losses else ("-", "-")
+        print(f"trained {prepared.recipe.method} for {metrics['global_step']} steps on {len(prepared.rows.conversations)} "
+              f"rows in {time.perf_counter() - started:.0f}s (loss {first} -> {last}); model saved to {output}")
+    return TrainResult(output, prepared.recipe.method, len(prepared.rows.conversations), metrics, losses)

@@ -1,0 +1,262 @@
+"""The train stage: recipes parse with TRL's parser, the loss mask covers the answers only, SFT and GKD runs
+save a reloadable model with a card, and bad input fails with a clear error."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdd_data.errors import SddError
+from sdd_data.train import TrainConfig, prepare_training, train
+from sdd_data.train_data import load_training_rows
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = REPO / "recipes"
+TRAINING_RECIPES = sorted(path for path in RECIPES.glob("*/*/*.yaml") if path.parent.parent.name != "accelerate")
+SFT_CPU = RECIPES / "smollm2-135m-instruct" / "sft-cpu" / "config.yaml"
+GKD_CPU = RECIPES / "smollm2-135m-instruct" / "gkd-cpu" / "config.yaml"
+GSM8K_TRAIN = Path("/work/shared/data/gsm8k/train.jsonl")
+QUICK = {"logging_steps": 1, "max_length": 128, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1}
+CHAT_ROWS = [
+    {"messages": [{"role": "system", "content": "You answer briefly."},
+                  {"role": "user", "content": "What is 2 + 3?"},
+                  {"role": "assistant", "content": "2 + 3 = 5. The answer is 5."}], "decision": "rewrite"},
+    {"messages": [{"role": "user", "content": "Name a fruit."},
+                  {"role": "assistant", "content": "An apple."}], "decision": "original"},
+    {"messages": [{"role": "user", "content": "Name a colour."},
+                  {"role": "assistant", "content": "Blue is a colour."}], "decision": "rewrite"},
+    {"messages": None, "decision": "dropped"},
+    {"messages": [{"role": "user", "content": "Say nothing."}, {"role": "assistant", "content": "  "}],
+     "decision": "original"},
+]
+
+
+@pytest.fixture
+def chat_rows(tmp_path: Path) -> str:
+    """Distilled rows as JSON lines: a system turn, a dropped row and a row with an empty answer."""
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in CHAT_ROWS))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def pruned_tiny_llama(tiny_llama_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny Llama with block 1 removed, with the prune stage's record of what was removed."""
+    from sdd_data.prune import save_pruned_checkpoint
+
+    output = save_pruned_checkpoint(tiny_llama_path, [1], tmp_path_factory.mktemp("pruned") / "student")
+    (output / "sdd_data_prune.json").write_text(json.dumps({"removed_blocks": [1], "base_model": "tiny-llama"}))
+    return str(output)
+
+
+def _config(recipe: Path, model: str, data: str, output: Path, **options) -> TrainConfig:
+    overrides = {**QUICK, **options.pop("overrides", {})}
+    return TrainConfig(recipe=str(recipe), model=model, data=data, output=str(output), max_steps=2,
+                       overrides=overrides, **options)
+
+
+def _trl_args(path: Path) -> list[str]:
+    """`--config <recipe>`, plus use_cpu where a bf16 GPU recipe is parsed on a machine without a GPU."""
+    import torch
+
+    return ["--config", str(path)] + ([] if torch.cuda.is_available() else ["--use_cpu", "true"])
+
+
+@pytest.mark.parametrize("path", TRAINING_RECIPES, ids=lambda path: str(path.relative_to(RECIPES)))
+def test_every_recipe_parses_with_trls_own_parser(path: Path):
+    from trl import TrlParser
+    from trl.scripts.sft import make_parser
+
+    from sdd_data.train_recipe import GKD, argument_classes, parse_recipe
+
+    recipe = parse_recipe(path, {"use_cpu": True})
+    assert recipe.method == (GKD if path.parent.name.startswith("gkd") else "sft")
+    parser = make_parser() if recipe.method == "sft" else TrlParser(argument_classes(GKD))  # `trl sft` is make_parser
+    script_args, training_args, model_args, _ = parser.parse_args_and_config(_trl_args(path))
+    assert script_args.dataset_name and model_args.model_name_or_path and training_args.output_dir
+    assert training_args.learning_rate == recipe.training_args.learning_rate
+
+
+@pytest.mark.parametrize("name", ["ddp", "zero3", "fsdp"])
+def test_accelerate_configs_load(name: str):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(RECIPES / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type.value == {"ddp": "MULTI_GPU", "zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
+
+
+def test_dropped_rows_and_empty_answers_are_left_out(chat_rows: str, distilled: Path):
+    rows = load_training_rows(chat_rows)
+    assert len(rows.conversations) == 3 and rows.skipped == {"dropped": 1, "empty_answer": 1}
+    assert rows.conversations[0][0] == {"role": "system", "content": "You answer briefly."}
+    kept = [row for row in json.loads((distilled / "stats.json").read_text())["decisions"].items()
+            if row[0] != "dropped"]
+    assert len(load_training_rows(str(distilled)).conversations) == sum(count for _, count in kept)
+
+
+def test_a_published_folder_trains_on_its_train_split(distilled: Path, tmp_path: Path):
+    from sdd_data.publish import PublishConfig, publish
+
+    publish(PublishConfig(distilled=str(distilled), output_dir=str(tmp_path / "published"), config_name="math"))
+    rows = load_training_rows(str(tmp_path / "published"))
+    assert rows.config_name == "math"
+    assert len(rows.conversations) == len(load_training_rows(str(distilled)).conversations)
+
+
+def test_labels_cover_exactly_the_answer_and_its_end_of_turn(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
+    prepared = prepare_training(_config(SFT_CPU, tiny_llama_path, chat_rows, tmp_path / "out"))
+    trainer, tokenizer = prepared.trainer, prepared.trainer.processing_class
+    conversations = prepared.rows.conversations
+    batch = trainer.data_collator([trainer.train_dataset[index] for index in range(len(conversations))])
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for index, messages in enumerate(conversations):
+        prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
+                                               return_dict=False)
+        full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+        ids, labels = batch["input_ids"][index].tolist(), batch["labels"][index].tolist()
+        assert ids[:len(full)] == full
+        assert labels[:len(prompt)] == [-100] * len(prompt)  # system, user and the assistant header
+        assert labels[len(prompt):len(full)] == full[len(prompt):]
+        assert labels[len(full):] == [-100] * (len(labels) - len(full))  # padding
+        answer = [token for token in labels if token != -100]
+        assert tokenizer.decode(answer) == messages[-1]["content"] + "<|im_end|>\n"
+        assert end_of_turn in answer
+
+
+def test_sft_trains_and_saves_a_reloadable_model_with_a_card(pruned_tiny_llama: str, distilled: Path, tmp_path: Path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    output = tmp_path / "train" / "recovered"
+    result = train(_config(SFT_CPU, pruned_tiny_llama, str(distilled), output), show_progress=False)
+    assert result.metrics["global_step"] == 2 and len(result.losses) == 2
+    assert all(math.isfinite(loss) for loss in result.losses)
+    model = AutoModelForCausalLM.from_pretrained(output, use_safetensors=True)
+    before = AutoModelForCausalLM.from_pretrained(pruned_tiny_llama, use_safetensors=True)
+    assert model.config.num_hidden_layers == 1
+    changed = [name for name, weight in before.state_dict().items()
+               if not torch.equal(weight, model.state_dict()[name])]
+    assert changed, "training changed no weight"
+    assert not list(output.glob("*.bin")) and not list(output.glob("*.pt"))
+    card = (output / "README.md").read_text()
+    assert "base_model: tiny-llama" in card and "1 decoder block\nremoved (1)" in card
+    assert "| `learning_rate` | 2e-05 |" in card and "| `max_steps` | 2 |" in card and str(tmp_path) not in card
+    assert json.loads((output / "sdd_data_prune.json").read_text())["removed_blocks"] == [1]
+    assert [path.name for path in output.parent.iterdir()] == ["recovered"]  # no checkpoints or staging left
+
+
+def test_gkd_distills_the_teacher_into_a_pruned_student(pruned_tiny_llama: str, tiny_llama_path: str,
+                                                        chat_rows: str, tmp_path: Path):
+    from transformers import AutoModelForCausalLM
+
+    output = tmp_path / "gkd"
+    result = train(_config(GKD_CPU, pruned_tiny_llama, chat_rows, output, teacher=tiny_llama_path),
+                   show_progress=False)
+    assert result.method == "gkd" and result.metrics["global_step"] == 2
+    assert all(math.isfinite(loss) and loss >= 0 for loss in result.losses)
+    assert AutoModelForCausalLM.from_pretrained(output, use_safetensors=True).config.num_hidden_layers == 1
+    assert "| `method` | gkd |" in (output / "README.md").read_text()
+
+
+def _other_tokenizer_model(tiny_llama_path: str, folder: Path) -> str:
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    shutil.copytree(tiny_llama_path, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.add_tokens(["<extra>"])
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_bad_input_fails_clearly(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
+    out = tmp_path / "out"
+    with pytest.raises(SddError, match="does not exist"):
+        train(_config(tmp_path / "missing.yaml", tiny_llama_path, chat_rows, out))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(SFT_CPU.read_text() + "learning_rat: 1.0e-4\nlora_rank: 8\n")
+    with pytest.raises(SddError, match="unknown key.*learning_rat, lora_rank"):
+        train(_config(typo, tiny_llama_path, chat_rows, out))
+    dropped_only = tmp_path / "dropped.jsonl"
+    dropped_only.write_text(json.dumps(CHAT_ROWS[3]) + "\n" + json.dumps(CHAT_ROWS[4]) + "\n")
+    with pytest.raises(SddError, match="no usable training rows.*dropped 1.*empty_answer 1"):
+        train(_config(SFT_CPU, tiny_llama_path, str(dropped_only), out))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(SddError, match="does not load"):
+        train(_config(SFT_CPU, str(broken), chat_rows, out))
+    with pytest.raises(SddError, match="model: .*does not exist"):
+        train(_config(SFT_CPU, str(tmp_path / "nowhere"), chat_rows, out))
+    with pytest.raises(SddError, match="--teacher only goes with a GKD recipe"):
+        train(_config(SFT_CPU, tiny_llama_path, chat_rows, out, teacher=tiny_llama_path))
+    assert not out.exists()
+
+
+def test_gkd_needs_a_teacher_with_the_same_tokenizer(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
+    no_teacher = tmp_path / "gkd.yaml"
+    no_teacher.write_text("\n".join(line for line in GKD_CPU.read_text().splitlines()
+                                    if not line.startswith("teacher_model_name_or_path")))
+    with pytest.raises(SddError, match="give --teacher"):
+        train(_config(no_teacher, tiny_llama_path, chat_rows, tmp_path / "out"))
+    other = _other_tokenizer_model(tiny_llama_path, tmp_path / "other")
+    with pytest.raises(SddError, match="different tokenizer"):
+        train(_config(GKD_CPU, tiny_llama_path, chat_rows, tmp_path / "out", teacher=other))
+
+
+def test_an_existing_output_is_refused(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(SddError, match="already exists"):
+        train(_config(SFT_CPU, tiny_llama_path, chat_rows, tmp_path / "out"))
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def _gsm8k_distilled(folder: Path, count: int) -> str:
+    """GSM8K training rows in the distilled schema (the reference solution kept as the answer)."""
+    from sdd_data.records import sft_messages
+
+    lines = GSM8K_TRAIN.read_text().splitlines()[:count]
+    rows = [{"messages": sft_messages({"instruction": row["question"], "input": ""}, row["answer"]),
+             "decision": "original"} for row in map(json.loads, lines)]
+    path = folder / "gsm8k-distilled.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_the_smollm2_cpu_recipe_trains(pruned_smollm2_path: str, tmp_path: Path):
+    from transformers import AutoModelForCausalLM
+
+    if not GSM8K_TRAIN.is_file():
+        pytest.skip("GSM8K data not available")
+    data = _gsm8k_distilled(tmp_path, 24)
+    config = TrainConfig(recipe=str(SFT_CPU), model=pruned_smollm2_path, data=data, output=str(tmp_path / "out"),
+                         max_steps=3, overrides={"max_length": 256, "gradient_accumulation_steps": 2})
+    result = train(config, show_progress=False)
+    assert result.metrics["global_step"] == 3 and len(result.losses) == 3
+    assert all(math.isfinite(loss) for loss in result.losses)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "out", use_safetensors=True)
+    assert model.config.num_hidden_layers == 26
+
+
+@pytest.mark.slow
+def test_trl_sft_runs_the_cpu_recipe_as_it_is(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
+    """`trl sft --config <recipe>` with TRL's own CLI, on prompt/completion rows saved as Parquet."""
+    from sdd_data.train_data import sft_dataset
+
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    sft_dataset(load_training_rows(chat_rows).conversations).to_parquet(str(folder / "train.parquet"))
+    command = [str(Path(sys.executable).parent / "trl"), "sft", "--config", str(SFT_CPU),
+               "--model_name_or_path", tiny_llama_path, "--dataset_name", str(folder),
+               "--max_steps", "2", "--output_dir", str(tmp_path / "trl-out")]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert (tmp_path / "trl-out" / "model.safetensors").is_file()

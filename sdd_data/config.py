@@ -155,6 +155,8 @@ def _checked(name: str, value: Any, kind: Any) -> Any:
     valid = isinstance(value, origin) and not (origin in (int, float) and isinstance(value, bool))
     if origin is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if origin is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # a YAML number for a text option, e.g. `budget: 2000`
     if not valid:
         raise SddError(f"option {name} must be {_TYPE_NAMES.get(origin, origin)}, got {value!r}")
     return value

@@ -133,4 +133,5 @@ def test_the_config_flattens_into_documented_options():
     leaves = leaf_fields(SelectConfig)
     assert all(doc for _, _, doc in leaves.values())
     config = build_config(SelectConfig, {"budget": 500, "cluster_mode": "exact", "n_clusters": 3})
-    assert config.budget == 500.0 and config.clustering.cluster_mode == "exact" and config.clustering.n_clusters == 3
+    assert config.budget == "500" and build_config(SelectConfig, {"budget": 0.2}).budget == "0.2"
+    assert config.clustering.cluster_mode == "exact" and config.clustering.n_clusters == 3

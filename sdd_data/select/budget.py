@@ -17,23 +17,43 @@ import numpy as np
 from ..errors import SddError
 
 
-def resolve_budget(budget: int | float, n_rows: int) -> int:
-    """The budget as a row count, capped at n_rows.
+def parse_budget(budget: str | int | float) -> int | float:
+    """A budget as a row count (int) or a fraction in (0, 1] (float).
 
-    An int ≥ 1 is a row count; a float in (0, 1] is a fraction of the rows (rounded, at least 1);
-    a whole float above 1 is a row count (as read from a command line).
+    Strings: digits only are a row count ("2000", and "1" is one row); a number with a decimal point
+    is a fraction ("0.2"); a number ending in `%` is a percentage ("20%"). Python ints are row counts
+    and floats are fractions.
     """
+    if isinstance(budget, str):
+        text = budget.strip().replace("_", "")
+        try:
+            if text.endswith("%"):
+                budget = float(text[:-1]) / 100
+            elif text.isdigit():
+                budget = int(text)
+            else:
+                budget = float(text)
+        except ValueError:
+            raise SddError(f"the budget must be a row count (2000), a fraction (0.2) or a percentage (20%), "
+                           f"got {budget!r}") from None
     if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
-        raise SddError(f"the budget must be a row count or a fraction in (0, 1], got {budget!r}")
+        raise SddError(f"the budget must be a row count, a fraction or a percentage, got {budget!r}")
     if not math.isfinite(budget) or budget <= 0:
-        raise SddError(f"the budget must be a positive row count or a fraction in (0, 1], got {budget!r}")
+        raise SddError(f"the budget must be positive, got {budget!r}")
     if isinstance(budget, numbers.Integral):
-        return min(int(budget), n_rows)
-    if budget <= 1:
-        return min(n_rows, max(1, round(budget * n_rows)))
-    if not float(budget).is_integer():
-        raise SddError(f"a budget above 1 is a row count and must be whole, got {budget!r}")
-    return min(int(budget), n_rows)
+        return int(budget)
+    if budget > 1:
+        raise SddError(f"a fractional budget must be in (0, 1] (100%), got {budget!r}; "
+                       "a row count is written without a decimal point")
+    return float(budget)
+
+
+def resolve_budget(budget: str | int | float, n_rows: int) -> int:
+    """The budget (see `parse_budget`) as a row count, capped at n_rows; a fraction keeps at least 1 row."""
+    parsed = parse_budget(budget)
+    if isinstance(parsed, int):
+        return min(parsed, n_rows)
+    return min(n_rows, max(1, round(parsed * n_rows)))
 
 
 def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:

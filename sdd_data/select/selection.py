@@ -17,8 +17,9 @@ from .cluster import ClusterConfig
 class SelectConfig:
     """Everything row selection needs; every field is also a CLI flag and a YAML key."""
 
-    budget: float = 0.2
-    """Rows to keep: a fraction of the rows when at most 1 (0.2 keeps 20%), else a row count (20000)."""
+    budget: str = "20%"
+    """Rows to keep: digits only are a row count (2000; 1 is one row), a number with a decimal point is a
+    fraction of the rows (0.2), a number ending in % is a percentage (20%)."""
     method: str = "paser"
     """Selection method: paser, random, longest (longest responses) or degradation (highest, unclustered)."""
     seed: int = 0

@@ -104,6 +104,8 @@ def _resolve(name: str, model: str):
 
 
 def _load_engine(name: str, path: str, config: EvalConfig):
+    from safetensors import SafetensorError
+
     from .engines.base import EngineConfig
     from .engines.hf import TransformersEngine
 
@@ -113,7 +115,7 @@ def _load_engine(name: str, path: str, config: EvalConfig):
         return TransformersEngine(path, engine_config)
     except SddError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SddError(f"model {name} ({path}) could not be loaded: {reason}") from None
 

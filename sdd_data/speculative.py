@@ -130,10 +130,12 @@ def speculative_generate(target, draft, prompt_ids: list[int], draft_tokens: int
     return produced, counts
 
 
-def load_causal_lm(path: str, dtype: str, device: str, trust_remote_code: bool):
+def load_model_and_tokenizer(path: str, dtype: str, device: str, trust_remote_code: bool):
     """A model (eval mode) and tokenizer from a checkpoint folder, safetensors only."""
     torch = require("torch", "hf")
     transformers = require("transformers", "hf")
+    from safetensors import SafetensorError
+
     from .engines.base import resolve_dtype
     from .lm_eval_tasks import resolve_device
 
@@ -143,7 +145,7 @@ def load_causal_lm(path: str, dtype: str, device: str, trust_remote_code: bool):
         model = transformers.AutoModelForCausalLM.from_pretrained(
             path, dtype=getattr(torch, resolve_dtype(dtype, on_cpu=device == "cpu")), use_safetensors=True,
             trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
         raise SddError(f"model {path} could not be loaded: {str(error).strip().splitlines()[0]}") from None
     return model.to(device).eval(), tokenizer
 
@@ -157,8 +159,8 @@ def measure_acceptance(target_path: str, draft_path: str, prompts: list[str], dr
 
     if not prompts:
         raise SddError("no prompts to measure speculative decoding on")
-    target, tokenizer = load_causal_lm(target_path, dtype, device, trust_remote_code)
-    draft, draft_tokenizer = load_causal_lm(draft_path, dtype, device, trust_remote_code)
+    target, tokenizer = load_model_and_tokenizer(target_path, dtype, device, trust_remote_code)
+    draft, draft_tokenizer = load_model_and_tokenizer(draft_path, dtype, device, trust_remote_code)
     check_tokenizers_match(tokenizer, draft_tokenizer)
     eos = end_token_ids(target.generation_config.eos_token_id, tokenizer.eos_token_id)
     total = AcceptanceCounts()

@@ -1,0 +1,325 @@
+"""Eval stage: MC log-likelihood scoring, GSM8K scoring, retention report, JSON/PNG output and errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from sdd_data.errors import SddError
+from sdd_data.eval_report import build_report, format_table
+from sdd_data.eval_tasks import (
+    EvalModel,
+    Gsm8kTask,
+    MultipleChoiceTask,
+    TaskResult,
+    TaskSettings,
+    choose_rows,
+    parse_tasks,
+    score_gsm8k_answer,
+)
+from sdd_data.evaluate import EvalConfig, choose_baseline, evaluate, parse_models
+from sdd_data.lm_eval_tasks import LEADERBOARD_V1, lm_eval_arguments
+from sdd_data.mc_scoring import (
+    continuation_logprobs,
+    mc_accuracy,
+    read_mc_items,
+    split_pair,
+)
+
+MC_ROWS = [
+    {"query": "Question: What does the quick brown fox jump over?", "choices": ["the lazy dog", "a tall tree", "the moon"],
+     "gold": 0},
+    {"query": "Question: What is 12 + 30?", "choices": ["42", "the answer is seven", "12"], "gold": 0},
+    {"query": "Give three tips for staying healthy.", "choices": ["eat well", "sleep, and move every day", "fly"],
+     "gold": 0},
+]
+GSM8K_ROWS = [
+    {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?", "answer": "3 + 4 = 7\n#### 7"},
+    {"question": "A pen costs $2. How much do 5 pens cost?", "answer": "5 * 2 = 10\n#### 10"},
+    {"question": "Sara had 20 stickers and gave away 5. How many are left?", "answer": "20 - 5 = 15\n#### 15"},
+]
+
+
+def write_jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_llama_path):
+    from sdd_data.engines.base import EngineConfig
+    from sdd_data.engines.hf import TransformersEngine
+
+    engine = TransformersEngine(tiny_llama_path, EngineConfig(dtype="float32", device="cpu", batch_size=4))
+    return EvalModel("tiny", tiny_llama_path, engine)
+
+
+def direct_logprob(model, tokenizer, context: str, continuation: str) -> float:
+    """log p(continuation | context), one sequence at a time with no padding."""
+    import torch
+
+    context_ids, continuation_ids = split_pair(tokenizer, context, continuation)
+    ids = torch.tensor([context_ids + continuation_ids])
+    with torch.inference_mode():
+        log_probs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+    return sum(float(log_probs[len(context_ids) - 1 + offset, token]) for offset, token in enumerate(continuation_ids))
+
+
+# --- multiple-choice data ------------------------------------------------------------------------
+
+
+def test_mc_rows_in_both_forms(tmp_path):
+    query_form = read_mc_items(write_jsonl(tmp_path / "q.jsonl", MC_ROWS[:1]), delimiter="\nA: ")
+    assert query_form[0].gold == 0
+    assert query_form[0].pairs[1] == ("Question: What does the quick brown fox jump over?\nA: ", "a tall tree")
+    partial = read_mc_items(write_jsonl(tmp_path / "w.jsonl", [
+        {"context_options": ["Sarah helped Maria so Sarah", "Sarah helped Maria so Maria"],
+         "continuation": "was thankful.", "gold": 1}]))
+    assert partial[0].pairs == (("Sarah helped Maria so Sarah", " was thankful."),
+                                ("Sarah helped Maria so Maria", " was thankful."))
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ({"query": "q", "choices": ["a", "b"]}, "line 2: field 'gold' is missing"),
+    ({"query": "q", "choices": ["a", "b"], "gold": 2}, "line 2: field 'gold' must be a 0-based index below 2"),
+    ({"query": "q", "choices": "a b", "gold": 0}, "line 2: field 'choices' must be a list"),
+    ({"query": "q", "choices": ["a", 3], "gold": 0}, "line 2: field 'choices' item 1 must be a non-empty string"),
+    ({"question": "q", "choices": ["a", "b"], "gold": 0}, "line 2: field 'query' is missing"),
+    ({"context_options": ["a", "b"], "gold": 0}, "line 2: field 'continuation' must be a non-empty string"),
+])
+def test_mc_rows_with_wrong_fields_name_line_and_field(tmp_path, row, message):
+    path = write_jsonl(tmp_path / "bad.jsonl", [MC_ROWS[0], row])
+    with pytest.raises(SddError, match=message):
+        read_mc_items(path)
+
+
+def test_mc_file_errors(tmp_path):
+    with pytest.raises(SddError, match="does not exist"):
+        read_mc_items(tmp_path / "missing.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(SddError, match="has no rows"):
+        read_mc_items(tmp_path / "empty.jsonl")
+    (tmp_path / "broken.jsonl").write_text('{"query": "q",\n')
+    with pytest.raises(SddError, match="line 1: not valid JSON"):
+        read_mc_items(tmp_path / "broken.jsonl")
+
+
+# --- tokenisation at the context/continuation boundary ------------------------------------------
+
+
+def test_split_pair_moves_trailing_space_and_keeps_natural_tokens(tiny_model):
+    tokenizer = tiny_model.engine.tokenizer
+    context_ids, continuation_ids = split_pair(tokenizer, "The quick brown fox jumps over the ", "lazy dog.")
+    whole = tokenizer("The quick brown fox jumps over the lazy dog.", add_special_tokens=False)["input_ids"]
+    assert context_ids + continuation_ids == whole
+    assert tokenizer.decode(continuation_ids) == " lazy dog."
+
+
+def test_split_pair_scores_a_token_that_straddles_the_boundary(tiny_model):
+    tokenizer = tiny_model.engine.tokenizer
+    whole_text = "The quick brown fox jumps"
+    whole = tokenizer(whole_text, add_special_tokens=False)["input_ids"]
+    fox = tokenizer(" fox", add_special_tokens=False)["input_ids"]
+    assert len(fox) == 1  # the corpus makes " fox" one token: cutting inside it makes a straddling token
+    context_ids, continuation_ids = split_pair(tokenizer, "The quick brown fo", "x jumps")
+    assert context_ids + continuation_ids == whole
+    assert continuation_ids[0] == fox[0]
+    assert tokenizer.decode(continuation_ids).endswith("x jumps")
+
+
+def test_batched_scores_equal_one_at_a_time_scores(tiny_model):
+    model, tokenizer = tiny_model.engine.model, tiny_model.engine.tokenizer
+    pairs = [(row["query"] + "\nAnswer: ", choice) for row in MC_ROWS for choice in row["choices"]]
+    batched = continuation_logprobs(model, tokenizer, pairs, batch_size=4)
+    for (context, continuation), score in zip(pairs, batched):
+        assert score == pytest.approx(direct_logprob(model, tokenizer, context, continuation), abs=1e-4)
+        assert score < 0
+
+
+def test_mc_task_picks_the_most_likely_continuation(tiny_model, tmp_path):
+    model, tokenizer = tiny_model.engine.model, tiny_model.engine.tokenizer
+    rows = []
+    for row in MC_ROWS:  # gold = the choice the model itself finds most likely, computed directly
+        scores = [direct_logprob(model, tokenizer, row["query"] + "\nAnswer: ", choice) for choice in row["choices"]]
+        rows.append({**row, "gold": max(range(len(scores)), key=scores.__getitem__)})
+    rows.append({**rows[0], "gold": (rows[0]["gold"] + 1) % 3})  # one wrong gold
+    task = MultipleChoiceTask(write_jsonl(tmp_path / "mc.jsonl", rows))
+    settings = TaskSettings(limit=None, batch_size=3)
+    task.prepare(settings)
+    result = task.run(tiny_model, settings)
+    assert result.metrics["acc"] == pytest.approx(3 / 4)
+    assert result.rows == 4 and result.metric == "acc_norm" and 0 <= result.score <= 1
+
+
+def test_mc_accuracy_normalises_by_continuation_characters():
+    from sdd_data.mc_scoring import MCItem
+
+    item = MCItem((("Q:", "a"), ("Q:", "bbbbbbbbbb")), gold=1)
+    scores = [-2.0, -5.0]  # the long choice is less likely in total, more likely per character
+    assert mc_accuracy([item], scores) == {"acc": 0.0, "acc_norm": 1.0}
+
+
+# --- GSM8K ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "exact", "strict"), [
+    ("3 + 4 = 7 apples.\n#### 7", True, True),
+    ("He has 7 apples. The answer is 7.", True, True),
+    ("3 + 4 makes 7", True, False),
+    ("The answer is 8.", False, False),
+    ("I do not know.", False, False),
+])
+def test_gsm8k_answer_scoring(text, exact, strict):
+    verdict = score_gsm8k_answer(text, "7")
+    assert (verdict["exact_match"], verdict["strict_match"]) == (exact, strict)
+
+
+def test_gsm8k_thousands_separator_matches():
+    assert score_gsm8k_answer("Total: $1,000.\n#### 1,000", "1000")["exact_match"]
+
+
+def test_gsm8k_task_with_a_model(tiny_model, tmp_path):
+    task = Gsm8kTask(write_jsonl(tmp_path / "gsm8k.jsonl", GSM8K_ROWS))
+    settings = TaskSettings(limit=None, max_new_tokens=6)
+    task.prepare(settings)
+    assert [row["reference"] for row in task.rows] == ["7", "10", "15"]
+    result = task.run(tiny_model, settings)
+    assert result.rows == 3 and result.task == "gsm8k:gsm8k"
+    assert result.score in (0.0, 1 / 3, 2 / 3, 1.0)
+    assert result.metrics["truncated"] == 1.0  # 6 tokens never finish a random model's answer
+
+
+def test_gsm8k_rows_without_reference_are_refused(tmp_path):
+    path = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": "q?", "answer": "no final line"}])
+    with pytest.raises(SddError, match="no reference answer"):
+        Gsm8kTask(path).prepare(TaskSettings())
+
+
+def test_row_subset_is_seeded_and_ordered():
+    first = choose_rows(100, 10, seed=1)
+    assert first == choose_rows(100, 10, seed=1) == sorted(first) and len(set(first)) == 10
+    assert first != choose_rows(100, 10, seed=2)
+    assert choose_rows(5, 10, seed=1) == choose_rows(5, None, seed=1) == [0, 1, 2, 3, 4]
+
+
+# --- task lists and lm-eval ----------------------------------------------------------------------
+
+
+def test_task_list_errors():
+    with pytest.raises(SddError, match="unknown task 'arc'.*known tasks:.*gsm8k"):
+        parse_tasks("arc")
+    with pytest.raises(SddError, match="mc needs a file"):
+        parse_tasks("mc")
+    with pytest.raises(SddError, match="listed twice"):
+        parse_tasks("gsm8k,gsm8k")
+    with pytest.raises(SddError, match="shots must be a whole number"):
+        parse_tasks("lm-eval:hellaswag:ten")
+
+
+def test_leaderboard_suite_and_lm_eval_arguments():
+    tasks = parse_tasks("leaderboard-v1,lm-eval:piqa:3")
+    assert [(task.task, task.shots, task.metric) for task in tasks[:6]] == [
+        ("arc_challenge", 25, "acc_norm"), ("hellaswag", 10, "acc_norm"), ("truthfulqa_mc2", 0, "acc"),
+        ("mmlu", 5, "acc"), ("winogrande", 5, "acc"), ("gsm8k", 5, "exact_match")]
+    assert len(LEADERBOARD_V1) == 6 and tasks[6].label == "piqa:3" and tasks[6].metric_key is None
+    settings = TaskSettings(limit=50, seed=3, batch_size=4, trust_remote_code=False)
+    arguments = lm_eval_arguments(tasks[0], "/models/pruned", settings, "cpu", "float32")
+    assert arguments["model"] == "hf" and arguments["tasks"] == ["arc_challenge"]
+    assert arguments["model_args"] == "pretrained=/models/pruned,dtype=float32,trust_remote_code=False"
+    assert (arguments["num_fewshot"], arguments["limit"], arguments["batch_size"]) == (25, 50, 4)
+    assert arguments["fewshot_random_seed"] == 3 and arguments["device"] == "cpu"
+
+
+def test_lm_eval_missing_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # import lm_eval raises ImportError
+    task = parse_tasks("lm-eval:hellaswag:10")[0]
+    with pytest.raises(SddError, match="pip install lm-eval"):
+        task.prepare(TaskSettings())
+
+
+# --- models, retention and the report ------------------------------------------------------------
+
+
+def test_model_list_and_baseline():
+    assert parse_models("original=smollm2, pruned=runs/p") == {"original": "smollm2", "pruned": "runs/p"}
+    assert parse_models("smollm2") == {"smollm2": "smollm2"}
+    assert choose_baseline({"pruned": "a", "original": "b"}, None) == "original"
+    assert choose_baseline({"a": "x", "b": "y"}, None) == "a"
+    with pytest.raises(SddError, match="no models"):
+        parse_models(" , ")
+    with pytest.raises(SddError, match="given twice"):
+        parse_models("a=x,a=y")
+    with pytest.raises(SddError, match="baseline 'c' is not one of the models"):
+        choose_baseline({"a": "x"}, "c")
+
+
+def test_retention_arithmetic_and_table():
+    scores = {"task1": {"original": 0.5, "pruned": 0.25, "recovered": 0.45},
+              "task2": {"original": 0.3, "pruned": 0.3, "recovered": 0.0}}
+    results = {label: {name: TaskResult(label, "acc", score, 10) for name, score in by_model.items()}
+               for label, by_model in scores.items()}
+    models = {name: {"path": name} for name in ("original", "pruned", "recovered")}
+    report = build_report(models, "original", results)
+    for name in ("pruned", "recovered"):
+        for label in scores:
+            assert report["retention"][name][label] == pytest.approx(100 * scores[label][name] / scores[label]["original"])
+        mean = sum(scores[label][name] for label in scores) / 2
+        assert report["retention"][name]["average"] == pytest.approx(100 * mean / 0.4)
+    assert "original" not in report["retention"]
+    table = format_table(report).splitlines()
+    assert table[0].split() == ["task", "(metric)", "original", "pruned", "recovered", "pruned/original", "%",
+                                "recovered/original", "%"]
+    assert table[-1].split()[0] == "average" and len(table) == 5
+    average_row = table[-1].split()
+    assert float(average_row[2]) == pytest.approx(100 * report["average"]["pruned"], abs=0.05)
+    assert float(average_row[4]) == pytest.approx(report["retention"]["pruned"]["average"], abs=0.05)
+
+
+def test_evaluate_writes_json_and_png(tiny_llama_path, tmp_path, capsys):
+    from sdd_data.prune import save_pruned_checkpoint
+
+    pruned = str(save_pruned_checkpoint(tiny_llama_path, [1], tmp_path / "pruned"))
+    config = EvalConfig(
+        models=f"original={tiny_llama_path},pruned={pruned}",
+        tasks=f"mc:{write_jsonl(tmp_path / 'mc.jsonl', MC_ROWS)},gsm8k:{write_jsonl(tmp_path / 'g.jsonl', GSM8K_ROWS)}",
+        limit=2, max_new_tokens=4, output=str(tmp_path / "out"), speculative="original", speculative_limit=2,
+        speculative_max_new_tokens=6,
+    )
+    report = evaluate(config)
+    assert list(report["tasks"]) == ["mc:mc", "gsm8k:g"]
+    assert all(task["rows"] == 2 for task in report["tasks"].values())
+    original, pruned_scores = report["average"]["original"], report["average"]["pruned"]
+    expected = 100 * pruned_scores / original if original else None
+    assert report["retention"]["pruned"]["average"] == (pytest.approx(expected) if expected is not None else None)
+    assert report["speculative"]["original"]["acceptance_rate"] == 1.0
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert written["average"] == report["average"] and written["config"]["limit"] == 2
+    assert (tmp_path / "out" / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "pruned/original %" in printed and "acceptance α = 100.0%" in printed
+    assert not [path.name for path in (tmp_path / "out").iterdir() if path.name.startswith(".")]
+
+
+def test_evaluate_checks_tasks_before_loading_models(tmp_path):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"query": "q", "choices": ["a", "b"], "gold": "a"}])
+    config = EvalConfig(models="original=/nonexistent/model", tasks=f"mc:{bad}", output=str(tmp_path / "out"))
+    with pytest.raises(SddError, match="line 1: field 'gold'"):
+        evaluate(config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_model_errors(tiny_llama_path, tmp_path):
+    mc = write_jsonl(tmp_path / "mc.jsonl", MC_ROWS)
+    with pytest.raises(SddError, match=r"model pruned \(/nonexistent/model\).*does not exist"):
+        evaluate(EvalConfig(models=f"original={tiny_llama_path},pruned=/nonexistent/model", tasks=f"mc:{mc}"))
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_llama_path, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(SddError, match="model broken .* could not be loaded"):
+        evaluate(EvalConfig(models=f"broken={broken}", tasks=f"mc:{mc}", output=str(tmp_path / "out")))
+    with pytest.raises(SddError, match="no models"):
+        evaluate(EvalConfig(models="", tasks=f"mc:{mc}"))

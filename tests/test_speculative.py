@@ -1,0 +1,106 @@
+"""Speculative-decoding acceptance: exact greedy verification, α and τ, tokenizer checks."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from sdd_data.errors import SddError
+from sdd_data.speculative import (
+    AcceptanceCounts,
+    load_model_and_tokenizer,
+    measure_acceptance,
+    speculative_generate,
+)
+
+PROMPT = "<|im_start|>user\nWhat is 12 + 30?<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def target(tiny_llama_path):
+    return load_model_and_tokenizer(tiny_llama_path, "float32", "cpu", False)
+
+
+@pytest.fixture(scope="module")
+def other_draft_path(tiny_llama_path, tmp_path_factory):
+    """The tiny Llama's tokenizer, other random weights and an untied output layer.
+
+    (A random model with tied embeddings mostly repeats its last token, whatever its weights.)
+    """
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama_path, use_safetensors=True)
+    model.config.tie_word_embeddings = False
+    torch.manual_seed(1)
+    other = transformers.LlamaForCausalLM(model.config)
+    other.generation_config = model.generation_config
+    path = tmp_path_factory.mktemp("other-draft")
+    other.save_pretrained(path, safe_serialization=True)
+    transformers.AutoTokenizer.from_pretrained(tiny_llama_path).save_pretrained(path)
+    return str(path)
+
+
+def greedy(model, tokenizer, prompt_ids, max_new_tokens):
+    import torch
+
+    output = model.generate(torch.tensor([prompt_ids]), max_new_tokens=max_new_tokens, do_sample=False,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+    return output[0, len(prompt_ids):].tolist()
+
+
+def test_counts_give_alpha_and_tau():
+    counts = AcceptanceCounts(proposed=10, accepted=4, steps=3, generated=7)
+    assert counts.acceptance_rate == pytest.approx(0.4)
+    assert counts.mean_accepted_length == pytest.approx(1 + 4 / 3)
+    assert AcceptanceCounts().acceptance_rate == 0.0
+
+
+def test_model_drafting_for_itself_accepts_everything(tiny_llama_path, target):
+    model, tokenizer = target
+    draft, _ = load_model_and_tokenizer(tiny_llama_path, "float32", "cpu", False)
+    prompt_ids = tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
+    tokens, counts = speculative_generate(model, draft, prompt_ids, 4, 21, [tokenizer.eos_token_id])
+    assert counts.acceptance_rate == 1.0 and counts.accepted == counts.proposed > 0
+    assert counts.steps == 5 and counts.mean_accepted_length == pytest.approx(1 + counts.accepted / 5)
+    assert tokens == greedy(model, tokenizer, prompt_ids, 21)
+
+
+def test_other_draft_is_accepted_less_and_output_stays_the_targets(target, other_draft_path):
+    model, tokenizer = target
+    draft, _ = load_model_and_tokenizer(other_draft_path, "float32", "cpu", False)
+    prompt_ids = tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
+    tokens, counts = speculative_generate(model, draft, prompt_ids, 5, 20, [tokenizer.eos_token_id])
+    assert counts.acceptance_rate < 1.0
+    assert counts.mean_accepted_length < 6
+    assert tokens == greedy(model, tokenizer, prompt_ids, 20)  # speculative decoding changes no token
+
+
+def test_measure_acceptance_over_prompts(tiny_llama_path, other_draft_path):
+    prompts = [PROMPT, PROMPT.replace("12 + 30", "the quick brown fox")]
+    seen = []
+    same = measure_acceptance(tiny_llama_path, tiny_llama_path, prompts, 3, 8, "float32", "cpu", progress=seen.append)
+    other = measure_acceptance(tiny_llama_path, other_draft_path, prompts, 3, 8, "float32", "cpu")
+    assert same.acceptance_rate == 1.0 and other.acceptance_rate < same.acceptance_rate
+    assert same.generated == other.generated == 16 and seen == [1, 1]
+
+
+def test_different_tokenizers_are_refused(tiny_llama_path, tmp_path):
+    import transformers
+
+    draft = tmp_path / "draft"
+    shutil.copytree(tiny_llama_path, draft)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(draft)
+    tokenizer.add_tokens(["<extra_token>"])
+    tokenizer.save_pretrained(draft)
+    with pytest.raises(SddError, match="tokenizers differ.*'<extra_token>' is id .* only in the draft"):
+        measure_acceptance(tiny_llama_path, str(draft), [PROMPT], 2, 4, "float32", "cpu")
+
+
+def test_bad_draft_settings(tiny_llama_path, target):
+    model, tokenizer = target
+    with pytest.raises(SddError, match="at least 1"):
+        speculative_generate(model, model, [1, 2], 0, 5, [tokenizer.eos_token_id])
+    with pytest.raises(SddError, match="no prompts"):
+        measure_acceptance(tiny_llama_path, tiny_llama_path, [], 2, 4)

@@ -12,11 +12,16 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from sdd_data.errors import SddError  # noqa: E402
-from sdd_data.select.degrade import LN2, jsd_from_logits, masked_mean_jsd, topk_jsd  # noqa: E402
-from sdd_data.select.score_inputs import check_same_tokenizer, scoring_rows  # noqa: E402
-from sdd_data.select.scorers import ScorerOptions, TransformersScorer, cached_scores, row_key  # noqa: E402
-from sdd_data.select.vector_cache import VectorCache  # noqa: E402
+from sdd_data.errors import SddError
+from sdd_data.select.degrade import LN2, jsd_from_logits, masked_mean_jsd, topk_jsd
+from sdd_data.select.score_inputs import check_same_tokenizer, scoring_rows
+from sdd_data.select.scorers import (
+    ScorerOptions,
+    TransformersScorer,
+    cached_scores,
+    row_key,
+)
+from sdd_data.select.vector_cache import VectorCache
 
 ROWS = [
     {"id": "a", "instruction": "What is 12 + 30?", "input": "", "response": "The answer is 42."},

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import SddError
 
 
-def parse_budget(budget: str | int | float) -> int | float:
+def parse_budget(budget: str | float) -> int | float:
     """A budget as a row count (int) or a fraction in (0, 1] (float).
 
     Strings: digits only are a row count ("2000", and "1" is one row); a number with a decimal point
@@ -48,7 +48,7 @@ def parse_budget(budget: str | int | float) -> int | float:
     return float(budget)
 
 
-def resolve_budget(budget: str | int | float, n_rows: int) -> int:
+def resolve_budget(budget: str | float, n_rows: int) -> int:
     """The budget (see `parse_budget`) as a row count, capped at n_rows; a fraction keeps at least 1 row."""
     parsed = parse_budget(budget)
     if isinstance(parsed, int):

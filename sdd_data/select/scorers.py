@@ -9,9 +9,10 @@ engine, dtype and mode, keyed by the scored token ids, so a row is scored once.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def load_causal_lm(transformers, torch, path: str, dtype: str, device: str, trus
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
             path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code)
-    except Exception as error:  # missing weights, wrong architecture and bad configs raise many types
+    except Exception as error:  # noqa: BLE001 -- missing weights, wrong architecture and bad configs raise many types
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise SddError(f"the {role} model {path} did not load: {first_line}") from None
     return model.to(device).eval()

@@ -24,7 +24,14 @@ from .errors import SddError, require
 from .models import resolve_model
 from .prune_checkpoint import check_output_free
 from .train_data import TrainingRows, gkd_dataset, load_training_rows, sft_dataset
-from .train_recipe import GKD, Recipe, gkd_classes, parse_recipe, read_recipe_values, recipe_method
+from .train_recipe import (
+    GKD,
+    Recipe,
+    check_recipe_keys,
+    gkd_classes,
+    parse_recipe,
+    read_recipe_values,
+)
 
 PRUNE_RECORD = "sdd_data_prune.json"
 TRAIN_RECORD = "sdd_data_train.json"
@@ -121,11 +128,11 @@ def check_same_tokenizer(student: Any, teacher: Any, teacher_name: str) -> None:
 
 
 def _resolve(name: str, revision: str | None, role: str) -> tuple[str, str]:
-    """Local path and display name of a model given by short name, folder or Hub id."""
+    """Local path and display name of a model (or teacher) given by short name, folder or Hub id."""
     try:
         resolved = resolve_model(name, revision=revision)
     except SddError as error:
-        raise SddError(f"{role}: {error}") from None
+        raise SddError(f"{role}: {error}" if role != "model" else str(error)) from None
     return resolved.path, resolved.name
 
 
@@ -144,7 +151,7 @@ def prepare_training(config: TrainConfig) -> PreparedTraining:
     from trl import SFTTrainer, get_peft_config
 
     file_values = {**read_recipe_values(config.recipe), **config.overrides}
-    method = recipe_method(file_values)
+    method = check_recipe_keys(config.recipe, file_values)
     model_text = config.model or file_values.get("model_name_or_path")
     if not model_text:
         raise SddError("give --model (or model_name_or_path in the recipe): the model to fine-tune")

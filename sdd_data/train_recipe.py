@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ def gkd_classes() -> tuple[type, type]:
     """TRL's GKDConfig and GKDTrainer (in `trl.experimental` since TRL 1.0)."""
     require("trl", "train")
     try:
-        from trl.experimental.gkd import GKDConfig, GKDTrainer
+        with warnings.catch_warnings():  # the README says GKD is experimental in TRL
+            warnings.simplefilter("ignore")
+            from trl.experimental.gkd import GKDConfig, GKDTrainer
     except ImportError:  # TRL before 1.0 exported them at the top level
         from trl import GKDConfig, GKDTrainer
     return GKDConfig, GKDTrainer
@@ -77,24 +80,32 @@ def read_recipe_values(path: str | Path) -> dict:
     return read_yaml_config(path)
 
 
-def parse_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
-    """Read a recipe with TRL's parser classes, with `overrides` (recipe keys) applied over the file's values."""
-    values = {**read_recipe_values(path), **(overrides or {})}
+def check_recipe_keys(path: str | Path, values: dict) -> str:
+    """The recipe's method, after checking that TRL knows every key it sets (unknown keys are named)."""
     method = recipe_method(values)
-    classes = argument_classes(method)
-    unknown = sorted(set(values) - _field_names(*classes) - CLI_KEYS)
+    unknown = sorted(set(values) - _field_names(*argument_classes(method)) - CLI_KEYS)
     if unknown:
         readers = "ScriptArguments, GKDConfig, ModelConfig" if method == GKD else "ScriptArguments, SFTConfig, ModelConfig"
         raise SddError(f"recipe {path}: unknown key(s) {', '.join(unknown)} (not an option of TRL's {readers})")
+    return method
+
+
+def parse_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
+    """Read a recipe with TRL's parser classes, with `overrides` (recipe keys) applied over the file's values."""
+    values = {**read_recipe_values(path), **(overrides or {})}
+    method = check_recipe_keys(path, values)
     for name, value in (values.get("env") or {}).items():
         os.environ[name] = str(value)
     trl = require("trl", "train")
-    parser = trl.TrlParser(classes)
+    parser = trl.TrlParser(argument_classes(method))
+
+    def refuse(message: str) -> None:  # argparse's error() prints the usage and exits
+        raise SddError(f"recipe {path}: {message}")
+
+    parser.error = refuse
     parser.set_defaults_with_config(**{key: value for key, value in values.items() if key not in CLI_KEYS})
     try:
         script_args, training_args, model_args, _ = parser.parse_args_into_dataclasses(args=[])
-    except SystemExit:  # argparse already printed what is wrong
-        raise SddError(f"recipe {path}: a value has the wrong type (see the message above)") from None
     except (ValueError, TypeError) as error:
         raise SddError(f"recipe {path}: {error}") from None
     return Recipe(Path(path), method, values, script_args, training_args, model_args)

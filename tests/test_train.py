@@ -182,7 +182,9 @@ def test_bad_input_fails_clearly(tiny_llama_path: str, chat_rows: str, tmp_path:
     typo = tmp_path / "typo.yaml"
     typo.write_text(SFT_CPU.read_text() + "learning_rat: 1.0e-4\nlora_rank: 8\n")
     with pytest.raises(SddError, match="unknown key.*learning_rat, lora_rank"):
-        train(_config(typo, tiny_llama_path, chat_rows, out))
+        train(_config(typo, "meta-llama/not-resolved-before-the-recipe-is-checked", chat_rows, out))
+    with pytest.raises(SddError, match="invalid float value: 'fast'"):
+        train(_config(SFT_CPU, tiny_llama_path, chat_rows, out, overrides={"learning_rate": "fast"}))
     dropped_only = tmp_path / "dropped.jsonl"
     dropped_only.write_text(json.dumps(CHAT_ROWS[3]) + "\n" + json.dumps(CHAT_ROWS[4]) + "\n")
     with pytest.raises(SddError, match="no usable training rows.*dropped 1.*empty_answer 1"):
@@ -192,7 +194,7 @@ def test_bad_input_fails_clearly(tiny_llama_path: str, chat_rows: str, tmp_path:
     (broken / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(SddError, match="does not load"):
         train(_config(SFT_CPU, str(broken), chat_rows, out))
-    with pytest.raises(SddError, match="model: .*does not exist"):
+    with pytest.raises(SddError, match="model path .*nowhere does not exist"):
         train(_config(SFT_CPU, str(tmp_path / "nowhere"), chat_rows, out))
     with pytest.raises(SddError, match="--teacher only goes with a GKD recipe"):
         train(_config(SFT_CPU, tiny_llama_path, chat_rows, out, teacher=tiny_llama_path))
@@ -238,7 +240,8 @@ def test_the_smollm2_cpu_recipe_trains(pruned_smollm2_path: str, tmp_path: Path)
         pytest.skip("GSM8K data not available")
     data = _gsm8k_distilled(tmp_path, 24)
     config = TrainConfig(recipe=str(SFT_CPU), model=pruned_smollm2_path, data=data, output=str(tmp_path / "out"),
-                         max_steps=3, overrides={"max_length": 256, "gradient_accumulation_steps": 2})
+                         max_steps=3, overrides={"max_length": 192, "per_device_train_batch_size": 1,
+                                                 "gradient_accumulation_steps": 1})
     result = train(config, show_progress=False)
     assert result.metrics["global_step"] == 3 and len(result.losses) == 3
     assert all(math.isfinite(loss) for loss in result.losses)
@@ -257,6 +260,6 @@ def test_trl_sft_runs_the_cpu_recipe_as_it_is(tiny_llama_path: str, chat_rows: s
     command = [str(Path(sys.executable).parent / "trl"), "sft", "--config", str(SFT_CPU),
                "--model_name_or_path", tiny_llama_path, "--dataset_name", str(folder),
                "--max_steps", "2", "--output_dir", str(tmp_path / "trl-out")]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    finished = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert (tmp_path / "trl-out" / "model.safetensors").is_file()

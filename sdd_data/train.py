@@ -145,7 +145,7 @@ def _staging_paths(config: TrainConfig, recipe_values: dict) -> tuple[Path, Path
     return output, output.parent / f"{output.name}.checkpoints"
 
 
-def prepare_training(config: TrainConfig) -> PreparedTraining:
+def prepare_training(config: TrainConfig, show_progress: bool = True) -> PreparedTraining:
     """Read the recipe and the data, load the model (and teacher), and build the TRL trainer."""
     require("trl", "train")
     from trl import SFTTrainer, get_peft_config
@@ -171,6 +171,8 @@ def prepare_training(config: TrainConfig) -> PreparedTraining:
         applied["max_steps"] = config.max_steps
     if teacher_path:
         applied["teacher_model_name_or_path"] = teacher_path
+    if not show_progress:
+        applied["disable_tqdm"] = True
     recipe = parse_recipe(config.recipe, applied)
     args = recipe.training_args
     if args.eval_strategy != "no":
@@ -255,10 +257,8 @@ def _write_side_files(prepared: PreparedTraining, staging: Path, result: dict) -
 
 def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     """Fine-tune the model on the distilled data with the recipe; save the model, its tokenizer and a card."""
-    prepared = prepare_training(config)
+    prepared = prepare_training(config, show_progress)
     trainer, output = prepared.trainer, prepared.output
-    if not show_progress:
-        trainer.args.disable_tqdm = True
     started = time.perf_counter()
     metrics = dict(trainer.train().metrics)
     metrics["global_step"] = trainer.state.global_step

@@ -150,6 +150,22 @@ def test_sft_trains_and_saves_a_reloadable_model_with_a_card(pruned_tiny_llama: 
     assert [path.name for path in output.parent.iterdir()] == ["recovered"]  # no checkpoints or staging left
 
 
+def test_lora_adapters_are_merged_into_a_plain_checkpoint(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    lora = {"use_peft": True, "lora_r": 4, "lora_alpha": 8, "lora_target_modules": ["q_proj", "v_proj"],
+            "learning_rate": 1e-2}
+    output = tmp_path / "lora"
+    train(_config(SFT_CPU, tiny_llama_path, chat_rows, output, overrides=lora), show_progress=False)
+    assert not (output / "adapter_config.json").exists()
+    trained = AutoModelForCausalLM.from_pretrained(output, use_safetensors=True).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_path, use_safetensors=True).state_dict()
+    assert set(trained) == set(base)  # plain Llama tensor names, no lora_A / lora_B
+    changed = {name.split(".")[-2] for name in base if not torch.equal(base[name], trained[name])}
+    assert changed == {"q_proj", "v_proj"}
+
+
 def test_gkd_distills_the_teacher_into_a_pruned_student(pruned_tiny_llama: str, tiny_llama_path: str,
                                                         chat_rows: str, tmp_path: Path):
     from transformers import AutoModelForCausalLM

@@ -104,3 +104,34 @@ def test_bad_draft_settings(tiny_llama_path, target):
         speculative_generate(model, model, [1, 2], 0, 5, [tokenizer.eos_token_id])
     with pytest.raises(SddError, match="no prompts"):
         measure_acceptance(tiny_llama_path, tiny_llama_path, [], 2, 4)
+
+
+VLLM_SCRIPT = """
+import json, sys
+from sdd_data.speculative import measure_acceptance_vllm
+
+if __name__ == "__main__":
+    counts = measure_acceptance_vllm(sys.argv[1], sys.argv[1], json.loads(sys.argv[2]), 3, 16)
+    print("COUNTS " + json.dumps(counts.summary()))
+"""
+
+
+@pytest.mark.slow
+def test_vllm_draft_model_accepts_itself_fully(tiny_llama_path, tmp_path):
+    pytest.importorskip("vllm")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "vllm_acceptance.py"
+    script.write_text(VLLM_SCRIPT)
+    environment = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
+    prompts = [PROMPT, PROMPT.replace("12 + 30", "7 + 5")]
+    finished = subprocess.run([sys.executable, str(script), tiny_llama_path, json.dumps(prompts)], check=False,
+                              cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    line = next(line for line in finished.stdout.splitlines() if line.startswith("COUNTS "))
+    counts = json.loads(line[len("COUNTS "):])
+    assert counts["acceptance_rate"] == 1.0 and counts["proposed"] > 0
+    assert counts["generated"] == 32 and counts["mean_accepted_length"] == pytest.approx(1 + counts["accepted"] / counts["steps"])

@@ -101,21 +101,31 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def load_model_and_tokenizer(path: str, name: str, model_args: Any, trust_remote_code: bool) -> tuple[Any, Any]:
-    """A causal LM (safetensors only) and its tokenizer, or an SddError saying why they do not load."""
+def load_tokenizer(path: str, name: str, trust_remote_code: bool) -> Any:
+    """A model's tokenizer, which must have a chat template, or an SddError saying why it does not load."""
+    transformers = require("transformers", "hf")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, TypeError, ImportError) as error:
+        raise SddError(f"the tokenizer of {name} does not load: {_first_line(error)}") from None
+    if not tokenizer.chat_template:
+        raise SddError(f"{name} has no chat template: training on chat data needs one")
+    return tokenizer
+
+
+def load_model(path: str, name: str, model_args: Any, trust_remote_code: bool) -> Any:
+    """A causal LM from safetensors weights, in the recipe's dtype, or an SddError saying why it does not load."""
     transformers = require("transformers", "hf")
     if model_args.load_in_4bit or model_args.load_in_8bit:
         raise SddError("4-bit and 8-bit loading are not supported by sdd-data train; run the recipe with `trl sft`")
+    from safetensors import SafetensorError
+
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = transformers.AutoModelForCausalLM.from_pretrained(
+        return transformers.AutoModelForCausalLM.from_pretrained(
             path, dtype=model_args.dtype, attn_implementation=model_args.attn_implementation,
             use_safetensors=True, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError, SafetensorError) as error:
         raise SddError(f"model {name} does not load: {_first_line(error)}") from None
-    if not tokenizer.chat_template:
-        raise SddError(f"model {name} has no chat template: training on chat data needs one")
-    return model, tokenizer
 
 
 def check_same_tokenizer(student: Any, teacher: Any, teacher_name: str) -> None:
@@ -180,12 +190,14 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
     rows = load_training_rows(config.data, config.data_split, config.data_config)
 
     trust = config.trust_remote_code or bool(args.trust_remote_code)
-    model, tokenizer = load_model_and_tokenizer(model_path, model_name, recipe.model_args, trust)
+    tokenizer = load_tokenizer(model_path, model_name, trust)
+    if method == GKD:
+        check_same_tokenizer(tokenizer, load_tokenizer(teacher_path, teacher_name, trust), teacher_name)
+    model = load_model(model_path, model_name, recipe.model_args, trust)
     peft_config = get_peft_config(recipe.model_args)
     try:
         if method == GKD:
-            teacher, teacher_tokenizer = load_model_and_tokenizer(teacher_path, teacher_name, recipe.model_args, trust)
-            check_same_tokenizer(tokenizer, teacher_tokenizer, teacher_name)
+            teacher = load_model(teacher_path, teacher_name, recipe.model_args, trust)
             args.teacher_model_init_kwargs = None  # the teacher is passed loaded
             trainer = gkd_classes()[1](model=model, teacher_model=teacher, args=args,
                                        train_dataset=gkd_dataset(rows.conversations), processing_class=tokenizer,

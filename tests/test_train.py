@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -180,8 +181,6 @@ def test_gkd_distills_the_teacher_into_a_pruned_student(pruned_tiny_llama: str, 
 
 
 def _other_tokenizer_model(tiny_llama_path: str, folder: Path) -> str:
-    import shutil
-
     from transformers import AutoTokenizer
 
     shutil.copytree(tiny_llama_path, folder)
@@ -206,9 +205,13 @@ def test_bad_input_fails_clearly(tiny_llama_path: str, chat_rows: str, tmp_path:
     with pytest.raises(SddError, match="no usable training rows.*dropped 1.*empty_answer 1"):
         train(_config(SFT_CPU, tiny_llama_path, str(dropped_only), out))
     broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "config.json").write_text('{"model_type": "llama"}')
-    with pytest.raises(SddError, match="does not load"):
+    shutil.copytree(tiny_llama_path, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(SddError, match="model .*broken does not load"):
+        train(_config(SFT_CPU, str(broken), chat_rows, out))
+    (broken / "tokenizer.json").unlink()
+    (broken / "tokenizer_config.json").write_text("{")
+    with pytest.raises(SddError, match="tokenizer of .*broken does not load"):
         train(_config(SFT_CPU, str(broken), chat_rows, out))
     with pytest.raises(SddError, match="model path .*nowhere does not exist"):
         train(_config(SFT_CPU, str(tmp_path / "nowhere"), chat_rows, out))

@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import config_to_flat_dict
-from .errors import SddError
+from .errors import SddError, require
 from .eval_report import build_report, format_table, write_report
 from .eval_tasks import EvalModel, EvalTask, TaskResult, TaskSettings, parse_tasks
 from .mc_scoring import DEFAULT_DELIMITER
@@ -133,13 +133,13 @@ def _speculative_prompts(config: EvalConfig, tokenizer) -> list[str]:
 
 def measure_drafts(config: EvalConfig, target_path: str, target_name: str, drafts: dict[str, str]) -> dict[str, dict]:
     """Acceptance rate and mean accepted length of each draft checkpoint drafting for the target."""
-    from transformers import AutoTokenizer
-
     from .speculative import measure_acceptance, measure_acceptance_vllm
+
+    transformers = require("transformers", "hf")
 
     if config.speculative_engine not in SPECULATIVE_ENGINES:
         raise SddError(f"unknown speculative_engine {config.speculative_engine!r}; use {' or '.join(SPECULATIVE_ENGINES)}")
-    prompts = _speculative_prompts(config, AutoTokenizer.from_pretrained(
+    prompts = _speculative_prompts(config, transformers.AutoTokenizer.from_pretrained(
         target_path, trust_remote_code=config.trust_remote_code))
     measured = {}
     for draft_name, draft_path in drafts.items():

@@ -323,3 +323,19 @@ def test_evaluate_model_errors(tiny_llama_path, tmp_path):
         evaluate(EvalConfig(models=f"broken={broken}", tasks=f"mc:{mc}", output=str(tmp_path / "out")))
     with pytest.raises(SddError, match="no models"):
         evaluate(EvalConfig(models="", tasks=f"mc:{mc}"))
+
+
+def test_config_maps_to_flags_with_docs():
+    import argparse
+
+    from sdd_data.config import add_config_arguments, config_from_sources, field_docs
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, EvalConfig)
+    arguments = parser.parse_args(["--models", "original=smollm2,pruned=runs/p", "--tasks", "gsm8k", "--limit", "20",
+                                   "--speculative", "pruned", "--no-trust-remote-code"])
+    config = config_from_sources(EvalConfig, None, vars(arguments))
+    assert (config.models, config.limit, config.speculative, config.draft_tokens) == (
+        "original=smollm2,pruned=runs/p", 20, "pruned", 5)
+    docs = field_docs(EvalConfig)
+    assert all(docs.get(name) for name in EvalConfig.__dataclass_fields__)

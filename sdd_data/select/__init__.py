@@ -1,7 +1,9 @@
 """Model-free core of PASER row selection: clustering, budgets, IES ranking, concept and duplicate filters.
 
-Inputs are per-row arrays (embeddings, degradation scores, token counts) and texts; computing the
-embeddings and the degradation scores with models happens elsewhere.
+Inputs are per-row arrays (embeddings, degradation scores, token counts) and texts. The models that
+produce them live in `embed` (sentence embeddings), `score_inputs` + `scorers` + `vllm_scorer`
+(JSD between the original and the pruned model, maths in `degrade`), and `stage` runs it all as
+the `select` stage.
 """
 
 from .budget import allocate_budget, largest_remainder, resolve_budget

@@ -206,3 +206,7 @@ def cached_scores(rows: list[ScoringRow], cache: VectorCache, make_scorer: Calla
         found.update(zip(missing, scores.reshape(-1, 1)))
     values = np.array([float(found[key][0]) for key in keys], dtype=np.float64)
     return values, {**description, "scored_rows": len(missing), "cached_rows": len(set(keys)) - len(missing)}
+
+
+# Imported last: this module registers the vllm scorer with the decorator above.
+from . import vllm_scorer  # noqa: E402,F401

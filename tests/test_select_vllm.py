@@ -1,0 +1,77 @@
+"""The vLLM degradation scorer against the exact transformers scorer, on the tiny Llama (slow, subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("vllm")
+
+ROWS = [
+    {"id": "a", "instruction": "What is 12 + 30?", "input": "", "response": "The answer is 42."},
+    {"id": "b", "instruction": "Give three tips for staying healthy.", "input": "",
+     "response": "Eat well, sleep, and move every day."},
+]
+
+SCRIPT = """
+import json, sys
+import numpy as np
+import transformers
+from sdd_data.select.score_inputs import scoring_rows
+from sdd_data.select.scorers import ScorerOptions
+from sdd_data.select.vllm_scorer import VllmScorer
+
+if __name__ == "__main__":
+    original, pruned, rows_json = sys.argv[1:4]
+    rows = json.loads(rows_json)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(original)
+    results = {}
+    for mode in ("response", "instruction"):
+        scored = scoring_rows(tokenizer, rows, mode, 256)
+        for top_k in (len(tokenizer), 5):
+            scorer = VllmScorer(original, pruned, ScorerOptions(top_k=top_k, dtype="float32"))
+            results[f"{mode}-{top_k}"] = scorer.score(scored).tolist()
+    print("SCORES " + json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def variant(tiny_llama_path, tmp_path_factory):
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama_path)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    path = tmp_path_factory.mktemp("tiny-variant-vllm")
+    model.save_pretrained(path, safe_serialization=True)
+    transformers.AutoTokenizer.from_pretrained(tiny_llama_path).save_pretrained(path)
+    return str(path)
+
+
+def test_vllm_topk_scores_match_the_exact_scorer_with_the_whole_vocabulary(tiny_llama_path, variant):
+    from sdd_data.select.score_inputs import scoring_rows
+    from sdd_data.select.scorers import ScorerOptions, TransformersScorer
+
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    finished = subprocess.run([sys.executable, "-c", SCRIPT, tiny_llama_path, variant, json.dumps(ROWS)],
+                              env=env, capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    line = next(line for line in finished.stdout.splitlines() if line.startswith("SCORES "))
+    results = json.loads(line[len("SCORES "):])
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_llama_path)
+    vocabulary = len(tokenizer)
+    for mode in ("response", "instruction"):
+        exact = TransformersScorer(tiny_llama_path, variant, ScorerOptions()).score(
+            scoring_rows(tokenizer, ROWS, mode, 256))
+        full, top5 = np.array(results[f"{mode}-{vocabulary}"]), np.array(results[f"{mode}-5"])
+        assert np.allclose(full, exact, atol=2e-4), (mode, full, exact)
+        assert (top5 <= exact + 2e-4).all() and (top5 >= 0).all()

@@ -63,7 +63,7 @@ def test_vllm_topk_scores_match_the_exact_scorer_with_the_whole_vocabulary(tiny_
 
     env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
     finished = subprocess.run([sys.executable, "-c", SCRIPT, tiny_llama_path, variant, json.dumps(ROWS)],
-                              env=env, capture_output=True, text=True, timeout=900)
+                              env=env, capture_output=True, text=True, timeout=900, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
     line = next(line for line in finished.stdout.splitlines() if line.startswith("SCORES "))
     results = json.loads(line[len("SCORES "):])

@@ -209,4 +209,4 @@ def cached_scores(rows: list[ScoringRow], cache: VectorCache, make_scorer: Calla
 
 
 # Imported last: this module registers the vllm scorer with the decorator above.
-from . import vllm_scorer  # noqa: E402,F401
+from . import vllm_scorer  # noqa: F401

@@ -114,8 +114,9 @@ def prune(config: PruneConfig, show_progress: bool = True) -> PruneResult:
         num_blocks = len(model.model.layers)
         removed = _choose(config, scores)
         _print_scores(config, scores, removed)
-        if config.dtype not in ("auto", checkpoint_dtype(resolved.path)):
-            model = load_causal_lm(resolved.path, config.trust_remote_code)  # save in the checkpoint's dtype
+        if config.dtype not in ("auto", checkpoint_dtype(resolved.path)):  # save in the checkpoint's dtype
+            del model
+            model = load_causal_lm(resolved.path, config.trust_remote_code)
     print(f"removing 0-based blocks {', '.join(map(str, removed))} of {num_blocks}")
 
     remove_blocks(model, removed)

@@ -330,6 +330,13 @@ def test_prune_stage_with_explicit_blocks_skips_scoring(six_block_llama, tmp_pat
     assert record["calibration"] is None and record["num_blocks_after"] == 4
 
 
+def test_scoring_in_bfloat16_still_saves_the_checkpoint_dtype(six_block_llama, tmp_path):
+    result = prune(PruneConfig(model=six_block_llama, output=str(tmp_path / "pruned"), blocks_to_remove=1,
+                               dtype="bfloat16", calibration_rows=4), show_progress=False)
+    assert json.loads((result.output / "config.json").read_text())["dtype"] == "float32"
+    assert transformers.AutoModelForCausalLM.from_pretrained(result.output).dtype == torch.float32
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({}, "how many blocks"),
     ({"blocks_to_remove": 2, "method": "random"}, "unknown method"),

@@ -23,10 +23,9 @@ RESPONSE_ROWS = 24
 MAX_LENGTH = 64
 # A 4-cycle of concepts (water boil - 100 degree - ice melt - 50 degree - water boil): in any order,
 # the row visited last finds both of its concepts known but never accepted together.
-PLANTED = [("Tell me what happens to water when heated.", "Water boils at 100 degrees."),
-           ("What do you know about frozen things?", "Ice melts above 50 degrees."),
-           ("Describe one property of heated water.", "Water boils at 50 degrees."),
-           ("Say something about frozen things.", "Ice melts at 100 degrees.")]
+# Their instructions are stopwords only, so the only concepts they bring are those of their answers.
+PLANTED = [("What is it?", "Water boils at 100 degrees."), ("Why is that?", "Ice melts above 50 degrees."),
+           ("How is this?", "Water boils at 50 degrees."), ("Where is it?", "Ice melts at 100 degrees.")]
 PLANTED_CONCEPTS = {"water boil", "100 degree", "ice melt", "50 degree"}
 
 

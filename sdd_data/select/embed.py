@@ -51,7 +51,7 @@ def resolve_embedder(name_or_path: str) -> Embedder:
     if local.is_dir():
         if not (local / "config.json").is_file() and not (local / "modules.json").is_file():
             raise SddError(f"embedder folder {local} holds no sentence-transformers or transformers model")
-        return Embedder(str(local.resolve()), str(local), f"{local.resolve()}@{folder_identity(local)}")
+        return Embedder(str(local.resolve()), str(local), f"local@{folder_identity(local)}")
     if name_or_path.startswith(("/", "./", "../", "~")) or name_or_path.count("/") > 1:
         raise SddError(f"embedder path {name_or_path} does not exist")
     ensure_hub_reachable(f"embedder {name_or_path!r}")

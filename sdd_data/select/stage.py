@@ -123,8 +123,9 @@ def _tokenizer(transformers, model: ResolvedModel, role: str, trust_remote_code:
 
 
 def model_identity(model: ResolvedModel) -> str:
-    """What a model's cached scores are keyed by: name and revision, or a local folder's file stats."""
-    return f"{model.name}@{model.revision}" if model.revision else f"{model.path}@{folder_identity(model.path)}"
+    """What a model's cached scores are keyed by: name and revision, or a local folder's file names, sizes
+    and modification times (so a copy made with its times kept shares the cache, and a rewrite does not)."""
+    return f"{model.name}@{model.revision}" if model.revision else f"local@{folder_identity(model.path)}"
 
 
 def _reasons(result: SelectionResult) -> list[str]:

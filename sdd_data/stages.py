@@ -63,3 +63,17 @@ register_stage(
     description="Merge two models with SLERP, tensor by tensor, as described by a mergekit-style YAML recipe "
                 "(--merge-config).",
 )
+register_stage(
+    "prune", "sdd_data.prune", "PruneConfig", "prune",
+    help="remove decoder blocks chosen by angular distance or block influence, and save a standard checkpoint",
+    description="Score every decoder block on calibration text and remove n of them: the n contiguous blocks "
+                "of smallest angular distance (angular, the default) or the n blocks of lowest block influence "
+                "(block-influence); --blocks removes given 0-based blocks without scoring.",
+)
+register_stage(
+    "eval", "sdd_data.evaluate", "EvalConfig", "evaluate",
+    help="score original, pruned and recovered models on a task set; retention and speculative acceptance",
+    description="Evaluate models on built-in tasks (gsm8k, mc:<file.jsonl>) or lm-evaluation-harness tasks, "
+                "print one table with retention against the original, write results.json and results.png, and "
+                "measure speculative-decoding acceptance of drafts for the original.",
+)

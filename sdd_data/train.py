@@ -229,7 +229,7 @@ def _prune_record(model_path: str) -> dict:
 def card_recipe(prepared: PreparedTraining) -> dict:
     """The recipe values for the model card, local paths replaced by public names."""
     values = {key: value for key, value in prepared.recipe.values.items() if key not in LOCAL_KEYS + ("env",)}
-    values = {"method": prepared.recipe.method, "recipe": prepared.recipe.path.name, **values,
+    values = {"method": prepared.recipe.method, "recipe": "/".join(prepared.recipe.path.parts[-3:]), **values,
               "model_name_or_path": _public_name(prepared.model_name), "dataset": prepared.rows.name}
     if prepared.teacher_name:
         values["teacher_model_name_or_path"] = _public_name(prepared.teacher_name)

@@ -177,7 +177,8 @@ def test_gkd_distills_the_teacher_into_a_pruned_student(pruned_tiny_llama: str, 
     assert result.method == "gkd" and result.metrics["global_step"] == 2
     assert all(math.isfinite(loss) and loss >= 0 for loss in result.losses)
     assert AutoModelForCausalLM.from_pretrained(output, use_safetensors=True).config.num_hidden_layers == 1
-    assert "| `method` | gkd |" in (output / "README.md").read_text()
+    card = (output / "README.md").read_text()
+    assert "| `method` | gkd |" in card and "| `recipe` | smollm2-135m-instruct/gkd-cpu/config.yaml |" in card
 
 
 def _other_tokenizer_model(tiny_llama_path: str, folder: Path) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .errors import SddError, require
 from .prune_checkpoint import (
+    PRUNE_RECORD,
     check_blocks,
     check_output_free,
     check_supported,
@@ -29,7 +30,6 @@ __all__ = ["PruneConfig", "PruneResult", "parse_blocks", "prune", "save_pruned_c
 
 METHODS = ("angular", "block-influence")
 DTYPES = ("float32", "bfloat16", "float16")
-PRUNE_RECORD = "sdd_data_prune.json"
 
 
 @dataclass

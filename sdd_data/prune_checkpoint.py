@@ -17,6 +17,9 @@ from typing import Any
 from .errors import SddError, require
 from .models import HUB_ALLOW_PATTERNS
 
+PRUNE_RECORD = "sdd_data_prune.json"
+"""Written by the prune stage inside the checkpoint: removed blocks, scores, calibration (read by train)."""
+
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "smollm3")
 """Causal LMs whose decoder blocks sit in `model.model.layers` and carry `self_attn.layer_idx`."""
 SIDE_FILE_PATTERNS = [

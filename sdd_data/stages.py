@@ -77,3 +77,10 @@ register_stage(
                 "print one table with retention against the original, write results.json and results.png, and "
                 "measure speculative-decoding acceptance of drafts for the original.",
 )
+register_stage(
+    "train", "sdd_data.train", "TrainConfig", "train",
+    help="fine-tune a (pruned) model on distilled data with a TRL recipe: SFT, or GKD from a teacher",
+    description="Fine-tune a model on distilled data with a TRL recipe (recipes/<model>/<method>/config.yaml, the "
+                "file `trl sft --config` reads); the loss covers the assistant answers only, and the model is saved "
+                "as safetensors with its tokenizer and a model card (README.md).",
+)

@@ -22,7 +22,7 @@ from . import __version__
 from .cards import model_card
 from .errors import SddError, require
 from .models import resolve_model
-from .prune_checkpoint import check_output_free
+from .prune_checkpoint import PRUNE_RECORD, check_output_free
 from .train_data import TrainingRows, gkd_dataset, load_training_rows, sft_dataset
 from .train_recipe import (
     GKD,
@@ -33,7 +33,6 @@ from .train_recipe import (
     read_recipe_values,
 )
 
-PRUNE_RECORD = "sdd_data_prune.json"
 TRAIN_RECORD = "sdd_data_train.json"
 CARD_FILE = "README.md"
 # Recipe keys that name local things: the card shows them by public name, or not at all.

@@ -24,7 +24,6 @@ ROWS = [
 
 SCRIPT = """
 import json, sys
-import numpy as np
 import transformers
 from sdd_data.select.score_inputs import scoring_rows
 from sdd_data.select.scorers import ScorerOptions
@@ -34,13 +33,11 @@ if __name__ == "__main__":
     original, pruned, rows_json = sys.argv[1:4]
     rows = json.loads(rows_json)
     tokenizer = transformers.AutoTokenizer.from_pretrained(original)
-    results = {}
-    for mode in ("response", "instruction"):
-        scored = scoring_rows(tokenizer, rows, mode, 256)
-        for top_k in (len(tokenizer), 5):
-            scorer = VllmScorer(original, pruned, ScorerOptions(top_k=top_k, dtype="float32"))
-            results[f"{mode}-{top_k}"] = scorer.score(scored).tolist()
-    print("SCORES " + json.dumps(results))
+    # Both modes in one pass per model: two engine starts in all.
+    scored = scoring_rows(tokenizer, rows, "response", 256) + scoring_rows(tokenizer, rows, "instruction", 256)
+    scorer = VllmScorer(original, pruned, ScorerOptions(top_k=len(tokenizer), dtype="float32"))
+    print("SCORES " + json.dumps(scorer.score(scored).tolist()))
+    print("NOTE " + scorer.describe()["note"])
 """
 
 
@@ -57,7 +54,7 @@ def variant(tiny_llama_path, tmp_path_factory):
     return str(path)
 
 
-def test_vllm_topk_scores_match_the_exact_scorer_with_the_whole_vocabulary(tiny_llama_path, variant):
+def test_vllm_scores_with_the_whole_vocabulary_match_the_exact_scorer(tiny_llama_path, variant):
     from sdd_data.select.score_inputs import scoring_rows
     from sdd_data.select.scorers import ScorerOptions, TransformersScorer
 
@@ -66,12 +63,10 @@ def test_vllm_topk_scores_match_the_exact_scorer_with_the_whole_vocabulary(tiny_
                               env=env, capture_output=True, text=True, timeout=900, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
     line = next(line for line in finished.stdout.splitlines() if line.startswith("SCORES "))
-    results = json.loads(line[len("SCORES "):])
+    approximate = np.array(json.loads(line[len("SCORES "):]))
+    assert "approximate" in finished.stdout
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_llama_path)
-    vocabulary = len(tokenizer)
-    for mode in ("response", "instruction"):
-        exact = TransformersScorer(tiny_llama_path, variant, ScorerOptions()).score(
-            scoring_rows(tokenizer, ROWS, mode, 256))
-        full, top5 = np.array(results[f"{mode}-{vocabulary}"]), np.array(results[f"{mode}-5"])
-        assert np.allclose(full, exact, atol=2e-4), (mode, full, exact)
-        assert (top5 <= exact + 2e-4).all() and (top5 >= 0).all()
+    scored = scoring_rows(tokenizer, ROWS, "response", 256) + scoring_rows(tokenizer, ROWS, "instruction", 256)
+    exact = TransformersScorer(tiny_llama_path, variant, ScorerOptions()).score(scored)
+    assert (exact > 1e-4).all()
+    assert np.allclose(approximate, exact, atol=2e-4), (approximate, exact)

@@ -92,6 +92,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one flag per leaf field of `cls`; every default is None so unset flags can be told apart."""
     for name, (_, kind, doc) in leaf_fields(cls).items():
         flag = "--" + name.replace("_", "-")
+        doc = doc.replace("%", "%%")  # argparse formats help strings with %
         base, _ = _unwrap_optional(kind)
         origin = typing.get_origin(base)
         if base is bool:

@@ -58,7 +58,7 @@ class LmEvalTask:
 
     def run(self, model: EvalModel, settings: TaskSettings) -> TaskResult:
         """Run lm-eval on the model's checkpoint folder and read the task's metric."""
-        from .engines.base import resolve_dtype
+        from .engines.base import resolve_device, resolve_dtype
 
         lm_eval = import_lm_eval()
         device = resolve_device(settings.device)
@@ -100,15 +100,6 @@ def read_task_metrics(output: dict, task: str) -> dict[str, float]:
             return {key: float(value) for key, value in found.items()
                     if isinstance(value, (int, float)) and "_stderr" not in key and key != "alias"}
     raise SddError(f"lm-eval returned no results for task {task}")
-
-
-def resolve_device(device: str) -> str:
-    """`auto` as cuda when torch sees a GPU, else cpu; other values unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def parse_lm_eval_entry(argument: str) -> LmEvalTask:

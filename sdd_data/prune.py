@@ -159,9 +159,8 @@ def _check_config(config: PruneConfig) -> None:
 def _score(config: PruneConfig, model_path: str, show_progress: bool):
     """Load calibration rows and the model, and score every block; returns (model, scores, calibration record)."""
     transformers = require("transformers", "hf")
-    torch = require("torch", "hf")
     from .block_scores import check_block_count
-    from .engines.hf import _resolve_device
+    from .engines.base import resolve_device
     from .prune_calibration import calibration_texts, score_blocks
     from .sources import SourceSpec, load_rows
 
@@ -170,7 +169,7 @@ def _score(config: PruneConfig, model_path: str, show_progress: bool):
     texts = calibration_texts(source.rows, tokenizer)
     model = load_causal_lm(model_path, config.trust_remote_code, config.dtype)
     check_block_count(len(model.model.layers), config.blocks_to_remove)
-    model.to(_resolve_device(torch, config.device))
+    model.to(resolve_device(config.device))
     if len(texts) < config.calibration_rows:
         print(f"calibrating on {len(texts)} rows: {source.name} has no more usable rows")
     scores = score_blocks(model, tokenizer, texts, config.blocks_to_remove, config.max_length, config.batch_size,

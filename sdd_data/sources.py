@@ -55,7 +55,7 @@ def _file_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _load_raw(spec: SourceSpec):
+def load_raw_dataset(spec: SourceSpec):
     """The source as a `datasets.Dataset`, its display name and a content fingerprint."""
     import datasets
 
@@ -161,7 +161,7 @@ def load_rows(spec: SourceSpec, strict: bool = False) -> LoadedSource:
         raise SddError(f"unknown task {spec.task!r}; known: {', '.join(TASKS)}")
     if spec.limit is not None and spec.limit <= 0:
         raise SddError(f"limit must be positive, got {spec.limit}")
-    dataset, name, fingerprint = _load_raw(spec)
+    dataset, name, fingerprint = load_raw_dataset(spec)
     if len(dataset) == 0:
         raise SddError(f"{name} has no rows")
     if spec.limit is not None:

@@ -136,8 +136,7 @@ def load_model_and_tokenizer(path: str, dtype: str, device: str, trust_remote_co
     transformers = require("transformers", "hf")
     from safetensors import SafetensorError
 
-    from .engines.base import resolve_dtype
-    from .lm_eval_tasks import resolve_device
+    from .engines.base import resolve_device, resolve_dtype
 
     device = resolve_device(device)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import SddError
 from .records import sft_messages
-from .sources import SourceSpec, _load_raw, load_rows
+from .sources import SourceSpec, load_raw_dataset, load_rows
 
 RUN_MANIFEST = "run.json"
 PUBLISHED_PROVENANCE = "sdd_data.json"
@@ -58,7 +58,7 @@ def _conversation_table(data: str, split: str, config_name: str | None):
     if (folder / PUBLISHED_PROVENANCE).is_file():
         files, config_name = _published_files(folder, split, config_name)
         return datasets.load_dataset("parquet", data_files=files, split="train"), config_name
-    return _load_raw(SourceSpec(data=data, split=split))[0], None
+    return load_raw_dataset(SourceSpec(data=data, split=split))[0], None
 
 
 def _problem(messages) -> str | None:

@@ -60,3 +60,9 @@ def test_cli_prints_one_line_errors(capsys, tmp_path):
 
 def test_docs_come_from_the_literal_under_each_field():
     assert "Rows per shard" in field_docs(DistillConfig)["shard_size"]
+
+
+def test_every_stage_help_renders():
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    for name, parser in subcommands.items():
+        assert parser.format_help().startswith("usage: "), name

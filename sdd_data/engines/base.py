@@ -108,6 +108,19 @@ def resolve_dtype(dtype: str, on_cpu: bool) -> str:
     return dtype
 
 
+def resolve_device(device: str) -> str:
+    """The torch device for `device` (auto, cpu, cuda or cuda:N): auto is cuda when torch sees a GPU, else cpu."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SddError(f"device {device} asked for, but torch sees no CUDA GPU")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise SddError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
 def tokenize_prompts(tokenizer, prompts: list[str], seeds: list[int], decoding: DecodingConfig) -> list[list[int]]:
     """Check a generate() call and tokenize its rendered prompts (no special tokens added: they are in the text)."""
     if len(prompts) != len(seeds):

@@ -11,6 +11,7 @@ from sdd_data.engines.base import (
     Generation,
     ProgressCallback,
     end_token_ids,
+    resolve_device,
     resolve_dtype,
     tokenize_prompts,
 )
@@ -33,7 +34,7 @@ class TransformersEngine:
         if config.batch_size < 1:
             raise SddError(f"batch_size must be at least 1, got {config.batch_size}")
         self.config = config
-        self.device = _resolve_device(self._torch, config.device)
+        self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, on_cpu=self.device == "cpu")
 
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(
@@ -145,16 +146,6 @@ class TransformersEngine:
         self.model = None
         if self.device.startswith("cuda"):
             self._torch.cuda.empty_cache()
-
-
-def _resolve_device(torch, device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SddError(f"device {device} asked for, but torch sees no CUDA GPU")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise SddError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
-    return device
 
 
 def _batch_seed(row_seeds: list[int]) -> int:

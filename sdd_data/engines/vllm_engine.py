@@ -73,7 +73,7 @@ class VllmEngine:
         }
         self._sampling_params_class = vllm.SamplingParams
         self._version = vllm.__version__
-        self._llm = vllm.LLM(**engine_kwargs)
+        self.llm = vllm.LLM(**engine_kwargs)
 
     def generate(
         self,
@@ -86,7 +86,7 @@ class VllmEngine:
         token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding)
         sampling_params = [self._sampling_params(decoding, seed) for seed in seeds]
         tracker = _ProgressTracker(progress, total=len(prompts))
-        outputs = self._llm.generate(
+        outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids in token_ids],
             sampling_params,
             use_tqdm=tracker.progress_bar if progress is not None else False,
@@ -115,16 +115,16 @@ class VllmEngine:
             "device": "cpu" if self.on_cpu else "cuda",
             "tensor_parallel_size": self.config.tensor_parallel_size,
             "data_parallel_size": self.config.data_parallel_size,
-            "max_model_len": self._llm.llm_engine.model_config.max_model_len,
+            "max_model_len": self.llm.llm_engine.model_config.max_model_len,
             "enforce_eager": self.on_cpu,
         }
 
     def close(self) -> None:
         """Shut the engine's worker processes down and drop the model."""
-        engine_core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+        engine_core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
         if engine_core is not None:
             engine_core.shutdown()
-        self._llm = None
+        self.llm = None
         gc.collect()
 
 

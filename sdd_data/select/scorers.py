@@ -94,8 +94,7 @@ class TransformersScorer:
     exact = True
 
     def __init__(self, original_path: str, pruned_path: str, options: ScorerOptions):
-        from ..engines.base import resolve_dtype
-        from ..engines.hf import _resolve_device
+        from ..engines.base import resolve_device, resolve_dtype
 
         self._torch = torch = require("torch", "hf")
         transformers = require("transformers", "hf")
@@ -104,7 +103,7 @@ class TransformersScorer:
         if options.padding_side not in ("left", "right"):
             raise SddError(f"padding_side must be left or right, got {options.padding_side!r}")
         self.options = options
-        self.device = _resolve_device(torch, options.device)
+        self.device = resolve_device(options.device)
         self.dtype = resolve_dtype(options.dtype, on_cpu=self.device == "cpu")
         self.models = [load_causal_lm(transformers, torch, path, self.dtype, self.device,
                                       options.trust_remote_code, role)

@@ -57,7 +57,7 @@ class VllmScorer:
             params = vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=self.options.top_k,
                                          prompt_logprobs=self.options.top_k)
             # The engine object owns the vllm.LLM; scoring needs its raw prompt log-probabilities.
-            outputs = engine._llm.generate([{"prompt_token_ids": list(row.token_ids)} for row in rows], params,
+            outputs = engine.llm.generate([{"prompt_token_ids": list(row.token_ids)} for row in rows], params,
                                            use_tqdm=False)
         finally:
             engine.close()

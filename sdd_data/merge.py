@@ -7,15 +7,14 @@ memory); the output is written to a temporary folder beside `output` and moved i
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SddError, require
 from .merge_recipe import dtype_name, read_recipe
 from .merge_schedule import ScheduledTensor
+from .output_folder import check_output_free, staged_output
 
 RECIPE_COPY = "merge_config.yaml"
 SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -78,24 +77,16 @@ def merge(config: MergeConfig, show_progress: bool = True) -> MergeResult:
     dtype = dtype_name(config.dtype) if config.dtype else recipe.dtype
     max_shard_size = parse_size(config.max_shard_size)
     output = Path(config.output)
-    if not config.print_schedule and output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise SddError(f"output {output} already exists and is not an empty folder; choose a new one")
+    if not config.print_schedule:
+        check_output_free(output)
     plan = plan_merge(recipe)
     if config.print_schedule:
         print_schedule(plan.schedule)
         return MergeResult(None, plan.schedule, {})
 
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
-    staging.mkdir(parents=True)
-    try:
+    with staged_output(output) as staging:
         methods = write_merged_checkpoint(plan, staging, dtype, max_shard_size, show_progress)
         (staging / RECIPE_COPY).write_text(recipe.text)
-        if output.exists():
-            output.rmdir()
-        staging.rename(output)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     if show_progress:
         counts = ", ".join(f"{method} {count}" for method, count in sorted(methods.items()))
         print(f"merged {len(plan.schedule)} tensors ({counts}) into {output}")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SddError, require
+from .output_folder import check_output_free
 from .prune_checkpoint import (
     PRUNE_RECORD,
     check_blocks,
-    check_output_free,
     check_supported,
     checkpoint_dtype,
     load_causal_lm,

@@ -8,7 +8,6 @@ and every per-layer list of its config is cut to match, so it loads with `from_p
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from .errors import SddError, require
 from .models import HUB_ALLOW_PATTERNS
+from .output_folder import check_output_free, staged_output
 
 PRUNE_RECORD = "sdd_data_prune.json"
 """Written by the prune stage inside the checkpoint: removed blocks, scores, calibration (read by train)."""
@@ -129,32 +129,14 @@ def save_pruned_checkpoint(model_path: str, blocks: Sequence[int], output: str |
     return save_model_atomically(model, model_path, output)
 
 
-def check_output_free(output: Path) -> None:
-    """Refuse an output that exists and is not an empty folder."""
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise SddError(f"output {output} already exists and is not an empty folder; choose a new one")
-
-
 def save_model_atomically(model: Any, source_path: str | Path, output: Path,
                           extra_files: dict[str, str] | None = None) -> Path:
     """Save `model` with the source's tokenizer and generation files into a temp folder, then rename it to `output`."""
-    check_output_free(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    try:
+    with staged_output(output) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         for pattern in SIDE_FILE_PATTERNS:
             for path in Path(source_path).glob(pattern):
                 shutil.copy2(path, staging / path.name)
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text)
-        if output.exists():
-            output.rmdir()
-        staging.rename(output)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return output

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from . import __version__
 from .cards import model_card
 from .errors import SddError, require
 from .models import resolve_model
-from .prune_checkpoint import PRUNE_RECORD, check_output_free
+from .output_folder import check_output_free
+from .prune_checkpoint import PRUNE_RECORD
 from .train_data import TrainingRows, gkd_dataset, load_training_rows, sft_dataset
 from .train_recipe import (
     GKD,
@@ -277,7 +277,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     if losses and not all(math.isfinite(loss) for loss in losses):
         raise SddError(f"the training loss became {losses[-1]} (try a lower learning_rate or bf16 instead of fp16)")
 
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+    # Every process writes its part of the model into the same folder: its name must not depend on the process.
+    staging = output.parent / f".{output.name}.partial"
     accelerator = trainer.accelerator
     if accelerator.is_main_process:
         shutil.rmtree(staging, ignore_errors=True)

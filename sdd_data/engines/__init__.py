@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from sdd_data.engines.base import DecodingConfig, Engine, EngineConfig, Generation, ProgressCallback
+from sdd_data.engines.base import (
+    DecodingConfig,
+    Engine,
+    EngineConfig,
+    Generation,
+    ProgressCallback,
+)
 from sdd_data.errors import SddError
 
 EngineFactory = Callable[[str, EngineConfig], Engine]

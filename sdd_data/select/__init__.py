@@ -7,11 +7,24 @@ the `select` stage.
 """
 
 from .budget import allocate_budget, largest_remainder, resolve_budget
-from .cluster import ASSIGNERS, CLUSTER_MODES, ClusterConfig, Clustering, cluster_rows, eigengap_clusters
+from .cluster import (
+    ASSIGNERS,
+    CLUSTER_MODES,
+    ClusterConfig,
+    Clustering,
+    cluster_rows,
+    eigengap_clusters,
+)
 from .concepts import ConceptGraph, key_phrases, normalise_concept
 from .dedupe import near_duplicates
 from .rank import instruction_efficiency
-from .selection import SELECTORS, SelectConfig, SelectionResult, register_selector, select_rows
+from .selection import (
+    SELECTORS,
+    SelectConfig,
+    SelectionResult,
+    register_selector,
+    select_rows,
+)
 
 __all__ = [
     "ASSIGNERS", "CLUSTER_MODES", "SELECTORS", "ClusterConfig", "Clustering", "ConceptGraph", "SelectConfig",

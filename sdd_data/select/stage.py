@@ -9,9 +9,6 @@ written into a temporary folder beside the output, then renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,7 @@ from .. import __version__
 from ..config import config_to_flat_dict
 from ..errors import SddError, require
 from ..models import ResolvedModel, resolve_model
+from ..output_folder import staged_output
 from ..sources import SourceSpec
 from .budget import resolve_budget
 from .embed import embed_texts, resolve_embedder
@@ -165,28 +163,13 @@ def _selected_table(source: SelectionSource, outcome: pa.Table, result: Selectio
 def _write(output: Path, selected: pa.Table, outcome: pa.Table, result: SelectionResult, provenance: dict,
            overwrite: bool) -> None:
     datasets = require("datasets", "select")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-    try:
+    with staged_output(output, replace=overwrite) as staging:
         datasets.Dataset(selected).save_to_disk(str(staging / "data"))
         pq.write_table(outcome, staging / "outcome.parquet")
         (staging / "report.json").write_text(json.dumps(result.report, indent=2, default=str) + "\n")
         if "clusters" in result.report:
             plot_clusters(result, staging / "clusters.png")
         (staging / "sdd_data.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False, default=str) + "\n")
-        staging.chmod(0o755)
-        if output.exists() and overwrite:
-            retired = output.with_name(f".{output.name}.old-{os.getpid()}")
-            os.rename(output, retired)
-            os.rename(staging, output)
-            shutil.rmtree(retired)
-        else:
-            if output.exists():
-                output.rmdir()  # empty (checked up front)
-            os.rename(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStageResult:

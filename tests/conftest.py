@@ -107,3 +107,20 @@ def tiny_llama_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_variant_path(tiny_llama_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny Llama with every weight perturbed by seeded noise: same tokenizer, different predictions."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama_path)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    path = tmp_path_factory.mktemp("tiny-llama-variant")
+    model.save_pretrained(path, safe_serialization=True)
+    transformers.AutoTokenizer.from_pretrained(tiny_llama_path).save_pretrained(path)
+    return str(path)

@@ -91,20 +91,6 @@ def test_topk_jsd_is_exact_with_the_whole_vocabulary_and_a_lower_bound_with_less
 
 
 @pytest.fixture(scope="module")
-def tiny_variant(tiny_llama_path, tmp_path_factory):
-    """The tiny Llama with every weight perturbed: same tokenizer, different predictions."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama_path)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
-    path = tmp_path_factory.mktemp("tiny-variant")
-    model.save_pretrained(path, safe_serialization=True)
-    transformers.AutoTokenizer.from_pretrained(tiny_llama_path).save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def tokenizer(tiny_llama_path):
     return transformers.AutoTokenizer.from_pretrained(tiny_llama_path)
 
@@ -129,42 +115,42 @@ def test_long_rows_keep_the_start_of_the_response(tokenizer):
     assert cut.token_ids[cut.first + 1:] == full.token_ids[full.first + 1:full.first + 1 + 40 - cut.first - 1]
 
 
-def test_identical_models_score_zero_and_different_ones_do_not(tiny_llama_path, tiny_variant, tokenizer):
+def test_identical_models_score_zero_and_different_ones_do_not(tiny_llama_path, tiny_llama_variant_path, tokenizer):
     rows = scoring_rows(tokenizer, ROWS, "response", max_length=512)
     same = TransformersScorer(tiny_llama_path, tiny_llama_path, ScorerOptions(batch_size=2)).score(rows)
     assert np.abs(same).max() <= 1e-6
-    scorer = TransformersScorer(tiny_llama_path, tiny_variant, ScorerOptions(batch_size=3))
+    scorer = TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions(batch_size=3))
     different = scorer.score(rows)
     assert (different > 1e-4).all() and (different <= LN2).all()
 
 
-def test_scores_do_not_depend_on_padding_side_or_batching(tiny_llama_path, tiny_variant, tokenizer):
+def test_scores_do_not_depend_on_padding_side_or_batching(tiny_llama_path, tiny_llama_variant_path, tokenizer):
     rows = scoring_rows(tokenizer, ROWS, "response", max_length=512)
-    left = TransformersScorer(tiny_llama_path, tiny_variant, ScorerOptions(batch_size=3)).score(rows)
-    right = TransformersScorer(tiny_llama_path, tiny_variant,
+    left = TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions(batch_size=3)).score(rows)
+    right = TransformersScorer(tiny_llama_path, tiny_llama_variant_path,
                                ScorerOptions(batch_size=3, padding_side="right")).score(rows)
-    single = TransformersScorer(tiny_llama_path, tiny_variant, ScorerOptions(batch_size=1)).score(rows)
+    single = TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions(batch_size=1)).score(rows)
     assert np.allclose(left, right, atol=1e-5) and np.allclose(left, single, atol=1e-5)
 
 
-def test_scores_match_a_direct_float64_computation(tiny_llama_path, tiny_variant, tokenizer):
+def test_scores_match_a_direct_float64_computation(tiny_llama_path, tiny_llama_variant_path, tokenizer):
     row = scoring_rows(tokenizer, ROWS[:1], "response", max_length=512)[0]
     ids = torch.tensor([row.token_ids])
     logits = [transformers.AutoModelForCausalLM.from_pretrained(path)(input_ids=ids).logits[0].detach().numpy()
-              for path in (tiny_llama_path, tiny_variant)]
+              for path in (tiny_llama_path, tiny_llama_variant_path)]
     expected = numpy_jsd(logits[0], logits[1])[row.first:row.last + 1].mean()
-    score = TransformersScorer(tiny_llama_path, tiny_variant, ScorerOptions()).score([row])[0]
+    score = TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions()).score([row])[0]
     assert score == pytest.approx(expected, abs=1e-5)
 
 
-def test_scores_are_cached_and_computed_once(tiny_llama_path, tiny_variant, tokenizer, tmp_path):
+def test_scores_are_cached_and_computed_once(tiny_llama_path, tiny_llama_variant_path, tokenizer, tmp_path):
     rows = scoring_rows(tokenizer, ROWS, "response", max_length=512)
     cache = VectorCache(tmp_path)
     built = []
 
     def make():
         built.append(1)
-        return TransformersScorer(tiny_llama_path, tiny_variant, ScorerOptions())
+        return TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions())
 
     first, info = cached_scores(rows[:2], cache, make, show_progress=False)
     assert info["scored_rows"] == 2 and len(built) == 1

@@ -41,25 +41,12 @@ if __name__ == "__main__":
 """
 
 
-@pytest.fixture(scope="module")
-def variant(tiny_llama_path, tmp_path_factory):
-    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama_path)
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
-    path = tmp_path_factory.mktemp("tiny-variant-vllm")
-    model.save_pretrained(path, safe_serialization=True)
-    transformers.AutoTokenizer.from_pretrained(tiny_llama_path).save_pretrained(path)
-    return str(path)
-
-
-def test_vllm_scores_with_the_whole_vocabulary_match_the_exact_scorer(tiny_llama_path, variant):
+def test_vllm_scores_with_the_whole_vocabulary_match_the_exact_scorer(tiny_llama_path, tiny_llama_variant_path):
     from sdd_data.select.score_inputs import scoring_rows
     from sdd_data.select.scorers import ScorerOptions, TransformersScorer
 
     env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    finished = subprocess.run([sys.executable, "-c", SCRIPT, tiny_llama_path, variant, json.dumps(ROWS)],
+    finished = subprocess.run([sys.executable, "-c", SCRIPT, tiny_llama_path, tiny_llama_variant_path, json.dumps(ROWS)],
                               env=env, capture_output=True, text=True, timeout=900, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
     line = next(line for line in finished.stdout.splitlines() if line.startswith("SCORES "))
@@ -67,6 +54,6 @@ def test_vllm_scores_with_the_whole_vocabulary_match_the_exact_scorer(tiny_llama
     assert "approximate" in finished.stdout
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_llama_path)
     scored = scoring_rows(tokenizer, ROWS, "response", 256) + scoring_rows(tokenizer, ROWS, "instruction", 256)
-    exact = TransformersScorer(tiny_llama_path, variant, ScorerOptions()).score(scored)
+    exact = TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions()).score(scored)
     assert (exact > 1e-4).all()
     assert np.allclose(approximate, exact, atol=2e-4), (approximate, exact)

@@ -37,21 +37,22 @@ def loop(tmp_path_factory, smollm2_path):
     }, sort_keys=False))
     train = {"recipe": str(CPU_RECIPE), "data": str(work / "selected" / "data"), "model": str(work / "pruned"),
              "max_steps": 2}
+    quick = {"max_length": 192, "gradient_accumulation_steps": 1}  # two short steps of two rows each
     steps = [
-        {"distill": {"data": str(GSM8K_TRAIN), "preset": "gsm8k", "limit": 12, "teacher": "smollm2",
-                     "max_new_tokens": 96, "batch_size": 12, "output": str(work / "distilled")}},
+        {"distill": {"data": str(GSM8K_TRAIN), "preset": "gsm8k", "limit": 8, "teacher": "smollm2",
+                     "max_new_tokens": 64, "batch_size": 8, "output": str(work / "distilled")}},
         {"prune": {"model": "smollm2", "method": "block-influence", "blocks_to_remove": 2,
-                   "calibration_rows": 16, "output": str(work / "pruned")}},
-        {"select": {"data": str(work / "distilled"), "pruned_model": str(work / "pruned"), "budget": "8",
-                    "n_clusters": 2, "max_length": 256, "cache_dir": str(work / "cache"),
+                   "calibration_rows": 8, "output": str(work / "pruned")}},
+        {"select": {"data": str(work / "distilled"), "pruned_model": str(work / "pruned"), "budget": "6",
+                    "n_clusters": 2, "max_length": 192, "cache_dir": str(work / "cache"),
                     "output": str(work / "selected")}},
-        {"train": {**train, "output": str(work / "sft-a"), "overrides": {"max_length": 256}}},
+        {"train": {**train, "output": str(work / "sft-a"), "overrides": quick}},
         {"train": {**train, "output": str(work / "sft-b"),
-                   "overrides": {"max_length": 256, "seed": 7, "learning_rate": 1.0e-4}}},
+                   "overrides": {**quick, "seed": 7, "learning_rate": 1.0e-4}}},
         {"merge": {"merge_config": str(merge_recipe), "output": str(work / "merged")}},
         {"eval": {"models": f"original=smollm2,pruned={work / 'pruned'},recovered={work / 'sft-a'},"
                             f"merged={work / 'merged'}",
-                  "tasks": f"mc:{ARC_EASY}", "limit": 8, "speculative": "merged", "speculative_limit": 2,
+                  "tasks": f"mc:{ARC_EASY}", "limit": 6, "speculative": "merged", "speculative_limit": 2,
                   "speculative_max_new_tokens": 24, "output": str(work / "eval")}},
     ]
     pipeline = work / "pipeline.yaml"
@@ -74,7 +75,7 @@ def test_selection_keeps_exactly_the_budget_from_the_distilled_rows(loop):
     import datasets
 
     selected = datasets.load_from_disk(str(loop / "selected" / "data"))
-    assert len(selected) == 8
+    assert len(selected) == 6
     assert {"messages", "cluster", "degradation", "ies", "selection_reason"} <= set(selected.column_names)
     assert all(score > 0 for score in selected["degradation"])
 
@@ -104,7 +105,7 @@ def test_evaluation_reports_every_model_with_retention_and_acceptance(loop):
     assert list(report["models"]) == ["original", "pruned", "recovered", "merged"]
     assert report["baseline"] == "original"
     (task,) = report["tasks"].values()
-    assert task["rows"] == 8
+    assert task["rows"] == 6
     assert all(0.0 <= score <= 1.0 for score in task["scores"].values())
     assert set(report["retention"]) == {"pruned", "recovered", "merged"}
     original = report["average"]["original"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .engines.base import DTYPES
 from .errors import SddError, require
 from .output_folder import check_output_free
 from .prune_checkpoint import (
@@ -29,7 +30,6 @@ from .prune_checkpoint import (
 __all__ = ["PruneConfig", "PruneResult", "parse_blocks", "prune", "save_pruned_checkpoint"]
 
 METHODS = ("angular", "block-influence")
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass

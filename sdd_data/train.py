@@ -46,8 +46,8 @@ class TrainConfig:
     recipe: str
     """TRL recipe (YAML), e.g. recipes/smollm2-135m-instruct/sft-cpu/config.yaml: the file `trl sft --config` reads."""
     data: str
-    """Distilled data: a distill run folder, a published folder, a saved dataset or any source `sdd-data distill`
-    reads; rows the filter dropped are left out."""
+    """Distilled data: a distill run folder, a `sdd-data select` output folder, a published folder, a saved dataset
+    or any source `sdd-data distill` reads; rows the filter dropped are left out."""
     model: str | None = None
     """Model to fine-tune, overriding the recipe's model_name_or_path: a pruned checkpoint folder, `smollm2` or a
     Hub id."""

@@ -18,6 +18,7 @@ from .sources import SourceSpec, load_raw_dataset, load_rows
 
 RUN_MANIFEST = "run.json"
 PUBLISHED_PROVENANCE = "sdd_data.json"
+SELECTION_OUTCOME = "outcome.parquet"  # beside data/ in a `sdd-data select` output folder
 
 
 @dataclass
@@ -47,13 +48,15 @@ def _published_files(folder: Path, split: str, config_name: str | None) -> tuple
 
 def _conversation_table(data: str, split: str, config_name: str | None):
     """The data as a `datasets.Dataset` (and the published config used), as `sdd_data.sources` reads it when it
-    is neither a distill run nor a published folder."""
+    is neither a distill run, a selection nor a published folder."""
     import datasets
 
     folder = Path(data).expanduser()
     if (folder / RUN_MANIFEST).is_file():
         if not (folder / "data").is_dir():
             raise SddError(f"{folder} is an unfinished distill run (no data/ folder); rerun distill to finish it")
+        return datasets.load_from_disk(str(folder / "data")), None
+    if (folder / SELECTION_OUTCOME).is_file() and (folder / "data").is_dir():
         return datasets.load_from_disk(str(folder / "data")), None
     if (folder / PUBLISHED_PROVENANCE).is_file():
         files, config_name = _published_files(folder, split, config_name)

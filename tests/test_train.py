@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sdd_data.errors import SddError
@@ -107,6 +109,18 @@ def test_a_published_folder_trains_on_its_train_split(distilled: Path, tmp_path:
     rows = load_training_rows(str(tmp_path / "published"))
     assert rows.config_name == "math"
     assert len(rows.conversations) == len(load_training_rows(str(distilled)).conversations)
+
+
+def test_a_selection_folder_trains_on_its_selected_rows(distilled: Path, tmp_path: Path):
+    import datasets
+
+    selected = datasets.load_from_disk(str(distilled / "data")).select([0, 1])
+    selection = tmp_path / "selected"
+    selected.save_to_disk(str(selection / "data"))
+    pq.write_table(pa.table({"selected": [True, True]}), selection / "outcome.parquet")
+    (selection / "sdd_data.json").write_text(json.dumps({"stage": "select"}))
+    rows = load_training_rows(str(selection))
+    assert rows.conversations == [list(messages) for messages in selected["messages"]]
 
 
 def test_labels_cover_exactly_the_answer_and_its_end_of_turn(tiny_llama_path: str, chat_rows: str, tmp_path: Path):

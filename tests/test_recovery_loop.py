@@ -35,7 +35,7 @@ def loop(tmp_path_factory, smollm2_path):
         "parameters": {"t": [{"filter": "self_attn", "value": [0, 0.5, 1]}, {"value": 0.5}]},
         "dtype": "float32",
     }, sort_keys=False))
-    train = {"recipe": str(CPU_RECIPE), "data": str(work / "selected" / "data"), "model": str(work / "pruned"),
+    train = {"recipe": str(CPU_RECIPE), "data": str(work / "selected"), "model": str(work / "pruned"),
              "max_steps": 2}
     quick = {"max_length": 192, "gradient_accumulation_steps": 1}  # two short steps of two rows each
     steps = [

@@ -12,6 +12,12 @@ class MissingDependencyError(SddError):
         super().__init__(f"this needs `{package}`: install it with `pip install 'sdd-data[{extra}]'`")
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type name when the message is empty."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def require(module: str, extra: str):
     """Import an optional dependency, or raise an error that says which extra installs it."""
     import importlib

@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import config_to_flat_dict
-from .errors import SddError, require
+from .errors import SddError, first_line, require
 from .eval_report import build_report, format_table, write_report
 from .eval_tasks import EvalModel, EvalTask, TaskResult, TaskSettings, parse_tasks
 from .mc_scoring import DEFAULT_DELIMITER
@@ -116,8 +116,7 @@ def _load_engine(name: str, path: str, config: EvalConfig):
     except SddError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SddError(f"model {name} ({path}) could not be loaded: {reason}") from None
+        raise SddError(f"model {name} ({path}) could not be loaded: {first_line(error)}") from None
 
 
 def _speculative_prompts(config: EvalConfig, tokenizer) -> list[str]:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdd_data.errors import SddError, require
+from sdd_data.errors import SddError, first_line, require
 from sdd_data.hub import hub_endpoint, hub_offline, hub_reachable, looks_like_path
 
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
@@ -109,9 +109,8 @@ def _resolve_hub(repo_id: str, revision: str | None) -> ResolvedModel:
     except errors.RevisionNotFoundError:
         raise SddError(f"model Hub repo {repo_id} has no revision {revision!r}") from None
     except OSError as error:
-        raise SddError(f"model {repo_id} could not be downloaded from the Hub ({type(error).__name__}: "
-                       f"{str(error).splitlines()[0] if str(error) else ''}); pass a local checkpoint directory "
-                       "or `smollm2`") from None
+        raise SddError(f"model {repo_id} could not be downloaded from the Hub ({first_line(error)}); "
+                       "pass a local checkpoint directory or `smollm2`") from None
     if not (Path(path) / "config.json").is_file():
         raise SddError(f"model Hub repo {repo_id} has no config.json: not a transformers checkpoint")
     # The Hub cache layout is .../snapshots/<commit sha>: the revision actually used.

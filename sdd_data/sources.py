@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SddError
+from .errors import SddError, first_line
 from .hub import ensure_hub_reachable, looks_like_path
 from .records import PRESETS, TASKS, Preset, detect_preset, gsm8k_reference, row_id
 
@@ -69,7 +69,7 @@ def load_raw_dataset(spec: SourceSpec):
         try:
             dataset = datasets.load_dataset(builder, data_files=str(target), split="train")
         except Exception as error:  # malformed JSON/CSV/Parquet surfaces as many exception types
-            raise SddError(f"{target}: could not be read as {builder}: {_first_line(error)}") from None
+            raise SddError(f"{target}: could not be read as {builder}: {first_line(error)}") from None
         return dataset, target.name, _file_fingerprint(target)
     if target.is_dir():
         try:
@@ -86,11 +86,6 @@ def load_raw_dataset(spec: SourceSpec):
     return _load_hub(spec)
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _load_hub(spec: SourceSpec):
     import datasets
 
@@ -100,7 +95,7 @@ def _load_hub(spec: SourceSpec):
     except (ConnectionError, OSError) as error:
         raise SddError(f"Hub dataset {spec.data!r} is unreachable or does not exist ({type(error).__name__})") from None
     except ValueError as error:
-        raise SddError(f"Hub dataset {spec.data!r}: {_first_line(error)}") from None
+        raise SddError(f"Hub dataset {spec.data!r}: {first_line(error)}") from None
     return dataset, spec.data, dataset._fingerprint
 
 

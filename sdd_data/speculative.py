@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from .errors import SddError, require
+from .errors import SddError, first_line, require
 
 
 @dataclass
@@ -145,7 +145,7 @@ def load_model_and_tokenizer(path: str, dtype: str, device: str, trust_remote_co
             path, dtype=getattr(torch, resolve_dtype(dtype, on_cpu=device == "cpu")), use_safetensors=True,
             trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
-        raise SddError(f"model {path} could not be loaded: {str(error).strip().splitlines()[0]}") from None
+        raise SddError(f"model {path} could not be loaded: {first_line(error)}") from None
     return model.to(device).eval(), tokenizer
 
 
@@ -187,7 +187,7 @@ def measure_acceptance_vllm(target_path: str, draft_path: str, prompts: list[str
                                            "num_speculative_tokens": draft_tokens})
     except Exception as error:  # noqa: BLE001  (vLLM reports unsupported set-ups with many exception types)
         raise SddError(f"vLLM could not start speculative decoding with draft {draft_path}: "
-                       f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}") from None
+                       f"{first_line(error)}") from None
     sampling = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
     outputs = llm.generate([{"prompt_token_ids": llm.get_tokenizer()(prompt, add_special_tokens=False)["input_ids"]}
                             for prompt in prompts], sampling, use_tqdm=False)

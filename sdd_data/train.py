@@ -19,7 +19,7 @@ from typing import Any
 
 from . import __version__
 from .cards import model_card
-from .errors import SddError, require
+from .errors import SddError, first_line, require
 from .models import resolve_model
 from .output_folder import check_output_free
 from .prune_checkpoint import PRUNE_RECORD
@@ -95,18 +95,13 @@ class PreparedTraining:
     checkpoints: Path
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def load_tokenizer(path: str, name: str, trust_remote_code: bool) -> Any:
     """A model's tokenizer, which must have a chat template, or an SddError saying why it does not load."""
     transformers = require("transformers", "hf")
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, TypeError, ImportError) as error:
-        raise SddError(f"the tokenizer of {name} does not load: {_first_line(error)}") from None
+        raise SddError(f"the tokenizer of {name} does not load: {first_line(error)}") from None
     if not tokenizer.chat_template:
         raise SddError(f"{name} has no chat template: training on chat data needs one")
     return tokenizer
@@ -124,7 +119,7 @@ def load_model(path: str, name: str, model_args: Any, trust_remote_code: bool) -
             path, dtype=model_args.dtype, attn_implementation=model_args.attn_implementation,
             use_safetensors=True, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError, SafetensorError) as error:
-        raise SddError(f"model {name} does not load: {_first_line(error)}") from None
+        raise SddError(f"model {name} does not load: {first_line(error)}") from None
 
 
 def check_same_tokenizer(student: Any, teacher: Any, teacher_name: str) -> None:
@@ -205,7 +200,7 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
             trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(rows.conversations),
                                  processing_class=tokenizer, peft_config=peft_config)
     except ValueError as error:
-        raise SddError(f"TRL refused the recipe {config.recipe}: {_first_line(error)}") from None
+        raise SddError(f"TRL refused the recipe {config.recipe}: {first_line(error)}") from None
     return PreparedTraining(trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints)
 
 

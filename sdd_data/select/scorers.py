@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import SddError, require
+from ..errors import SddError, first_line, require
 from .degrade import jsd_from_logits
 from .score_inputs import ScoringRow
 from .vector_cache import VectorCache, content_key
@@ -76,8 +76,7 @@ def load_causal_lm(transformers, torch, path: str, dtype: str, device: str, trus
         model = transformers.AutoModelForCausalLM.from_pretrained(
             path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code)
     except Exception as error:  # noqa: BLE001 -- missing weights, wrong architecture and bad configs raise many types
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise SddError(f"the {role} model {path} did not load: {first_line}") from None
+        raise SddError(f"the {role} model {path} did not load: {first_line(error)}") from None
     return model.to(device).eval()
 
 

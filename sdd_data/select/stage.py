@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..config import config_to_flat_dict
-from ..errors import SddError, require
+from ..errors import SddError, first_line, require
 from ..models import ResolvedModel, resolve_model
 from ..output_folder import staged_output
 from ..sources import SourceSpec
@@ -116,8 +116,7 @@ def _tokenizer(transformers, model: ResolvedModel, role: str, trust_remote_code:
     try:
         return transformers.AutoTokenizer.from_pretrained(model.path, trust_remote_code=trust_remote_code)
     except Exception as error:  # noqa: BLE001 -- a folder without tokenizer files raises several exception types
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise SddError(f"the {role} model {model.name} has no loadable tokenizer: {first_line}") from None
+        raise SddError(f"the {role} model {model.name} has no loadable tokenizer: {first_line(error)}") from None
 
 
 def model_identity(model: ResolvedModel) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from .errors import SddError
 from .records import sft_messages
+from .run_dir import MANIFEST
 from .sources import SourceSpec, load_raw_dataset, load_rows
 
-RUN_MANIFEST = "run.json"
 PUBLISHED_PROVENANCE = "sdd_data.json"
 SELECTION_OUTCOME = "outcome.parquet"  # beside data/ in a `sdd-data select` output folder
 
@@ -52,7 +52,7 @@ def _conversation_table(data: str, split: str, config_name: str | None):
     import datasets
 
     folder = Path(data).expanduser()
-    if (folder / RUN_MANIFEST).is_file():
+    if (folder / MANIFEST).is_file():
         if not (folder / "data").is_dir():
             raise SddError(f"{folder} is an unfinished distill run (no data/ folder); rerun distill to finish it")
         return datasets.load_from_disk(str(folder / "data")), None

@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from filter_bench import run_filter_benchmark  # noqa: E402
 
-from sdd_data.distill import DistillConfig, distill, row_seed  # noqa: E402
+from sdd_data.data.sources import SourceSpec, load_rows  # noqa: E402
+from sdd_data.distill.stage import DistillConfig, distill, row_seed  # noqa: E402
+from sdd_data.distill.templates import get_template  # noqa: E402
 from sdd_data.engines import load_engine  # noqa: E402
 from sdd_data.engines.base import DecodingConfig, EngineConfig  # noqa: E402
-from sdd_data.models import resolve_model  # noqa: E402
-from sdd_data.sources import SourceSpec, load_rows  # noqa: E402
-from sdd_data.templates import get_template  # noqa: E402
+from sdd_data.models.resolve import resolve_model  # noqa: E402
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
 RESULTS = Path(__file__).parent / "results" / "distill.json"
@@ -72,9 +72,14 @@ def run_stage_benchmark(rows: int, max_new_tokens: int, repeats: int, engine_nam
         stage.append(stage_seconds(spec, teacher, engine_name, decoding))
     bare_median, stage_median = statistics.median(bare), statistics.median(stage)
     return {
-        "engine": engine_name, "rows": rows, "max_new_tokens": max_new_tokens, "repeats": repeats,
-        "bare_engine_seconds": bare, "stage_seconds": stage,
-        "bare_engine_median": round(bare_median, 3), "stage_median": round(stage_median, 3),
+        "engine": engine_name,
+        "rows": rows,
+        "max_new_tokens": max_new_tokens,
+        "repeats": repeats,
+        "bare_engine_seconds": bare,
+        "stage_seconds": stage,
+        "bare_engine_median": round(bare_median, 3),
+        "stage_median": round(stage_median, 3),
         "overhead": round(stage_median / bare_median - 1, 4),
     }
 
@@ -90,13 +95,17 @@ def main() -> None:
 
     stage = run_stage_benchmark(args.rows, args.max_new_tokens, args.repeats, args.engine)
     filtering = run_filter_benchmark(args.filter_rows)
-    print(f"\n(a) distill stage vs bare {stage['engine']} engine, {stage['rows']} GSM8K rows, "
-          f"{stage['max_new_tokens']} new tokens, median of {stage['repeats']}")
+    print(
+        f"\n(a) distill stage vs bare {stage['engine']} engine, {stage['rows']} GSM8K rows, "
+        f"{stage['max_new_tokens']} new tokens, median of {stage['repeats']}"
+    )
     print(f"    bare engine  {stage['bare_engine_median']:8.2f} s")
     print(f"    stage        {stage['stage_median']:8.2f} s")
     print(f"    overhead     {stage['overhead']:8.2%}   (goal <= 3%)")
-    print(f"(b) filter on {filtering['rows']:,} synthetic rows: {filtering['rows_per_minute']:,.0f} rows/min "
-          f"on one core (goal >= 1,000,000)")
+    print(
+        f"(b) filter on {filtering['rows']:,} synthetic rows: {filtering['rows_per_minute']:,.0f} rows/min "
+        f"on one core (goal >= 1,000,000)"
+    )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"stage": stage, "filter": filtering}, indent=2) + "\n")
     print(f"written to {RESULTS}")

@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from sdd_data.merge import MergeConfig, merge
-from sdd_data.safetensors_stream import CheckpointReader, ShardedWriter
+from sdd_data.merge.safetensors_stream import CheckpointReader, ShardedWriter
+from sdd_data.merge.stage import MergeConfig, merge
 
 RESULTS = Path(__file__).parent / "results" / "merge.json"
 RECIPE_T = [
@@ -64,9 +64,15 @@ def write_random_pair(folder: Path, hidden: int, layers: int, vocab: int, interm
     """Two checkpoints of the same random Llama, the second a perturbed copy, in 1 GB shards."""
     from transformers import LlamaConfig
 
-    config = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, vocab_size=vocab,
-                         intermediate_size=intermediate, num_attention_heads=hidden // 128, head_dim=128,
-                         tie_word_embeddings=True)
+    config = LlamaConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        vocab_size=vocab,
+        intermediate_size=intermediate,
+        num_attention_heads=hidden // 128,
+        head_dim=128,
+        tie_word_embeddings=True,
+    )
     shapes = llama_shapes(hidden, layers, vocab, intermediate)
     generator = torch.Generator().manual_seed(0)
     paths = (folder / "base", folder / "other")
@@ -121,8 +127,16 @@ def child(kind: str, base: str, other: str, output: str) -> None:
         copy_checkpoint(other, Path(output) / "other")
     if kind == "merge":
         recipe = Path(output).parent / "merge.yaml"
-        recipe.write_text(yaml.safe_dump({"models": [{"model": base}, {"model": other}], "merge_method": "slerp",
-                                          "base_model": base, "parameters": {"t": RECIPE_T}}))
+        recipe.write_text(
+            yaml.safe_dump(
+                {
+                    "models": [{"model": base}, {"model": other}],
+                    "merge_method": "slerp",
+                    "base_model": base,
+                    "parameters": {"t": RECIPE_T},
+                }
+            )
+        )
         merge(MergeConfig(merge_config=str(recipe), output=output), show_progress=False)
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "max_rss_bytes": peak_rss_bytes()}))
@@ -133,8 +147,12 @@ def measure(kind: str, base: Path, other: Path, scratch: Path) -> dict:
     output = scratch / "output"
     if output.exists():
         shutil.rmtree(output)
-    done = subprocess.run([sys.executable, __file__, "--child", kind, str(base), str(other), str(output)],
-                          check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(base), str(other), str(output)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -160,8 +178,12 @@ def run_benchmark(base: Path, other: Path, repeats: int, scratch: Path) -> dict:
         }
     merge_seconds = summary["merge"]["median_seconds"]
     return {
-        "model_bytes": total, "tensors": len(reader.tensors), "largest_tensor_bytes": largest,
-        "imports_peak_rss_bytes": floor, "repeats": repeats, **summary,
+        "model_bytes": total,
+        "tensors": len(reader.tensors),
+        "largest_tensor_bytes": largest,
+        "imports_peak_rss_bytes": floor,
+        "repeats": repeats,
+        **summary,
         "merge_over_copy_both_time": round(merge_seconds / summary["copy-both"]["median_seconds"], 3),
         "merge_over_copy_base_time": round(merge_seconds / summary["copy-base"]["median_seconds"], 3),
         "torch_threads_of_the_merge": 1,
@@ -185,21 +207,30 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        base, other = map(Path, args.models) if args.models else write_random_pair(
-            folder, args.hidden, args.layers, args.vocab, args.intermediate)
+        base, other = (
+            map(Path, args.models)
+            if args.models
+            else write_random_pair(folder, args.hidden, args.layers, args.vocab, args.intermediate)
+        )
         result = run_benchmark(base, other, args.repeats, folder)
     mib = 2**20
-    print(f"\nmerge vs copy: {result['tensors']} tensors, {result['model_bytes'] / mib:,.0f} MiB per model, "
-          f"largest tensor {result['largest_tensor_bytes'] / mib:,.0f} MiB, median of {result['repeats']}")
+    print(
+        f"\nmerge vs copy: {result['tensors']} tensors, {result['model_bytes'] / mib:,.0f} MiB per model, "
+        f"largest tensor {result['largest_tensor_bytes'] / mib:,.0f} MiB, median of {result['repeats']}"
+    )
     print(f"imports-only peak RSS {result['imports_peak_rss_bytes'] / mib:,.0f} MiB (subtracted below)")
     print(f"{'':9} {'seconds':>8} {'peak RSS over imports':>22} {'in largest tensors':>19}")
     for kind in ("copy-base", "copy-both", "merge"):
         row = result[kind]
-        print(f"{kind:9} {row['median_seconds']:8.2f} {row['rss_over_imports_bytes'] / mib:18,.0f} MiB "
-              f"{row['rss_over_imports_in_largest_tensors']:19.2f}")
-    print(f"merge / copy-both time {result['merge_over_copy_both_time']:.2f} (goal <= 1.25), merge / copy-base "
-          f"{result['merge_over_copy_base_time']:.2f}; merge RSS over imports "
-          f"{result['merge']['rss_over_imports_in_largest_tensors']:.2f} largest tensors (goal <= 2.2)")
+        print(
+            f"{kind:9} {row['median_seconds']:8.2f} {row['rss_over_imports_bytes'] / mib:18,.0f} MiB "
+            f"{row['rss_over_imports_in_largest_tensors']:19.2f}"
+        )
+    print(
+        f"merge / copy-both time {result['merge_over_copy_both_time']:.2f} (goal <= 1.25), merge / copy-base "
+        f"{result['merge_over_copy_base_time']:.2f}; merge RSS over imports "
+        f"{result['merge']['rss_over_imports_in_largest_tensors']:.2f} largest tensors (goal <= 2.2)"
+    )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {RESULTS}")

@@ -66,19 +66,26 @@ def run_one(mode: str, n_rows: int) -> dict:
     started = time.perf_counter()
     result = select_rows(*inputs, config=config)
     seconds = time.perf_counter() - started
-    return {"mode": mode, "rows": n_rows, "seconds": round(seconds, 2),
-            "phases": {name: round(value, 2) for name, value in result.report["seconds"].items()},
-            "peak_rss_mib": round(_rss_mib(), 1), "selection_rss_mib": round(_rss_mib() - before, 1),
-            "n_clusters": result.report["n_clusters"], "selected": result.report["selected"],
-            "ari_vs_mixture": round(adjusted_rand_score(truth, result.cluster), 3)}
+    return {
+        "mode": mode,
+        "rows": n_rows,
+        "seconds": round(seconds, 2),
+        "phases": {name: round(value, 2) for name, value in result.report["seconds"].items()},
+        "peak_rss_mib": round(_rss_mib(), 1),
+        "selection_rss_mib": round(_rss_mib() - before, 1),
+        "n_clusters": result.report["n_clusters"],
+        "selected": result.report["selected"],
+        "ari_vs_mixture": round(adjusted_rand_score(truth, result.cluster), 3),
+    }
 
 
 def run_in_subprocess(mode: str, n_rows: int, threads: int | None) -> dict:
     env = dict(os.environ)
     if threads:
         env.update({name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
-    completed = subprocess.run([sys.executable, __file__, "--child", mode, str(n_rows)], env=env,
-                               capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(n_rows)], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -99,12 +106,23 @@ def main() -> None:
         row = run_in_subprocess(mode, size, args.threads)
         results.append(row)
         cluster_seconds = row["phases"].get("cluster_spectral", 0) + row["phases"].get("cluster_assign", 0)
-        print(f"{mode:>9} {size:>8} {row['seconds']:>8.2f} {cluster_seconds:>9.2f} {row['peak_rss_mib']:>8.0f} "
-              f"{row['selection_rss_mib']:>7.0f} {row['n_clusters']:>3} {row['ari_vs_mixture']:>6.3f}", flush=True)
+        print(
+            f"{mode:>9} {size:>8} {row['seconds']:>8.2f} {cluster_seconds:>9.2f} {row['peak_rss_mib']:>8.0f} "
+            f"{row['selection_rss_mib']:>7.0f} {row['n_clusters']:>3} {row['ari_vs_mixture']:>6.3f}",
+            flush=True,
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                               "threads": args.threads},
-                                   "budget": 0.2, "runs": results}, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "threads": args.threads},
+                "budget": 0.2,
+                "runs": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {RESULTS}")
 
 

@@ -11,20 +11,68 @@ import json
 import random
 import time
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
-from sdd_data.consistency import FilterConfig, decide
+from sdd_data.distill.consistency import FilterConfig, decide
 
 Sample = tuple[dict, str, str]  # row, teacher rewrite, finish reason
 
 NAMES = ("Natalia", "Weng", "Betty", "Julie", "James", "Albert", "Ken", "Alexis", "Tina", "Mark")
 ITEMS = ("clips", "apples", "books", "pencils", "cupcakes", "marbles", "tickets", "stamps", "shirts", "boxes")
 WORDS = (
-    "the", "a", "system", "people", "often", "water", "important", "because", "city", "history",
-    "method", "data", "learn", "simple", "result", "between", "energy", "design", "public", "small",
-    "several", "process", "example", "different", "provide", "growth", "quality", "language", "should",
-    "model", "early", "market", "research", "common", "value", "during", "support", "structure", "and",
-    "of", "to", "in", "is", "that", "for", "with", "as", "on", "are", "can", "this", "by", "their",
+    "the",
+    "a",
+    "system",
+    "people",
+    "often",
+    "water",
+    "important",
+    "because",
+    "city",
+    "history",
+    "method",
+    "data",
+    "learn",
+    "simple",
+    "result",
+    "between",
+    "energy",
+    "design",
+    "public",
+    "small",
+    "several",
+    "process",
+    "example",
+    "different",
+    "provide",
+    "growth",
+    "quality",
+    "language",
+    "should",
+    "model",
+    "early",
+    "market",
+    "research",
+    "common",
+    "value",
+    "during",
+    "support",
+    "structure",
+    "and",
+    "of",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "with",
+    "as",
+    "on",
+    "are",
+    "can",
+    "this",
+    "by",
+    "their",
 )
 STEP_TEMPLATES = (
     "{name} buys {a} {item} at ${b} each, so the cost is {a} x {b} = ${ab} for all of the {item}.",
@@ -54,8 +102,14 @@ def _math_row(rng: random.Random, answer: int) -> dict:
 
 def _math_rewrite(rng: random.Random, answer: int) -> str:
     steps = _solution(rng, rng.randint(5, 14))
-    ending = rng.choice((f"The answer is {answer}.", f"#### {answer}", f"So the total is $\\boxed{{{answer}}}$.",
-                         f"Therefore the final count is {answer:,}."))
+    ending = rng.choice(
+        (
+            f"The answer is {answer}.",
+            f"#### {answer}",
+            f"So the total is $\\boxed{{{answer}}}$.",
+            f"Therefore the final count is {answer:,}.",
+        )
+    )
     return "\n".join(steps) + "\n" + ending
 
 
@@ -90,8 +144,7 @@ def make_math_leak(rng: random.Random) -> Sample:
 
 def _prose(rng: random.Random, sentences: int) -> str:
     return " ".join(
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 22))).capitalize() + "."
-        for _ in range(sentences)
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 22))).capitalize() + "." for _ in range(sentences)
     )
 
 
@@ -114,7 +167,10 @@ def make_mc(rng: random.Random) -> Sample:
 
 def make_code(rng: random.Random) -> Sample:
     n = rng.randint(1, 999)
-    body = f"def total_{n}(values):\n    result = 0\n    for value in values:\n        result += value * {n}\n    return result\n"
+    body = (
+        f"def total_{n}(values):\n    result = 0\n    for value in values:\n"
+        f"        result += value * {n}\n    return result\n"
+    )
     broken = body.replace("):", ")", 1) if rng.random() < 0.1 else body
     row = {"task": "code", "response": f"Here is the function:\n```python\n{body}```\n", "reference_answer": None}
     return row, f"I implemented it as follows.\n```python\n{broken}```\n{_prose(rng, 2)}", "stop"

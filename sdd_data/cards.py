@@ -12,13 +12,20 @@ from importlib import resources
 
 import yaml
 
-from . import __version__
+from sdd_data import __version__
 
 TEMPLATE_PACKAGE = "sdd_data.card_templates"
 DATASET_TAGS = ("self-distillation", "pruning-recovery", "sdd-data")
 MODEL_TAGS = ("pruning", "pruning-recovery", "sdd-data")
-SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+SIZE_CATEGORIES = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+)
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?---[ \t]*(?:\n|\Z)", re.DOTALL)
 HEADER = "header"
 SECTION_END = re.compile(r"<!-- sdd-data:end config [^\n]*?-->")
@@ -29,8 +36,13 @@ def render_template(template_name: str, **values) -> str:
     import jinja2
 
     text = resources.files(TEMPLATE_PACKAGE).joinpath(template_name).read_text(encoding="utf-8")
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                                     keep_trailing_newline=True, autoescape=False)
+    environment = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     return environment.from_string(text).render(**values)
 
 
@@ -45,7 +57,7 @@ def split_card(content: str) -> tuple[dict, str]:
     if not match:
         return {}, content
     metadata = yaml.safe_load(match.group(1) or "") or {}
-    return (metadata if isinstance(metadata, dict) else {}), content[match.end():]
+    return (metadata if isinstance(metadata, dict) else {}), content[match.end() :]
 
 
 def join_card(metadata: dict, body: str) -> str:
@@ -71,7 +83,7 @@ def merge_regions(body: str, header: str, section_key: str, section: str) -> str
     for key, text, place in ((HEADER, header, "start"), (section_key, section, "after-sections")):
         pattern, block = _region_pattern(key), _region(key, text)
         if pattern.search(body):
-            body = pattern.sub(lambda _: block, body, count=1)
+            body = pattern.sub(lambda _, replacement=block: replacement, body, count=1)
         elif place == "start":
             body = f"{block}\n\n{body.strip()}".strip()
         else:
@@ -86,12 +98,15 @@ def _union(existing, added: list[str]) -> list[str]:
     return list(dict.fromkeys([*values, *added]))
 
 
-def dataset_card_metadata(existing: dict, configs: dict[str, dict], config_name: str, *, license_id: str | None,
-                          pretty_name: str) -> dict:
+def dataset_card_metadata(
+    existing: dict, configs: dict[str, dict], config_name: str, *, license_id: str | None, pretty_name: str
+) -> dict:
     """The card's YAML metadata: this config's entry replaced, other configs and unknown keys kept."""
     splits = configs[config_name]["splits"]
-    entry = {"config_name": config_name,
-             "data_files": [{"split": split, "path": f"data/{config_name}/{split}-*"} for split in splits]}
+    entry = {
+        "config_name": config_name,
+        "data_files": [{"split": split, "path": f"data/{config_name}/{split}-*"} for split in splits],
+    }
     kept = [item for item in existing.get("configs") or [] if item.get("config_name") != config_name]
     hub_sources = [config["source"]["hub_id"] for config in configs.values() if config["source"].get("hub_id")]
     total_rows = sum(sum(config["splits"].values()) for config in configs.values())
@@ -109,8 +124,15 @@ def dataset_card_metadata(existing: dict, configs: dict[str, dict], config_name:
     return {**metadata, **{key: value for key, value in existing.items() if key not in metadata}}
 
 
-def dataset_card(existing: str | None, configs: dict[str, dict], config_name: str, *, dataset_path: str,
-                 license_id: str | None, pretty_name: str | None) -> str:
+def dataset_card(
+    existing: str | None,
+    configs: dict[str, dict],
+    config_name: str,
+    *,
+    dataset_path: str,
+    license_id: str | None,
+    pretty_name: str | None,
+) -> str:
     """The dataset card after publishing `config_name`, merged into the `existing` card if there is one.
 
     `configs` is the provenance of every sdd-data config of the dataset (as in `sdd_data.json`).
@@ -118,18 +140,37 @@ def dataset_card(existing: str | None, configs: dict[str, dict], config_name: st
     metadata, body = split_card(existing or "")
     name = pretty_name or metadata.get("pretty_name") or dataset_path.rstrip("/").rsplit("/", 1)[-1]
     header = render_template(
-        "dataset_card.md", pretty_name=name, sdd_data_version=__version__, dataset_path=dataset_path,
-        configs=[{"name": key, "splits": value["splits"], "source": value["source"]["name"],
-                  "teacher": value["teacher"]["name"]} for key, value in configs.items()],
+        "dataset_card.md",
+        pretty_name=name,
+        sdd_data_version=__version__,
+        dataset_path=dataset_path,
+        configs=[
+            {
+                "name": key,
+                "splits": value["splits"],
+                "source": value["source"]["name"],
+                "teacher": value["teacher"]["name"],
+            }
+            for key, value in configs.items()
+        ],
     )
     section = render_template("dataset_config.md", name=config_name, dataset_path=dataset_path, **configs[config_name])
     merged_metadata = dataset_card_metadata(metadata, configs, config_name, license_id=license_id, pretty_name=name)
     return join_card(merged_metadata, merge_regions(body, header, f"config {config_name}", section))
 
 
-def model_card(*, model_name: str, base_model: str, pruned_blocks: list[int], dataset: str,
-               dataset_config: str | None = None, recipe: dict, evaluation: list[dict],
-               license_id: str | None = None, endpoint: str = "https://huggingface.co") -> str:
+def model_card(
+    *,
+    model_name: str,
+    base_model: str,
+    pruned_blocks: list[int],
+    dataset: str,
+    dataset_config: str | None = None,
+    recipe: dict,
+    evaluation: list[dict],
+    license_id: str | None = None,
+    endpoint: str = "https://huggingface.co",
+) -> str:
     """The card of a recovered model: base model, pruned blocks, training data, recipe and evaluation table."""
     metadata = {
         "base_model": base_model,
@@ -140,8 +181,15 @@ def model_card(*, model_name: str, base_model: str, pruned_blocks: list[int], da
         "pipeline_tag": "text-generation",
     }
     body = render_template(
-        "model_card.md", model_name=model_name, base_model=base_model, pruned_blocks=pruned_blocks, dataset=dataset,
-        dataset_url=f"{endpoint.rstrip('/')}/datasets/{dataset}", dataset_config=dataset_config, recipe=recipe,
-        evaluation=evaluation, sdd_data_version=__version__,
+        "model_card.md",
+        model_name=model_name,
+        base_model=base_model,
+        pruned_blocks=pruned_blocks,
+        dataset=dataset,
+        dataset_url=f"{endpoint.rstrip('/')}/datasets/{dataset}",
+        dataset_config=dataset_config,
+        recipe=recipe,
+        evaluation=evaluation,
+        sdd_data_version=__version__,
     )
     return join_card(metadata, body)

@@ -5,31 +5,47 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import add_config_arguments, config_from_sources
-from .errors import SddError
+from sdd_data.config import add_config_arguments, config_from_sources
+from sdd_data.errors import SddError
+from sdd_data.registry import load_member
+from sdd_data.stages import STAGES, Stage, missing_message
 
-OPTIONS_NOTE = " Every option can also be set in a YAML file (--config) under the same name with underscores; " \
-               "flags override the file."
+PIPELINE_STAGE = Stage(
+    "run",
+    "sdd_data.pipeline:PipelineConfig",
+    "sdd_data.pipeline:run_pipeline",
+    help="run several stages in order from one pipeline YAML file",
+    description="Run the steps of a pipeline file (a `steps` list; each step maps a stage name to its options).",
+)
+
+OPTIONS_NOTE = (
+    " Every option can also be set in a YAML file (--config) under the same name with underscores; "
+    "flags override the file."
+)
 
 
-def _add_config_stage(stages, name: str, config_loader, help: str, description: str) -> None:
-    """A subcommand whose flags come from a config dataclass and which calls the stage function on it."""
-    config_class, function = config_loader()
+def _add_config_stage(stages, stage: Stage) -> None:
+    """A subcommand whose flags come from the stage's config dataclass and which calls the stage function on it."""
+    config_class = stage.config_class()
 
     def run(args: argparse.Namespace, values: dict) -> None:
+        config = config_from_sources(config_class, args.config, values)
+        missing = stage.missing(config)
+        if missing:
+            raise SddError(missing_message(stage, missing))
         import datasets
 
         datasets.disable_progress_bars()  # stages show their own progress
-        function(config_from_sources(config_class, args.config, values))
+        load_member(stage.function)(config)
 
-    parser = stages.add_parser(name, help=help, description=description + OPTIONS_NOTE)
+    parser = stages.add_parser(stage.name, help=stage.help, description=stage.description + OPTIONS_NOTE)
     parser.add_argument("--config", help="YAML file of options")
     add_config_arguments(parser, config_class)
     parser.set_defaults(run=run)
 
 
 def _templates(args: argparse.Namespace, values: dict) -> None:
-    from .templates import TEMPLATES, get_template
+    from sdd_data.distill.templates import TEMPLATES, get_template
 
     if args.name:
         template = get_template(args.name, set())
@@ -44,18 +60,11 @@ def _templates(args: argparse.Namespace, values: dict) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `sdd-data` argument parser with one subparser per stage."""
-    from .pipeline import PipelineConfig, run_pipeline
-    from .stages import STAGES
-
     parser = argparse.ArgumentParser(prog="sdd-data", description="Self-distilled data for recovering pruned LLMs.")
     stages = parser.add_subparsers(dest="stage", required=True)
-    for stage in STAGES.values():
-        _add_config_stage(stages, stage.name, stage.load, help=stage.help, description=stage.description)
-    _add_config_stage(
-        stages, "run", lambda: (PipelineConfig, run_pipeline),
-        help="run several stages in order from one pipeline YAML file",
-        description="Run the steps of a pipeline file (a `steps` list; each step maps a stage name to its options).",
-    )
+    for _, stage in STAGES.items():
+        _add_config_stage(stages, stage)
+    _add_config_stage(stages, PIPELINE_STAGE)
 
     templates_parser = stages.add_parser("templates", help="list the rewrite templates, or show one")
     templates_parser.add_argument("name", nargs="?", help="template name or file to show")

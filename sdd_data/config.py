@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .errors import SddError
+from sdd_data.errors import SddError
 
 
 @cache
@@ -171,8 +171,13 @@ def _instantiate(cls: type, nested: dict) -> Any:
             continue
         value = nested.get(item.name, {})
         kwargs[item.name] = _instantiate(hints[item.name], value) if _is_dataclass_type(hints[item.name]) else value
-    missing = [item.name for item in dataclasses.fields(cls) if item.name not in kwargs
-               and item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING]
+    missing = [
+        item.name
+        for item in dataclasses.fields(cls)
+        if item.name not in kwargs
+        and item.default is dataclasses.MISSING
+        and item.default_factory is dataclasses.MISSING
+    ]
     if missing:
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
         raise SddError(f"missing required option(s): {flags} (or the same key(s) in the --config file)")

@@ -7,7 +7,7 @@ import socket
 from functools import cache
 from urllib.parse import urlparse
 
-from .errors import SddError
+from sdd_data.errors import SddError
 
 
 def hub_endpoint() -> str:
@@ -54,3 +54,10 @@ def ensure_hub_reachable(what: str, timeout: float = 5.0) -> None:
             f"the Hugging Face Hub ({hub_endpoint()}) is unreachable, so {what} cannot be downloaded; "
             "use a local path, or set HF_HUB_OFFLINE=1 to use what is already in the local cache"
         )
+
+
+def public_name(name: str) -> str:
+    """A model or dataset name fit to publish: a Hub id or short name as is, a local path by its folder name only."""
+    from pathlib import Path
+
+    return Path(name).name if name.startswith(("/", ".", "~")) or Path(name).exists() else name

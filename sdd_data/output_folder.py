@@ -1,15 +1,16 @@
-"""Output folders that appear whole or not at all: written beside their place, then renamed into it."""
+"""Outputs that appear whole or not at all: files and folders written beside their place, then renamed into it."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import SddError
+from sdd_data.errors import SddError
 
 
 def check_output_free(output: Path) -> None:
@@ -44,3 +45,23 @@ def staged_output(output: Path, replace: bool = False) -> Iterator[Path]:
             shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Call `write(temporary_path)`, flush it to disk, then move it over `path` in one step."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def write_json(path: Path, values: dict) -> None:
+    """Write a JSON file atomically."""
+    write_atomically(
+        path, lambda target: target.write_text(json.dumps(values, indent=2, ensure_ascii=False, default=str) + "\n")
+    )

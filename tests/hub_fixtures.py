@@ -9,7 +9,7 @@ import pytest
 from hub_server import HubServer
 from test_distill import ROWS, config_for
 
-from sdd_data.distill import distill
+from sdd_data.distill.stage import distill
 
 TOKEN = "hf_test_token_1234567890abcdef"
 USER = "tester"
@@ -28,12 +28,16 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
         monkeypatch.setattr(constants, "ENDPOINT", server.endpoint)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
         monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
         monkeypatch.setattr(datasets.config, "HF_ENDPOINT", server.endpoint)
-        monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL", server.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
+        monkeypatch.setattr(
+            datasets.config, "HUB_DATASETS_URL", server.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}"
+        )
         monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", False)
         yield server

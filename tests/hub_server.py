@@ -20,8 +20,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 
 LFS_SUFFIXES = (".parquet", ".arrow", ".bin", ".safetensors")
-SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
-                   "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T"}
+SIZE_CATEGORIES = {
+    "n<1K",
+    "1K<n<10K",
+    "10K<n<100K",
+    "100K<n<1M",
+    "1M<n<10M",
+    "10M<n<100M",
+    "100M<n<1B",
+    "1B<n<10B",
+    "10B<n<100B",
+    "100B<n<1T",
+    "n>1T",
+}
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", re.DOTALL)
 
 
@@ -88,8 +99,11 @@ def card_metadata_errors(content: str) -> list[str]:
     if "language" in metadata and not (isinstance(metadata["language"], str) or _is_str_list(metadata["language"])):
         errors.append("language must be a string or a list of strings")
     if _is_str_list(metadata.get("size_categories")):
-        errors += [f"size_categories has an unknown value {value!r}"
-                   for value in metadata["size_categories"] if value not in SIZE_CATEGORIES]
+        errors += [
+            f"size_categories has an unknown value {value!r}"
+            for value in metadata["size_categories"]
+            if value not in SIZE_CATEGORIES
+        ]
     if "pretty_name" in metadata and not isinstance(metadata["pretty_name"], str):
         errors.append("pretty_name must be a string")
     errors += _configs_errors(metadata.get("configs"))
@@ -116,7 +130,8 @@ def _configs_errors(configs) -> list[str]:
         if data_files is None or isinstance(data_files, str) or _is_str_list(data_files):
             continue
         if not isinstance(data_files, list) or not all(
-            isinstance(item, dict) and isinstance(item.get("split"), str)
+            isinstance(item, dict)
+            and isinstance(item.get("split"), str)
             and (isinstance(item.get("path"), str) or _is_str_list(item.get("path")))
             for item in data_files
         ):
@@ -157,8 +172,13 @@ class HubState:
         """A new repo with the Hub's initial commit (a .gitattributes file)."""
         repo = Repo(repo_id, owner, private)
         self.repos[repo_id] = repo
-        self.add_commit(repo, "main", "initial commit", {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"},
-                        frozenset())
+        self.add_commit(
+            repo,
+            "main",
+            "initial commit",
+            {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"},
+            frozenset(),
+        )
         return repo
 
     def add_commit(self, repo: Repo, branch: str, title: str, files: dict[str, bytes], lfs: frozenset[str]) -> Commit:
@@ -304,8 +324,15 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def handle_whoami(self):
         user = self._require_user()
-        return self._send_json({"type": "user", "name": user, "fullname": user, "orgs": [],
-                                "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}}})
+        return self._send_json(
+            {
+                "type": "user",
+                "name": user,
+                "fullname": user,
+                "orgs": [],
+                "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
+            }
+        )
 
     def handle_create_repo(self):
         user = self._require_user()
@@ -330,13 +357,22 @@ class HubHandler(BaseHTTPRequestHandler):
         commit = self._commit(repository, rev)
         card = commit.files.get("README.md", b"").decode()
         match = FRONT_MATTER.match(card)
-        return self._send_json({
-            "id": repo, "author": repository.owner, "sha": commit.oid, "private": repository.private,
-            "lastModified": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(commit.created)),
-            "tags": [], "downloads": 0, "likes": 0, "gated": False, "disabled": False,
-            "cardData": yaml.safe_load(match.group(1)) if match else None,
-            "siblings": [{"rfilename": path} for path in sorted(commit.files)],
-        })
+        return self._send_json(
+            {
+                "id": repo,
+                "author": repository.owner,
+                "sha": commit.oid,
+                "private": repository.private,
+                "lastModified": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(commit.created)),
+                "tags": [],
+                "downloads": 0,
+                "likes": 0,
+                "gated": False,
+                "disabled": False,
+                "cardData": yaml.safe_load(match.group(1)) if match else None,
+                "siblings": [{"rfilename": path} for path in sorted(commit.files)],
+            }
+        )
 
     def handle_preupload(self, repo, rev):
         repository = self._repo(repo, write=True)
@@ -358,10 +394,14 @@ class HubHandler(BaseHTTPRequestHandler):
         for item in json.loads(self.body)["objects"]:
             entry = {"oid": item["oid"], "size": item["size"], "authenticated": True}
             if item["oid"] not in self.state.lfs_objects:
-                entry["actions"] = {"upload": {"href": f"{self._base()}/lfs-upload/{item['oid']}"},
-                                    "verify": {"href": f"{self._base()}/lfs-verify/{item['oid']}"}}
+                entry["actions"] = {
+                    "upload": {"href": f"{self._base()}/lfs-upload/{item['oid']}"},
+                    "verify": {"href": f"{self._base()}/lfs-verify/{item['oid']}"},
+                }
             objects.append(entry)
-        return self._send_json({"transfer": "basic", "objects": objects}, headers={"Content-Type": "application/vnd.git-lfs+json"})
+        return self._send_json(
+            {"transfer": "basic", "objects": objects}, headers={"Content-Type": "application/vnd.git-lfs+json"}
+        )
 
     def handle_lfs_upload(self, oid):
         if hashlib.sha256(self.body).hexdigest() != oid:
@@ -408,8 +448,13 @@ class HubHandler(BaseHTTPRequestHandler):
         if errors:
             raise HubError(400, "Invalid metadata in README.md: " + "; ".join(errors))
         commit = self.state.add_commit(repository, rev, title, files, frozenset(lfs & set(files)))
-        return self._send_json({"commitUrl": f"{self._base()}/datasets/{repo}/commit/{commit.oid}",
-                                "commitOid": commit.oid, "success": True})
+        return self._send_json(
+            {
+                "commitUrl": f"{self._base()}/datasets/{repo}/commit/{commit.oid}",
+                "commitOid": commit.oid,
+                "success": True,
+            }
+        )
 
     def handle_tree(self, repo, rev, path=""):
         commit = self._commit(self._repo(repo), rev)
@@ -421,10 +466,13 @@ class HubHandler(BaseHTTPRequestHandler):
             raise HubError(404, f"{path} does not exist", "EntryNotFound")
         entries = []
         for name in sorted(folders | set(commit.files)):
-            if not name.startswith(prefix) or (not recursive and "/" in name[len(prefix):]):
+            if not name.startswith(prefix) or (not recursive and "/" in name[len(prefix) :]):
                 continue
-            entries.append(self._entry(commit, name) if name in commit.files
-                           else {"type": "directory", "path": name, "size": 0, "oid": git_blob_id(name.encode())})
+            entries.append(
+                self._entry(commit, name)
+                if name in commit.files
+                else {"type": "directory", "path": name, "size": 0, "oid": git_blob_id(name.encode())}
+            )
         return self._send_json(entries)
 
     def handle_paths_info(self, repo, rev):
@@ -434,9 +482,13 @@ class HubHandler(BaseHTTPRequestHandler):
         if not paths and self.body.startswith(b"{"):
             paths = json.loads(self.body).get("paths", [])
         folders = self._folders(commit)
-        entries = [self._entry(commit, path) if path in commit.files
-                   else {"type": "directory", "path": path, "size": 0, "oid": git_blob_id(path.encode())}
-                   for path in paths if path in commit.files or path in folders]
+        entries = [
+            self._entry(commit, path)
+            if path in commit.files
+            else {"type": "directory", "path": path, "size": 0, "oid": git_blob_id(path.encode())}
+            for path in paths
+            if path in commit.files or path in folders
+        ]
         return self._send_json(entries)
 
     def handle_create_branch(self, repo, branch):
@@ -450,17 +502,28 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def handle_refs(self, repo):
         repository = self._repo(repo)
-        branches = [{"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid}
-                    for name, oid in repository.branches.items()]
+        branches = [
+            {"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid}
+            for name, oid in repository.branches.items()
+        ]
         return self._send_json({"branches": branches, "tags": [], "converts": []})
 
     def handle_commits(self, repo, rev):
         repository = self._repo(repo)
         head = self._commit(repository, rev)
         history = repository.commits[: repository.commits.index(head) + 1]
-        return self._send_json([{"id": commit.oid, "title": commit.title, "message": "", "authors": [],
-                                 "date": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(commit.created))}
-                                for commit in reversed(history)])
+        return self._send_json(
+            [
+                {
+                    "id": commit.oid,
+                    "title": commit.title,
+                    "message": "",
+                    "authors": [],
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(commit.created)),
+                }
+                for commit in reversed(history)
+            ]
+        )
 
     def handle_resolve(self, repo, rev, path):
         commit = self._commit(self._repo(repo), rev)
@@ -476,7 +539,7 @@ class HubHandler(BaseHTTPRequestHandler):
             start = int(byte_range.group(1))
             end = int(byte_range.group(2)) if byte_range.group(2) else len(content) - 1
             headers["Content-Range"] = f"bytes {start}-{min(end, len(content) - 1)}/{len(content)}"
-            return self._send(content[start:end + 1], 206, headers, "application/octet-stream")
+            return self._send(content[start : end + 1], 206, headers, "application/octet-stream")
         return self._send(content, 200, headers, "application/octet-stream")
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from sdd_data.cli import build_parser, main
 from sdd_data.config import build_config, config_from_sources, config_to_flat_dict, field_docs, leaf_fields
-from sdd_data.distill import DistillConfig
+from sdd_data.distill.stage import DistillConfig
 from sdd_data.errors import SddError
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sdd_data.consistency import (
+from sdd_data.data.records import DECISIONS, gsm8k_reference
+from sdd_data.distill.consistency import (
     CHECKS,
     FAILURE_DECISIONS,
     SDFT_BANNED_PHRASES,
@@ -24,7 +25,6 @@ from sdd_data.consistency import (
     repeated_passage_count,
 )
 from sdd_data.errors import SddError
-from sdd_data.records import DECISIONS, gsm8k_reference
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GSM8K_TRAIN = SHARED_DATA / "gsm8k" / "train.jsonl"
@@ -40,22 +40,25 @@ GOOD_REWRITE = (
     "Altogether she sold 48 + 24 = 72 clips.\nThe answer is 72."
 )
 
-TEN_STEPS = "\n".join(
-    f"Step {n}: add {n} apples to the basket, so the basket now holds {n * (n + 1) // 2} apples."
-    for n in range(1, 11)
-) + "\nThe answer is 55."
+TEN_STEPS = (
+    "\n".join(
+        f"Step {n}: add {n} apples to the basket, so the basket now holds {n * (n + 1) // 2} apples."
+        for n in range(1, 11)
+    )
+    + "\nThe answer is 55."
+)
 
 
 def math_row(response: str = GSM8K_RESPONSE, reference: str | None = "72") -> dict:
     return {"task": "math", "response": response, "reference_answer": reference}
 
 
-def run(rewrite: str, row: dict | None = None, finish_reason: str = "stop",
-        config: FilterConfig = CONFIG) -> Decision:
+def run(rewrite: str, row: dict | None = None, finish_reason: str = "stop", config: FilterConfig = CONFIG) -> Decision:
     return decide(row if row is not None else math_row(), rewrite, finish_reason, config)
 
 
 # --- registry and config ------------------------------------------------------------------
+
 
 def test_checks_run_in_the_documented_order():
     assert list(CHECKS) == ["empty", "truncated", "looping", "template_leak", "task", "similarity"]
@@ -78,7 +81,8 @@ def test_every_config_field_has_a_docstring():
         statement.target.id
         for statement, following in zip(body, body[1:])
         if isinstance(statement, ast.AnnAssign)
-        and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+        and isinstance(following, ast.Expr)
+        and isinstance(following.value, ast.Constant)
     }
     assert documented == {field.name for field in dataclasses.fields(FilterConfig)}
 
@@ -99,6 +103,7 @@ def test_results_are_immutable():
 
 # --- keep ---------------------------------------------------------------------------------
 
+
 def test_consistent_math_rewrite_is_kept_with_its_answer():
     assert run(GOOD_REWRITE) == Decision("rewrite", "ok", "72")
 
@@ -109,6 +114,7 @@ def test_free_rewrite_is_kept_without_an_answer():
 
 
 # --- empty and truncated ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("rewrite", ["", "   ", "\n\t\n"])
 def test_empty_rewrite(rewrite):
@@ -121,6 +127,7 @@ def test_truncated_rewrite():
 
 
 # --- looping ------------------------------------------------------------------------------
+
 
 def test_repeated_line_loop():
     rewrite = "Let me compute.\n" + "She sold 24 clips in May.\n" * 6 + "The answer is 72."
@@ -137,8 +144,11 @@ def test_single_character_loop():
 
 
 def test_loop_in_the_middle_that_the_model_broke_out_of():
-    rewrite = ("First, 48 / 2 = 24. " + "So she sold 24 clips in May and 48 clips in April. " * 8
-               + "Adding gives 48 + 24 = 72 clips, which is the number asked for. The answer is 72.")
+    rewrite = (
+        "First, 48 / 2 = 24. "
+        + "So she sold 24 clips in May and 48 clips in April. " * 8
+        + "Adding gives 48 + 24 = 72 clips, which is the number asked for. The answer is 72."
+    )
     assert run(rewrite).reason == "looping"
 
 
@@ -166,8 +176,9 @@ def test_repetition_as_frequent_as_in_the_source_is_not_a_loop():
 
 def test_templated_steps_with_different_numbers_are_not_a_loop():
     steps = "\n".join(
-        f"On the following day, she walks double the distance of the previous day's total of {2 ** n} miles, "
-        f"meaning she walks {2 ** n}*2={2 ** (n + 1)} miles that day." for n in range(8)
+        f"On the following day, she walks double the distance of the previous day's total of {2**n} miles, "
+        f"meaning she walks {2**n}*2={2 ** (n + 1)} miles that day."
+        for n in range(8)
     )
     assert repeated_passage_count(steps, 40) == 1
     assert run(steps + "\n#### 256", math_row(reference="256")).reason == "ok"
@@ -185,6 +196,7 @@ def test_short_repeated_lines_do_not_count():
 
 
 # --- template leak ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("phrase", SDFT_BANNED_PHRASES)
 def test_banned_phrases_leak(phrase):
@@ -215,6 +227,7 @@ def test_custom_banned_phrase():
 
 # --- math answers -------------------------------------------------------------------------
 
+
 def test_answer_mismatch_reports_the_rewrite_answer():
     rewrite = "48 + 24 = 73 clips in total. The answer is 73."
     assert run(rewrite) == Decision("original", "answer_mismatch", "73")
@@ -241,27 +254,30 @@ def test_no_reference_answer_anywhere():
     assert run(GOOD_REWRITE, row) == Decision("original", "no_reference_answer", None)
 
 
-@pytest.mark.parametrize("rewrite, reference", [
-    ("Each costs $2.50, so the total is $5.00. The answer is $5.", "5"),
-    ("In total there are 1,000 marbles.\n#### 1,000", "1000"),
-    ("She loses 5 points, so her score changes by -5.", "-5"),
-    ("Half of it: \\boxed{\\frac{1}{2}}", "0.5"),
-    ("The discount is 50%.", "50"),
-    ("So the price is 2.50 dollars.", "2.5"),
-    ("The answer is $18.", "18"),
-])
+@pytest.mark.parametrize(
+    "rewrite, reference",
+    [
+        ("Each costs $2.50, so the total is $5.00. The answer is $5.", "5"),
+        ("In total there are 1,000 marbles.\n#### 1,000", "1000"),
+        ("She loses 5 points, so her score changes by -5.", "-5"),
+        ("Half of it: \\boxed{\\frac{1}{2}}", "0.5"),
+        ("The discount is 50%.", "50"),
+        ("So the price is 2.50 dollars.", "2.5"),
+        ("The answer is $18.", "18"),
+    ],
+)
 def test_math_answer_forms_match(rewrite, reference):
     assert run(rewrite, math_row(reference=reference)).reason == "ok"
 
 
 # --- multiple choice ----------------------------------------------------------------------
 
+
 def mc_row(reference: str | None = "C", response: str = "The answer is (C).") -> dict:
     return {"task": "mc", "response": response, "reference_answer": reference}
 
 
-@pytest.mark.parametrize("rewrite", ["Paris is in France, so the answer is (C).", "answer: C", "(C)",
-                                     "Reasoning.\nC"])
+@pytest.mark.parametrize("rewrite", ["Paris is in France, so the answer is (C).", "answer: C", "(C)", "Reasoning.\nC"])
 def test_mc_match(rewrite):
     assert run(rewrite, mc_row()) == Decision("rewrite", "ok", "C")
 
@@ -286,7 +302,7 @@ def code_row(response: str = PY_RESPONSE) -> dict:
 
 
 def test_code_rewrite_with_valid_python_is_kept():
-    rewrite = "I implemented it:\n```python\ndef add(a, b):\n    \"\"\"Sum.\"\"\"\n    return a + b\n```"
+    rewrite = 'I implemented it:\n```python\ndef add(a, b):\n    """Sum."""\n    return a + b\n```'
     assert run(rewrite, code_row()) == Decision("rewrite", "ok", None)
 
 
@@ -331,6 +347,7 @@ def test_similarity_applies_to_free_rows_only():
 
 # --- drop policy --------------------------------------------------------------------------
 
+
 def test_drop_policy_drops_failed_rows_and_keeps_passing_ones():
     config = FilterConfig(on_failure="drop")
     assert run("The answer is 71.", config=config) == Decision("dropped", "answer_mismatch", "71")
@@ -339,6 +356,7 @@ def test_drop_policy_drops_failed_rows_and_keeps_passing_ones():
 
 
 # --- real data ----------------------------------------------------------------------------
+
 
 def shared_json(relative: str) -> list[dict]:
     """A JSON or JSON-lines file from the shared data folder (the test skips without it)."""
@@ -379,8 +397,10 @@ def test_gsm8k_solutions_in_sdft_form_match_without_a_reference_column():
 
 def test_gsm8k_solutions_without_a_marker_match_on_the_last_number():
     """A weak fallback: about 3% of solutions end on a number that is not the answer."""
-    pairs = [(math_row(item["answer"], gsm8k_reference(item["answer"])), item["answer"].rpartition("####")[0])
-             for item in gsm8k_rows()]
+    pairs = [
+        (math_row(item["answer"], gsm8k_reference(item["answer"])), item["answer"].rpartition("####")[0])
+        for item in gsm8k_rows()
+    ]
     rate, failures = keep_rate(pairs)
     assert rate >= 0.95, failures[:10]
 
@@ -390,15 +410,19 @@ def test_loop_detectors_never_fire_on_gsm8k_solutions_alone():
     config = FilterConfig()
     for item in gsm8k_rows():
         text = item["answer"]
-        assert repeated_line_count(text, config.loop_min_line_chars, config.loop_line_repeats) \
-            < config.loop_line_repeats, text
+        assert (
+            repeated_line_count(text, config.loop_min_line_chars, config.loop_line_repeats) < config.loop_line_repeats
+        ), text
         assert repeated_passage_count(text, config.loop_passage_chars) < config.loop_passage_repeats, text
 
 
-@pytest.mark.parametrize("relative, response_key, answer_key", [
-    ("eval/openmathinstruct2/openmathinstruct-2-train.json", "generated_solution", "expected_answer"),
-    ("eval/math/llmfoundry_math.jsonl", "chain_of_thought", "answer"),
-])
+@pytest.mark.parametrize(
+    "relative, response_key, answer_key",
+    [
+        ("eval/openmathinstruct2/openmathinstruct-2-train.json", "generated_solution", "expected_answer"),
+        ("eval/math/llmfoundry_math.jsonl", "chain_of_thought", "answer"),
+    ],
+)
 def test_boxed_math_solutions_match_their_expected_answers(relative, response_key, answer_key):
     """Base-n subscripts, factorials and unevaluated products are the known misses."""
     pairs = [(math_row(item[response_key], item[answer_key]), item[response_key]) for item in shared_json(relative)]
@@ -409,8 +433,10 @@ def test_boxed_math_solutions_match_their_expected_answers(relative, response_ke
 @pytest.mark.parametrize("relative", ["alpaca/alpaca_2k.json", "dolly/dolly_2k.json"])
 def test_free_text_responses_are_kept_as_their_own_rewrites(relative):
     """Only SDFT's ban list removes any (a letter that says "your response")."""
-    pairs = [({"task": "free", "response": item["output"], "reference_answer": None}, item["output"])
-             for item in shared_json(relative)]
+    pairs = [
+        ({"task": "free", "response": item["output"], "reference_answer": None}, item["output"])
+        for item in shared_json(relative)
+    ]
     rate, failures = keep_rate(pairs)
     assert rate >= 0.995, failures[:10]
     assert all(decision.reason == "template_leak" for decision, _ in failures)

@@ -6,11 +6,11 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from sdd_data.distill import DistillConfig, distill
+from sdd_data.data.sources import SourceSpec
+from sdd_data.distill.stage import DistillConfig, distill
 from sdd_data.engines import ENGINES, register_engine
 from sdd_data.engines.base import Generation
 from sdd_data.errors import SddError
-from sdd_data.sources import SourceSpec
 
 ROWS = [
     {"id": "right", "instruction": "What is 2 + 3?", "input": "", "output": "2 + 3 = 5.\n#### 5", "task": "math"},
@@ -80,15 +80,20 @@ def teacher(tmp_path):
 
 
 def config_for(source, teacher, output, **options):
-    return DistillConfig(source=SourceSpec(data=source), teacher=teacher, engine="scripted",
-                         output=str(output), shard_size=2, **options)
+    return DistillConfig(
+        source=SourceSpec(data=source), teacher=teacher, engine="scripted", output=str(output), shard_size=2, **options
+    )
 
 
 def test_each_row_gets_a_decision_and_a_reason(source, teacher, tmp_path):
     result = distill(config_for(source, teacher, tmp_path / "out"), show_progress=False)
     kept = {row["id"]: row for row in pq.read_table(result.output / "distilled.parquet").to_pylist()}
     dropped = {row["id"]: row for row in pq.read_table(result.output / "dropped.parquet").to_pylist()}
-    assert (kept["right"]["decision"], kept["right"]["reason"], kept["right"]["extracted_answer"]) == ("rewrite", "ok", "5")
+    assert (kept["right"]["decision"], kept["right"]["reason"], kept["right"]["extracted_answer"]) == (
+        "rewrite",
+        "ok",
+        "5",
+    )
     assert kept["right"]["messages"][-1]["content"] == "Two plus three is five. The answer is 5."
     assert kept["right"]["messages"][0] == {"role": "user", "content": "What is 2 + 3?"}
     assert (kept["wrong"]["decision"], kept["wrong"]["reason"]) == ("original", "answer_mismatch")
@@ -153,8 +158,10 @@ def test_a_folder_with_other_files_is_refused(source, teacher, tmp_path):
 
 def test_bad_options_fail_before_anything_is_written(source, teacher, tmp_path):
     with pytest.raises(SddError, match="unknown engine 'nope'"):
-        distill(DistillConfig(source=SourceSpec(data=source), teacher=teacher, engine="nope",
-                              output=str(tmp_path / "a")), show_progress=False)
+        distill(
+            DistillConfig(source=SourceSpec(data=source), teacher=teacher, engine="nope", output=str(tmp_path / "a")),
+            show_progress=False,
+        )
     with pytest.raises(SddError, match="unknown template"):
         distill(config_for(source, teacher, tmp_path / "b", template="nope"), show_progress=False)
     with pytest.raises(SddError, match="does not exist"):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from sdd_data.answers import answers_match
-from sdd_data.distill import DistillConfig, distill
+from sdd_data.data.answers import answers_match
+from sdd_data.data.sources import SourceSpec, load_rows
+from sdd_data.distill.stage import DistillConfig, distill
 from sdd_data.engines.base import DecodingConfig
-from sdd_data.sources import SourceSpec, load_rows
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,12 @@ def expected_ids():
 
 @pytest.fixture(scope="module")
 def transformers_run(smollm2_path, tmp_path_factory):
-    config = DistillConfig(source=SourceSpec(data=str(GSM8K), limit=ROWS), teacher=smollm2_path,
-                           output=str(tmp_path_factory.mktemp("hf") / "run"),
-                           decoding=DecodingConfig(max_new_tokens=MAX_NEW_TOKENS))
+    config = DistillConfig(
+        source=SourceSpec(data=str(GSM8K), limit=ROWS),
+        teacher=smollm2_path,
+        output=str(tmp_path_factory.mktemp("hf") / "run"),
+        decoding=DecodingConfig(max_new_tokens=MAX_NEW_TOKENS),
+    )
     config.engine_options.batch_size = 16
     return distill(config, show_progress=False).output
 
@@ -39,9 +42,24 @@ def vllm_run(smollm2_path, tmp_path_factory):
     pytest.importorskip("vllm")
     output = tmp_path_factory.mktemp("vllm") / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-    command = [sys.executable, "-m", "sdd_data.cli", "distill", "--engine", "vllm", "--data", str(GSM8K),
-               "--limit", str(ROWS), "--teacher", smollm2_path, "--output", str(output),
-               "--max-new-tokens", str(MAX_NEW_TOKENS)]
+    command = [
+        sys.executable,
+        "-m",
+        "sdd_data.cli",
+        "distill",
+        "--engine",
+        "vllm",
+        "--data",
+        str(GSM8K),
+        "--limit",
+        str(ROWS),
+        "--teacher",
+        smollm2_path,
+        "--output",
+        str(output),
+        "--max-new-tokens",
+        str(MAX_NEW_TOKENS),
+    ]
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "kept rewrites" in finished.stdout
@@ -49,7 +67,9 @@ def vllm_run(smollm2_path, tmp_path_factory):
 
 
 def rows_of(output: Path) -> list[dict]:
-    return pq.read_table(output / "distilled.parquet").to_pylist() + pq.read_table(output / "dropped.parquet").to_pylist()
+    return (
+        pq.read_table(output / "distilled.parquet").to_pylist() + pq.read_table(output / "dropped.parquet").to_pylist()
+    )
 
 
 def check_run(output: Path, expected_ids: list[str]) -> list[dict]:

@@ -32,7 +32,7 @@ def render(tokenizer, question: str) -> str:
 def test_engines_are_found_by_name():
     pytest.importorskip("torch")
     from sdd_data.engines import ENGINES
-    from sdd_data.engines.hf import TransformersEngine
+    from sdd_data.engines.transformers_engine import TransformersEngine
 
     assert ENGINES["transformers"] is TransformersEngine
 

@@ -8,8 +8,16 @@ import shutil
 import pytest
 
 from sdd_data.errors import SddError
-from sdd_data.eval_report import build_report, format_table
-from sdd_data.eval_tasks import (
+from sdd_data.evaluate.lm_eval_tasks import LEADERBOARD_V1, lm_eval_arguments
+from sdd_data.evaluate.mc_scoring import (
+    continuation_logprobs,
+    mc_accuracy,
+    read_mc_items,
+    split_pair,
+)
+from sdd_data.evaluate.report import build_report, format_table
+from sdd_data.evaluate.stage import EvalConfig, choose_baseline, evaluate, parse_models
+from sdd_data.evaluate.tasks import (
     EvalModel,
     Gsm8kTask,
     MultipleChoiceTask,
@@ -19,21 +27,19 @@ from sdd_data.eval_tasks import (
     parse_tasks,
     score_gsm8k_answer,
 )
-from sdd_data.evaluate import EvalConfig, choose_baseline, evaluate, parse_models
-from sdd_data.lm_eval_tasks import LEADERBOARD_V1, lm_eval_arguments
-from sdd_data.mc_scoring import (
-    continuation_logprobs,
-    mc_accuracy,
-    read_mc_items,
-    split_pair,
-)
 
 MC_ROWS = [
-    {"query": "Question: What does the quick brown fox jump over?", "choices": ["the lazy dog", "a tall tree", "the moon"],
-     "gold": 0},
+    {
+        "query": "Question: What does the quick brown fox jump over?",
+        "choices": ["the lazy dog", "a tall tree", "the moon"],
+        "gold": 0,
+    },
     {"query": "Question: What is 12 + 30?", "choices": ["42", "the answer is seven", "12"], "gold": 0},
-    {"query": "Give three tips for staying healthy.", "choices": ["eat well", "sleep, and move every day", "fly"],
-     "gold": 0},
+    {
+        "query": "Give three tips for staying healthy.",
+        "choices": ["eat well", "sleep, and move every day", "fly"],
+        "gold": 0,
+    },
 ]
 GSM8K_ROWS = [
     {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?", "answer": "3 + 4 = 7\n#### 7"},
@@ -50,7 +56,7 @@ def write_jsonl(path, rows) -> str:
 @pytest.fixture(scope="module")
 def tiny_model(tiny_llama_path):
     from sdd_data.engines.base import EngineConfig
-    from sdd_data.engines.hf import TransformersEngine
+    from sdd_data.engines.transformers_engine import TransformersEngine
 
     engine = TransformersEngine(tiny_llama_path, EngineConfig(dtype="float32", device="cpu", batch_size=4))
     return EvalModel("tiny", tiny_llama_path, engine)
@@ -74,21 +80,35 @@ def test_mc_rows_in_both_forms(tmp_path):
     query_form = read_mc_items(write_jsonl(tmp_path / "q.jsonl", MC_ROWS[:1]), delimiter="\nA: ")
     assert query_form[0].gold == 0
     assert query_form[0].pairs[1] == ("Question: What does the quick brown fox jump over?\nA: ", "a tall tree")
-    partial = read_mc_items(write_jsonl(tmp_path / "w.jsonl", [
-        {"context_options": ["Sarah helped Maria so Sarah", "Sarah helped Maria so Maria"],
-         "continuation": "was thankful.", "gold": 1}]))
-    assert partial[0].pairs == (("Sarah helped Maria so Sarah", " was thankful."),
-                                ("Sarah helped Maria so Maria", " was thankful."))
+    partial = read_mc_items(
+        write_jsonl(
+            tmp_path / "w.jsonl",
+            [
+                {
+                    "context_options": ["Sarah helped Maria so Sarah", "Sarah helped Maria so Maria"],
+                    "continuation": "was thankful.",
+                    "gold": 1,
+                }
+            ],
+        )
+    )
+    assert partial[0].pairs == (
+        ("Sarah helped Maria so Sarah", " was thankful."),
+        ("Sarah helped Maria so Maria", " was thankful."),
+    )
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ({"query": "q", "choices": ["a", "b"]}, "line 2: field 'gold' is missing"),
-    ({"query": "q", "choices": ["a", "b"], "gold": 2}, "line 2: field 'gold' must be a 0-based index below 2"),
-    ({"query": "q", "choices": "a b", "gold": 0}, "line 2: field 'choices' must be a list"),
-    ({"query": "q", "choices": ["a", 3], "gold": 0}, "line 2: field 'choices' item 1 must be a non-empty string"),
-    ({"question": "q", "choices": ["a", "b"], "gold": 0}, "line 2: field 'query' is missing"),
-    ({"context_options": ["a", "b"], "gold": 0}, "line 2: field 'continuation' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"query": "q", "choices": ["a", "b"]}, "line 2: field 'gold' is missing"),
+        ({"query": "q", "choices": ["a", "b"], "gold": 2}, "line 2: field 'gold' must be a 0-based index below 2"),
+        ({"query": "q", "choices": "a b", "gold": 0}, "line 2: field 'choices' must be a list"),
+        ({"query": "q", "choices": ["a", 3], "gold": 0}, "line 2: field 'choices' item 1 must be a non-empty string"),
+        ({"question": "q", "choices": ["a", "b"], "gold": 0}, "line 2: field 'query' is missing"),
+        ({"context_options": ["a", "b"], "gold": 0}, "line 2: field 'continuation' must be a non-empty string"),
+    ],
+)
 def test_mc_rows_with_wrong_fields_name_line_and_field(tmp_path, row, message):
     path = write_jsonl(tmp_path / "bad.jsonl", [MC_ROWS[0], row])
     with pytest.raises(SddError, match=message):
@@ -154,7 +174,7 @@ def test_mc_task_picks_the_most_likely_continuation(tiny_model, tmp_path):
 
 
 def test_mc_accuracy_normalises_by_continuation_characters():
-    from sdd_data.mc_scoring import MCItem
+    from sdd_data.evaluate.mc_scoring import MCItem
 
     item = MCItem((("Q:", "a"), ("Q:", "bbbbbbbbbb")), gold=1)
     scores = [-2.0, -5.0]  # the long choice is less likely in total, more likely per character
@@ -164,13 +184,16 @@ def test_mc_accuracy_normalises_by_continuation_characters():
 # --- GSM8K ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "exact", "strict"), [
-    ("3 + 4 = 7 apples.\n#### 7", True, True),
-    ("He has 7 apples. The answer is 7.", True, True),
-    ("3 + 4 makes 7", True, False),
-    ("The answer is 8.", False, False),
-    ("I do not know.", False, False),
-])
+@pytest.mark.parametrize(
+    ("text", "exact", "strict"),
+    [
+        ("3 + 4 = 7 apples.\n#### 7", True, True),
+        ("He has 7 apples. The answer is 7.", True, True),
+        ("3 + 4 makes 7", True, False),
+        ("The answer is 8.", False, False),
+        ("I do not know.", False, False),
+    ],
+)
 def test_gsm8k_answer_scoring(text, exact, strict):
     verdict = score_gsm8k_answer(text, "7")
     assert (verdict["exact_match"], verdict["strict_match"]) == (exact, strict)
@@ -221,8 +244,13 @@ def test_task_list_errors():
 def test_leaderboard_suite_and_lm_eval_arguments():
     tasks = parse_tasks("leaderboard-v1,lm-eval:piqa:3")
     assert [(task.task, task.shots, task.metric) for task in tasks[:6]] == [
-        ("arc_challenge", 25, "acc_norm"), ("hellaswag", 10, "acc_norm"), ("truthfulqa_mc2", 0, "acc"),
-        ("mmlu", 5, "acc"), ("winogrande", 5, "acc"), ("gsm8k", 5, "exact_match")]
+        ("arc_challenge", 25, "acc_norm"),
+        ("hellaswag", 10, "acc_norm"),
+        ("truthfulqa_mc2", 0, "acc"),
+        ("mmlu", 5, "acc"),
+        ("winogrande", 5, "acc"),
+        ("gsm8k", 5, "exact_match"),
+    ]
     assert len(LEADERBOARD_V1) == 6 and tasks[6].label == "piqa:3" and tasks[6].metric_key is None
     settings = TaskSettings(limit=50, seed=3, batch_size=4, trust_remote_code=False)
     arguments = lm_eval_arguments(tasks[0], "/models/pruned", settings, "cpu", "float32")
@@ -258,21 +286,36 @@ def test_model_list_and_baseline():
 
 
 def test_retention_arithmetic_and_table():
-    scores = {"task1": {"original": 0.5, "pruned": 0.25, "recovered": 0.45},
-              "task2": {"original": 0.3, "pruned": 0.3, "recovered": 0.0}}
-    results = {label: {name: TaskResult(label, "acc", score, 10) for name, score in by_model.items()}
-               for label, by_model in scores.items()}
+    scores = {
+        "task1": {"original": 0.5, "pruned": 0.25, "recovered": 0.45},
+        "task2": {"original": 0.3, "pruned": 0.3, "recovered": 0.0},
+    }
+    results = {
+        label: {name: TaskResult(label, "acc", score, 10) for name, score in by_model.items()}
+        for label, by_model in scores.items()
+    }
     models = {name: {"path": name} for name in ("original", "pruned", "recovered")}
     report = build_report(models, "original", results)
     for name in ("pruned", "recovered"):
         for label in scores:
-            assert report["retention"][name][label] == pytest.approx(100 * scores[label][name] / scores[label]["original"])
+            assert report["retention"][name][label] == pytest.approx(
+                100 * scores[label][name] / scores[label]["original"]
+            )
         mean = sum(scores[label][name] for label in scores) / 2
         assert report["retention"][name]["average"] == pytest.approx(100 * mean / 0.4)
     assert "original" not in report["retention"]
     table = format_table(report).splitlines()
-    assert table[0].split() == ["task", "(metric)", "original", "pruned", "recovered", "pruned/original", "%",
-                                "recovered/original", "%"]
+    assert table[0].split() == [
+        "task",
+        "(metric)",
+        "original",
+        "pruned",
+        "recovered",
+        "pruned/original",
+        "%",
+        "recovered/original",
+        "%",
+    ]
     assert table[-1].split()[0] == "average" and len(table) == 5
     average_row = table[-1].split()
     assert float(average_row[2]) == pytest.approx(100 * report["average"]["pruned"], abs=0.05)
@@ -280,13 +323,17 @@ def test_retention_arithmetic_and_table():
 
 
 def test_evaluate_writes_json_and_png(tiny_llama_path, tmp_path, capsys):
-    from sdd_data.prune import save_pruned_checkpoint
+    from sdd_data.prune.stage import save_pruned_checkpoint
 
     pruned = str(save_pruned_checkpoint(tiny_llama_path, [1], tmp_path / "pruned"))
     config = EvalConfig(
         models=f"original={tiny_llama_path},pruned={pruned}",
         tasks=f"mc:{write_jsonl(tmp_path / 'mc.jsonl', MC_ROWS)},gsm8k:{write_jsonl(tmp_path / 'g.jsonl', GSM8K_ROWS)}",
-        limit=2, max_new_tokens=4, output=str(tmp_path / "out"), speculative="original", speculative_limit=2,
+        limit=2,
+        max_new_tokens=4,
+        output=str(tmp_path / "out"),
+        speculative="original",
+        speculative_limit=2,
         speculative_max_new_tokens=6,
     )
     report = evaluate(config)
@@ -332,10 +379,25 @@ def test_config_maps_to_flags_with_docs():
 
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, EvalConfig)
-    arguments = parser.parse_args(["--models", "original=smollm2,pruned=runs/p", "--tasks", "gsm8k", "--limit", "20",
-                                   "--speculative", "pruned", "--no-trust-remote-code"])
+    arguments = parser.parse_args(
+        [
+            "--models",
+            "original=smollm2,pruned=runs/p",
+            "--tasks",
+            "gsm8k",
+            "--limit",
+            "20",
+            "--speculative",
+            "pruned",
+            "--no-trust-remote-code",
+        ]
+    )
     config = config_from_sources(EvalConfig, None, vars(arguments))
     assert (config.models, config.limit, config.speculative, config.draft_tokens) == (
-        "original=smollm2,pruned=runs/p", 20, "pruned", 5)
+        "original=smollm2,pruned=runs/p",
+        20,
+        "pruned",
+        5,
+    )
     docs = field_docs(EvalConfig)
     assert all(docs.get(name) for name in EvalConfig.__dataclass_fields__)

@@ -16,12 +16,12 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 
 from sdd_data.cli import main  # noqa: E402
 from sdd_data.errors import SddError  # noqa: E402
-from sdd_data.merge import MergeConfig, merge, parse_size  # noqa: E402
-from sdd_data.merge_checkpoints import one_intra_op_thread  # noqa: E402
-from sdd_data.merge_recipe import parse_recipe  # noqa: E402
-from sdd_data.merge_schedule import layer_index, parse_t_setting, t_for_tensor  # noqa: E402
-from sdd_data.safetensors_stream import INDEX_FILE, CheckpointReader  # noqa: E402
-from sdd_data.slerp import slerp, slerp_weights, slerp_with_method  # noqa: E402
+from sdd_data.merge.checkpoints import one_intra_op_thread  # noqa: E402
+from sdd_data.merge.recipe import parse_recipe  # noqa: E402
+from sdd_data.merge.safetensors_stream import INDEX_FILE, CheckpointReader  # noqa: E402
+from sdd_data.merge.schedule import layer_index, parse_t_setting, t_for_tensor  # noqa: E402
+from sdd_data.merge.slerp import slerp, slerp_weights, slerp_with_method  # noqa: E402
+from sdd_data.merge.stage import MergeConfig, merge, parse_size  # noqa: E402
 
 GRADIENT = [0, 0.5, 0.3, 0.7, 1]
 CANONICAL_T = [
@@ -32,8 +32,11 @@ CANONICAL_T = [
 
 
 def same_bits(x: torch.Tensor, y: torch.Tensor) -> bool:
-    return x.dtype == y.dtype and x.shape == y.shape and torch.equal(
-        x.contiguous().reshape(-1).view(torch.uint8), y.contiguous().reshape(-1).view(torch.uint8))
+    return (
+        x.dtype == y.dtype
+        and x.shape == y.shape
+        and torch.equal(x.contiguous().reshape(-1).view(torch.uint8), y.contiguous().reshape(-1).view(torch.uint8))
+    )
 
 
 def load_tensors(folder: Path) -> dict[str, torch.Tensor]:
@@ -42,8 +45,14 @@ def load_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def save_llama(folder: Path, seed: int, num_layers: int = 4, **save_options) -> Path:
-    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=num_layers,
-                                      num_attention_heads=2, head_dim=32, vocab_size=256)
+    config = transformers.LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=num_layers,
+        num_attention_heads=2,
+        head_dim=32,
+        vocab_size=256,
+    )
     torch.manual_seed(seed)
     model = transformers.LlamaForCausalLM(config)
     model.save_pretrained(folder, **save_options)
@@ -69,8 +78,11 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def write_recipe(folder: Path, base: Path, other: Path, t, form: str = "slices", **extra) -> Path:
     if form == "slices":
-        recipe = {"slices": [{"sources": [{"model": str(base), "layer_range": [0, 4]},
-                                          {"model": str(other), "layer_range": [0, 4]}]}]}
+        recipe = {
+            "slices": [
+                {"sources": [{"model": str(base), "layer_range": [0, 4]}, {"model": str(other), "layer_range": [0, 4]}]}
+            ]
+        }
     else:
         recipe = {"models": [{"model": str(base)}, {"model": str(other)}]}
     recipe.update(merge_method="slerp", base_model=str(base), parameters={"t": t}, **extra)
@@ -85,6 +97,7 @@ def run_merge(tmp_path: Path, base: Path, other: Path, t, name: str = "merged", 
 
 
 # The tensor math.
+
 
 def test_t0_and_t1_return_the_inputs_bit_for_bit():
     a = torch.tensor([[-0.0, 1.5, float("1e-30")], [3.0, -2.0, 0.1]], dtype=torch.bfloat16)
@@ -140,15 +153,19 @@ def test_non_finite_values_are_refused():
 
 # The t schedule.
 
+
 def test_layer_index_is_read_from_the_tensor_name():
     assert layer_index("model.layers.12.self_attn.q_proj.weight") == 12
     assert layer_index("model.embed_tokens.weight") is None and layer_index("lm_head.weight") is None
 
 
-@pytest.mark.parametrize("num_layers, expected", [
-    (5, [0, 0.5, 0.3, 0.7, 1]),
-    (4, [0, 0.5 * 2 / 3 + 0.3 / 3, 0.3 / 3 + 0.7 * 2 / 3, 1]),
-])
+@pytest.mark.parametrize(
+    "num_layers, expected",
+    [
+        (5, [0, 0.5, 0.3, 0.7, 1]),
+        (4, [0, 0.5 * 2 / 3 + 0.3 / 3, 0.3 / 3 + 0.7 * 2 / 3, 1]),
+    ],
+)
 def test_a_gradient_is_interpolated_over_depth(num_layers, expected):
     setting = parse_t_setting(GRADIENT)
     got = [t_for_tensor(setting, f"model.layers.{layer}.mlp.up_proj.weight", num_layers) for layer in range(num_layers)]
@@ -191,6 +208,7 @@ def test_printed_schedule_of_a_mergekit_recipe(models, tmp_path, capsys):
 
 # Recipes.
 
+
 def test_recipe_forms_and_refusals(models):
     both = {"merge_method": "slerp", "base_model": "b", "parameters": {"t": 0.5}}
     recipe = parse_recipe({"models": [{"model": "a"}, {"model": "b"}], **both, "dtype": "bf16"})
@@ -224,6 +242,7 @@ def test_partial_layer_ranges_are_refused(models, tmp_path):
 
 
 # Whole checkpoints.
+
 
 @pytest.mark.parametrize("t, source", [(0, "a"), (1, "b")])
 def test_t0_and_t1_reproduce_a_whole_model_bit_for_bit(models, tmp_path, t, source):
@@ -283,8 +302,11 @@ def test_dtype_override_casts_the_output_and_its_config(models, tmp_path):
 
 def test_a_pruned_model_is_refused_naming_the_first_missing_tensor(models, tmp_path):
     recipe = write_recipe(tmp_path, models["a"], models["pruned"], 0.5, form="models")
-    with pytest.raises(SddError, match=r"tensor model\.layers\.2\.\S+ of the base model is "
-                                       r"missing .*the base has 4 layers, the other model 2"):
+    with pytest.raises(
+        SddError,
+        match=r"tensor model\.layers\.2\.\S+ of the base model is "
+        r"missing .*the base has 4 layers, the other model 2",
+    ):
         merge(MergeConfig(merge_config=str(recipe), output=str(tmp_path / "out")), show_progress=False)
     assert not (tmp_path / "out").exists()
 

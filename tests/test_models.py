@@ -15,7 +15,7 @@ import pytest
 from sdd_data import models
 from sdd_data.engines import ENGINES, load_engine
 from sdd_data.errors import SddError
-from sdd_data.models import ResolvedModel, cache_dir, resolve_model
+from sdd_data.models.resolve import ResolvedModel, cache_dir, resolve_model
 
 
 @pytest.mark.parametrize(

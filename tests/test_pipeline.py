@@ -30,11 +30,20 @@ def write_pipeline(path, steps) -> str:
 
 def test_distill_then_publish_runs_in_order(inputs, tmp_path):
     source, teacher = inputs
-    pipeline = write_pipeline(tmp_path / "pipeline.yaml", [
-        {"distill": {"data": str(source), "teacher": str(teacher), "engine": "scripted",
-                     "output": str(tmp_path / "run")}},
-        {"publish": {"distilled": str(tmp_path / "run"), "output_dir": str(tmp_path / "published")}},
-    ])
+    pipeline = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        [
+            {
+                "distill": {
+                    "data": str(source),
+                    "teacher": str(teacher),
+                    "engine": "scripted",
+                    "output": str(tmp_path / "run"),
+                }
+            },
+            {"publish": {"distilled": str(tmp_path / "run"), "output_dir": str(tmp_path / "published")}},
+        ],
+    )
     assert main(["run", "--pipeline", pipeline]) == 0
     assert (tmp_path / "published" / "README.md").is_file()
     record = json.loads((tmp_path / "published" / "sdd_data.json").read_text())["configs"]["rows"]
@@ -43,22 +52,34 @@ def test_distill_then_publish_runs_in_order(inputs, tmp_path):
 
 def test_a_bad_later_step_stops_the_pipeline_before_the_first_runs(inputs, tmp_path, capsys):
     source, teacher = inputs
-    pipeline = write_pipeline(tmp_path / "pipeline.yaml", [
-        {"distill": {"data": str(source), "teacher": str(teacher), "engine": "scripted",
-                     "output": str(tmp_path / "run")}},
-        {"publish": {"distilled": str(tmp_path / "run"), "output_dirr": "typo"}},
-    ])
+    pipeline = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        [
+            {
+                "distill": {
+                    "data": str(source),
+                    "teacher": str(teacher),
+                    "engine": "scripted",
+                    "output": str(tmp_path / "run"),
+                }
+            },
+            {"publish": {"distilled": str(tmp_path / "run"), "output_dirr": "typo"}},
+        ],
+    )
     assert main(["run", "--pipeline", pipeline]) == 2
     assert "pipeline step 2 (publish): unknown option(s) output_dirr" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("steps, message", [
-    ([], "non-empty list of steps"),
-    ([{"distill": {}, "publish": {}}], "step 1 must map one stage name"),
-    ([{"prepare": {}}], "unknown stage 'prepare'; known stages: distill"),
-    ([{"publish": ["distilled"]}], "step 1 (publish): options must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "steps, message",
+    [
+        ([], "non-empty list of steps"),
+        ([{"distill": {}, "publish": {}}], "step 1 must map one stage name"),
+        ([{"prepare": {}}], "unknown stage 'prepare'; known stages: distill"),
+        ([{"publish": ["distilled"]}], "step 1 (publish): options must be a mapping"),
+    ],
+)
 def test_malformed_pipelines_are_refused(tmp_path, steps, message):
     with pytest.raises(SddError) as raised:
         read_pipeline(write_pipeline(tmp_path / "pipeline.yaml", steps))
@@ -67,10 +88,19 @@ def test_malformed_pipelines_are_refused(tmp_path, steps, message):
 
 def test_dry_run_checks_and_prints_without_running(inputs, tmp_path, capsys):
     source, teacher = inputs
-    pipeline = write_pipeline(tmp_path / "pipeline.yaml", [
-        {"distill": {"data": str(source), "teacher": str(teacher), "engine": "scripted",
-                     "output": str(tmp_path / "run")}},
-    ])
+    pipeline = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        [
+            {
+                "distill": {
+                    "data": str(source),
+                    "teacher": str(teacher),
+                    "engine": "scripted",
+                    "output": str(tmp_path / "run"),
+                }
+            },
+        ],
+    )
     assert run_pipeline(PipelineConfig(pipeline=pipeline, dry_run=True)) == []
     assert f"step 1/1: distill  data={source} teacher={teacher} engine=scripted" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()

@@ -16,7 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from sdd_data.block_scores import (
+from sdd_data.errors import SddError
+from sdd_data.prune.block_scores import (
     angular_distance,
     block_influence,
     choose_contiguous,
@@ -27,15 +28,15 @@ from sdd_data.block_scores import (
     masked_cosine_sum,
     row_cosine,
 )
-from sdd_data.errors import SddError
-from sdd_data.prune import PruneConfig, prune, save_pruned_checkpoint
-from sdd_data.prune_calibration import calibration_texts, score_blocks
-from sdd_data.prune_checkpoint import load_causal_lm, remove_blocks
+from sdd_data.prune.calibration import calibration_texts, score_blocks
+from sdd_data.prune.checkpoint import load_causal_lm, remove_blocks
+from sdd_data.prune.stage import PruneConfig, prune, save_pruned_checkpoint
 
 ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "alpaca_2k.json"
 
 
 # --- the maths, on hand-made tensors ---------------------------------------------------------------
+
 
 def test_angular_distance_of_parallel_orthogonal_and_antiparallel_vectors():
     a = torch.tensor([[1.0, 2.0, 0.0], [1.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
@@ -62,10 +63,13 @@ def test_scores_are_computed_in_fp32_and_a_zero_vector_is_not_nan():
     assert angular_distance(a, b).tolist() == pytest.approx([0.0, 0.5], abs=1e-3)
 
 
-@pytest.mark.parametrize("mask, expected", [
-    ([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], [2, 4]),  # right padding
-    ([[0, 0, 1, 1, 1], [0, 0, 0, 0, 1]], [4, 4]),  # left padding
-])
+@pytest.mark.parametrize(
+    "mask, expected",
+    [
+        ([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], [2, 4]),  # right padding
+        ([[0, 0, 1, 1, 1], [0, 0, 0, 0, 1]], [4, 4]),  # left padding
+    ],
+)
 def test_last_token_index_handles_left_and_right_padding(mask, expected):
     assert last_token_index(torch.tensor(mask)).tolist() == expected
 
@@ -133,10 +137,19 @@ def build_model(folder: Path, tokenizer_path: str, model_type: str = "llama", la
     tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_path)
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
     config = config_class(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=layers,
-        num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=end_of_turn, pad_token_id=end_of_turn,
-        tie_word_embeddings=True, **extra,
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=64,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=end_of_turn,
+        pad_token_id=end_of_turn,
+        tie_word_embeddings=True,
+        **extra,
     )
     torch.manual_seed(1)
     model = transformers.AutoModelForCausalLM.from_config(config)
@@ -189,7 +202,8 @@ def test_pruned_model_equals_the_original_forward_that_skips_those_blocks(model_
 def test_qwen2_and_smollm3_keep_their_per_layer_lists(tiny_llama_path, tmp_path):
     qwen2 = save_pruned_checkpoint(build_model(tmp_path / "q", tiny_llama_path, "qwen2"), [0, 3], tmp_path / "qp")
     assert json.loads((qwen2 / "config.json").read_text())["layer_types"] == (
-        ["full_attention"] + ["sliding_attention"] * 3)
+        ["full_attention"] + ["sliding_attention"] * 3
+    )
     smollm3 = save_pruned_checkpoint(build_model(tmp_path / "s", tiny_llama_path, "smollm3"), [2], tmp_path / "sp")
     assert json.loads((smollm3 / "config.json").read_text())["no_rope_layers"] == [1, 1, 1, 1, 0]
 
@@ -224,21 +238,30 @@ def test_the_checkpoint_keeps_dtype_tokenizer_chat_template_and_generation_confi
     assert list(output.glob("*.safetensors")) and not list(output.glob("*.bin"))
     tokenizer = transformers.AutoTokenizer.from_pretrained(output)
     assert "<|im_start|>assistant" in tokenizer.apply_chat_template(
-        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")], "no staging folder left"
 
 
 def test_unsupported_architecture_is_refused_by_name(tmp_path):
     (tmp_path / "gpt2").mkdir()
-    (tmp_path / "gpt2" / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    (tmp_path / "gpt2" / "config.json").write_text(
+        json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]})
+    )
     with pytest.raises(SddError, match="GPT2LMHeadModel.*llama, mistral, qwen2"):
         save_pruned_checkpoint(str(tmp_path / "gpt2"), [0], tmp_path / "out")
 
 
-@pytest.mark.parametrize("blocks, message", [
-    ([6], "do not exist.*0..5"), ([-1], "do not exist"), ([1, 1], "more than once"),
-    (list(range(6)), "all 6 blocks"), ([], "no blocks"),
-])
+@pytest.mark.parametrize(
+    "blocks, message",
+    [
+        ([6], "do not exist.*0..5"),
+        ([-1], "do not exist"),
+        ([1, 1], "more than once"),
+        (list(range(6)), "all 6 blocks"),
+        ([], "no blocks"),
+    ],
+)
 def test_bad_block_requests_are_refused(six_block_llama, tmp_path, blocks, message):
     with pytest.raises(SddError, match=message):
         save_pruned_checkpoint(six_block_llama, blocks, tmp_path / "pruned")
@@ -255,9 +278,16 @@ def test_an_existing_output_is_not_overwritten(six_block_llama, tmp_path):
 
 # --- scoring plumbing and the stage ---------------------------------------------------------------
 
+
 def calibration_rows() -> list[dict]:
-    return [{"instruction": f"Question {index}: what is {index} + {index}?", "input": "" if index % 2 else "context",
-             "response": "The answer is " + str(2 * index) + "." * (index % 5)} for index in range(7)]
+    return [
+        {
+            "instruction": f"Question {index}: what is {index} + {index}?",
+            "input": "" if index % 2 else "context",
+            "response": "The answer is " + str(2 * index) + "." * (index % 5),
+        }
+        for index in range(7)
+    ]
 
 
 def test_hooked_scores_equal_scores_from_hidden_states_without_the_final_norm(six_block_llama):
@@ -297,14 +327,26 @@ def test_scores_do_not_depend_on_padding(six_block_llama):
 def test_plain_text_is_used_when_there_is_no_chat_template(six_block_llama):
     tokenizer = transformers.AutoTokenizer.from_pretrained(six_block_llama)
     tokenizer.chat_template = None
-    assert calibration_texts(calibration_rows()[:1], tokenizer) == ["Question 0: what is 0 + 0?\ncontext\n\nThe answer is 0"]
+    assert calibration_texts(calibration_rows()[:1], tokenizer) == [
+        "Question 0: what is 0 + 0?\ncontext\n\nThe answer is 0"
+    ]
 
 
 @pytest.mark.parametrize("method", ["angular", "block-influence"])
 def test_prune_stage_scores_removes_and_records(method, six_block_llama, tmp_path, capsys):
     output = tmp_path / "pruned"
-    result = prune(PruneConfig(model=six_block_llama, output=str(output), blocks_to_remove=2, method=method,
-                               calibration_rows=12, batch_size=4, max_length=64), show_progress=False)
+    result = prune(
+        PruneConfig(
+            model=six_block_llama,
+            output=str(output),
+            blocks_to_remove=2,
+            method=method,
+            calibration_rows=12,
+            batch_size=4,
+            max_length=64,
+        ),
+        show_progress=False,
+    )
     printed = capsys.readouterr().out
     assert len(result.angular_distance) == 5 and len(result.block_influence) == 6
     if method == "angular":
@@ -323,30 +365,42 @@ def test_prune_stage_scores_removes_and_records(method, six_block_llama, tmp_pat
 
 
 def test_prune_stage_with_explicit_blocks_skips_scoring(six_block_llama, tmp_path):
-    result = prune(PruneConfig(model=six_block_llama, output=str(tmp_path / "pruned"), blocks="4, 1"),
-                   show_progress=False)
+    result = prune(
+        PruneConfig(model=six_block_llama, output=str(tmp_path / "pruned"), blocks="4, 1"), show_progress=False
+    )
     assert result.removed_blocks == [1, 4] and result.method == "explicit" and result.block_influence is None
     record = json.loads((tmp_path / "pruned" / "sdd_data_prune.json").read_text())
     assert record["calibration"] is None and record["num_blocks_after"] == 4
 
 
 def test_scoring_in_bfloat16_still_saves_the_checkpoint_dtype(six_block_llama, tmp_path):
-    result = prune(PruneConfig(model=six_block_llama, output=str(tmp_path / "pruned"), blocks_to_remove=1,
-                               dtype="bfloat16", calibration_rows=4), show_progress=False)
+    result = prune(
+        PruneConfig(
+            model=six_block_llama,
+            output=str(tmp_path / "pruned"),
+            blocks_to_remove=1,
+            dtype="bfloat16",
+            calibration_rows=4,
+        ),
+        show_progress=False,
+    )
     assert json.loads((result.output / "config.json").read_text())["dtype"] == "float32"
     assert transformers.AutoModelForCausalLM.from_pretrained(result.output).dtype == torch.float32
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({}, "how many blocks"),
-    ({"blocks_to_remove": 2, "method": "random"}, "unknown method"),
-    ({"blocks_to_remove": 6}, "can remove 1 to 5"),
-    ({"blocks": "1,x"}, "comma list"),
-    ({"blocks": "1,2", "blocks_to_remove": 3}, "blocks_to_remove is 3"),
-    ({"blocks": "9"}, "do not exist"),
-    ({"blocks_to_remove": 1, "calibration_data": "missing/rows.json"}, "does not exist"),
-    ({"blocks_to_remove": 1, "dtype": "int8"}, "unknown dtype"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({}, "how many blocks"),
+        ({"blocks_to_remove": 2, "method": "random"}, "unknown method"),
+        ({"blocks_to_remove": 6}, "can remove 1 to 5"),
+        ({"blocks": "1,x"}, "comma list"),
+        ({"blocks": "1,2", "blocks_to_remove": 3}, "blocks_to_remove is 3"),
+        ({"blocks": "9"}, "do not exist"),
+        ({"blocks_to_remove": 1, "calibration_data": "missing/rows.json"}, "does not exist"),
+        ({"blocks_to_remove": 1, "dtype": "int8"}, "unknown dtype"),
+    ],
+)
 def test_prune_stage_refuses_bad_configs(overrides, message, six_block_llama, tmp_path):
     with pytest.raises(SddError, match=message):
         prune(PruneConfig(model=six_block_llama, output=str(tmp_path / "pruned"), **overrides), show_progress=False)
@@ -355,24 +409,32 @@ def test_prune_stage_refuses_bad_configs(overrides, message, six_block_llama, tm
 
 # --- the real SmolLM2 and vLLM (slow) -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def smollm2_pruned_by_angle(smollm2_path, tmp_path_factory):
     if not ALPACA.is_file():
         pytest.skip(f"{ALPACA} is missing")
     output = tmp_path_factory.mktemp("smollm2-angular") / "pruned"
-    config = PruneConfig(model=smollm2_path, output=str(output), blocks_to_remove=4, calibration_data=str(ALPACA),
-                         calibration_rows=64, max_length=128)
+    config = PruneConfig(
+        model=smollm2_path,
+        output=str(output),
+        blocks_to_remove=4,
+        calibration_data=str(ALPACA),
+        calibration_rows=64,
+        max_length=128,
+    )
     return prune(config, show_progress=False)
 
 
 def greedy_answer(model_path: Path | str, question: str, max_new_tokens: int = 40) -> str:
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_path)
     model = transformers.AutoModelForCausalLM.from_pretrained(model_path).eval()
-    inputs = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def looks_like_english(text: str) -> bool:
@@ -383,14 +445,15 @@ def looks_like_english(text: str) -> bool:
 
 def held_out_nll(model, tokenizer) -> float:
     """Mean next-token NLL on 8 Alpaca rows after the 64 calibration rows, rendered with the chat template."""
-    from sdd_data.sources import SourceSpec, load_rows
+    from sdd_data.data.sources import SourceSpec, load_rows
 
     rows = load_rows(SourceSpec(data=str(ALPACA))).rows[1000:1008]
     total, count = 0.0, 0
     with torch.inference_mode():
         for text in calibration_texts(rows, tokenizer):
-            input_ids = tokenizer(text, add_special_tokens=False, truncation=True, max_length=128,
-                                  return_tensors="pt")["input_ids"]
+            input_ids = tokenizer(text, add_special_tokens=False, truncation=True, max_length=128, return_tensors="pt")[
+                "input_ids"
+            ]
             total += model(input_ids=input_ids, labels=input_ids).loss.item() * (input_ids.shape[1] - 1)
             count += input_ids.shape[1] - 1
     return total / count
@@ -423,7 +486,7 @@ def test_smollm2_pruned_by_angular_distance_reloads_and_generates(smollm2_pruned
         cached = model.generate(**inputs, use_cache=True, **settings)
         uncached = model.generate(**inputs, use_cache=False, **settings)
     assert torch.equal(cached, uncached)
-    assert len(tokenizer.decode(cached[0, inputs["input_ids"].shape[1]:]).split()) >= 5
+    assert len(tokenizer.decode(cached[0, inputs["input_ids"].shape[1] :]).split()) >= 5
 
 
 VLLM_SCRIPT = textwrap.dedent(
@@ -448,8 +511,14 @@ def test_pruned_smollm2_runs_in_vllm(pruned_smollm2_path, tmp_path):
     script, output_file = tmp_path / "run_vllm.py", tmp_path / "out.json"
     script.write_text(VLLM_SCRIPT)
     environment = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    completed = subprocess.run([sys.executable, str(script), pruned_smollm2_path, str(output_file)],
-                               check=False, env=environment, capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, str(script), pruned_smollm2_path, str(output_file)],
+        check=False,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert completed.returncode == 0, completed.stderr[-4000:]
     result = json.loads(output_file.read_text())
     assert result["layers"] == 26

@@ -6,12 +6,12 @@ import logging
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from hub_fixtures import TOKEN, USER
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 
 from sdd_data.cli import main
 from sdd_data.errors import SddError
-from sdd_data.publish import PublishConfig, default_config_name, publish
+from sdd_data.publish.stage import PublishConfig, default_config_name, publish
 
 REPO = f"{USER}/distilled"
 
@@ -36,16 +36,28 @@ def test_a_push_lands_in_one_commit_and_loads_back(hub, distilled, tmp_path, cap
     repo = hub.repo(REPO)
     assert len(repo.commits) == 2 and repo.commits[-1].oid == result.commit  # the repo's first commit, then ours
     files = hub.files(REPO)
-    assert sorted(files) == [".gitattributes", "README.md", "data/gsm8k/dropped-00000-of-00001.parquet",
-                             "data/gsm8k/train-00000-of-00001.parquet", "sdd_data.json"]
+    assert sorted(files) == [
+        ".gitattributes",
+        "README.md",
+        "data/gsm8k/dropped-00000-of-00001.parquet",
+        "data/gsm8k/train-00000-of-00001.parquet",
+        "sdd_data.json",
+    ]
     assert {path for path in repo.commits[-1].lfs} == {path for path in files if path.endswith(".parquet")}
     assert load(REPO, "gsm8k", "train", tmp_path) == rows(distilled, "distilled.parquet")
     assert [row["id"] for row in load(REPO, "gsm8k", "dropped", tmp_path)] == ["empty"]
 
     card = card_of(files)
     assert card.data.license == "mit" and card.data.pretty_name == "distilled"
-    assert card.data.configs == [{"config_name": "gsm8k", "data_files": [
-        {"split": "train", "path": "data/gsm8k/train-*"}, {"split": "dropped", "path": "data/gsm8k/dropped-*"}]}]
+    assert card.data.configs == [
+        {
+            "config_name": "gsm8k",
+            "data_files": [
+                {"split": "train", "path": "data/gsm8k/train-*"},
+                {"split": "dropped", "path": "data/gsm8k/dropped-*"},
+            ],
+        }
+    ]
     assert card.data.size_categories == ["n<1K"] and card.data.task_categories == ["text-generation"]
     assert {"self-distillation", "pruning-recovery", "sdd-data"} <= set(card.data.tags)
     assert "| `original` | `answer_mismatch` | 1 |" in card.text and "(license: mit)" in card.text
@@ -66,7 +78,9 @@ def test_a_second_config_keeps_the_first(hub, distilled, tmp_path):
     assert card.data.pretty_name == "Distilled math"  # kept from the card
     assert card.text.count("## Config `gsm8k`") == 1 and card.text.count("## Config `again`") == 1
     assert set(json.loads(files["sdd_data.json"])["configs"]) == {"gsm8k", "again"}
-    assert "data/again/train-00000-of-00001.parquet" in files and "data/again/dropped-00000-of-00001.parquet" not in files
+    assert (
+        "data/again/train-00000-of-00001.parquet" in files and "data/again/dropped-00000-of-00001.parquet" not in files
+    )
     assert load(REPO, "gsm8k", "train", tmp_path) == load(REPO, "again", "train", tmp_path)
 
 
@@ -76,7 +90,8 @@ def test_republishing_a_config_replaces_its_files(hub, distilled):
     result = publish(PublishConfig(distilled=str(distilled), repo_id=REPO))
     assert result.deleted == [f"data/gsm8k/train-0000{index}-of-00003.parquet" for index in range(3)]
     assert [path for path in hub.files(REPO) if path.startswith("data/gsm8k/train-")] == [
-        "data/gsm8k/train-00000-of-00001.parquet"]
+        "data/gsm8k/train-00000-of-00001.parquet"
+    ]
     assert card_of(hub.files(REPO)).text.count("## Config `gsm8k`") == 1
 
 
@@ -91,7 +106,9 @@ def test_private_repos_and_branches(hub, distilled, tmp_path):
     assert len(load(REPO, "gsm8k", "train", tmp_path, revision="dev")) == 5
 
 
-@pytest.mark.parametrize("route, status", [("commit", 500), ("lfs-upload", 403), ("lfs-batch", 403), ("preupload", 403)])
+@pytest.mark.parametrize(
+    "route, status", [("commit", 500), ("lfs-upload", 403), ("lfs-batch", 403), ("preupload", 403)]
+)
 def test_a_failure_midway_leaves_the_repo_unchanged(hub, distilled, route, status):
     publish(PublishConfig(distilled=str(distilled), repo_id=REPO))
     before = (list(hub.repo(REPO).commits), dict(hub.repo(REPO).branches), dict(hub.files(REPO)))
@@ -131,14 +148,26 @@ def test_a_dry_run_writes_what_would_be_uploaded(hub, distilled, tmp_path, capsy
     publish(PublishConfig(distilled=str(distilled), repo_id=REPO))
     before = list(hub.repo(REPO).commits)
     folder = tmp_path / "dry"
-    result = publish(PublishConfig(distilled=str(distilled), repo_id=REPO, config_name="more", dry_run=True,
-                                   output_dir=str(folder)))
+    result = publish(
+        PublishConfig(distilled=str(distilled), repo_id=REPO, config_name="more", dry_run=True, output_dir=str(folder))
+    )
     written = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
-    assert written == sorted(result.written) == ["README.md", "data/more/dropped-00000-of-00001.parquet",
-                                                 "data/more/train-00000-of-00001.parquet", "sdd_data.json"]
+    assert (
+        written
+        == sorted(result.written)
+        == [
+            "README.md",
+            "data/more/dropped-00000-of-00001.parquet",
+            "data/more/train-00000-of-00001.parquet",
+            "sdd_data.json",
+        ]
+    )
     assert hub.repo(REPO).commits == before
     printed = capsys.readouterr().out
-    assert "would commit to tester/distilled@main" in printed and "upload data/more/train-00000-of-00001.parquet" in printed
+    assert (
+        "would commit to tester/distilled@main" in printed
+        and "upload data/more/train-00000-of-00001.parquet" in printed
+    )
     card = DatasetCard((folder / "README.md").read_text())
     assert [entry["config_name"] for entry in card.data.configs] == ["gsm8k", "more"]  # merged with the repo's card
     assert all(TOKEN.encode() not in path.read_bytes() for path in folder.rglob("*") if path.is_file())
@@ -176,8 +205,23 @@ def test_options_are_checked(distilled, tmp_path):
 
 def test_the_cli_publishes(distilled, tmp_path):
     folder = tmp_path / "cli"
-    assert main(["publish", "--distilled", str(distilled), "--output-dir", str(folder), "--config-name", "math",
-                 "--no-include-dropped", "--license", "cc-by-4.0"]) == 0
+    assert (
+        main(
+            [
+                "publish",
+                "--distilled",
+                str(distilled),
+                "--output-dir",
+                str(folder),
+                "--config-name",
+                "math",
+                "--no-include-dropped",
+                "--license",
+                "cc-by-4.0",
+            ]
+        )
+        == 0
+    )
     card = DatasetCard((folder / "README.md").read_text())
     assert card.data.license == "cc-by-4.0" and card.data.configs[0]["config_name"] == "math"
     assert main(["publish", "--distilled", str(distilled)]) == 2

@@ -3,21 +3,27 @@
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from huggingface_hub import DatasetCard
 from hub_fixtures import TOKEN
+from huggingface_hub import DatasetCard
 
-from sdd_data.distill import DistillConfig, distill
+from sdd_data.data.sources import SourceSpec
+from sdd_data.distill.stage import DistillConfig, distill
 from sdd_data.engines.base import DecodingConfig
-from sdd_data.publish import PublishConfig, publish
-from sdd_data.sources import SourceSpec
+from sdd_data.publish.stage import PublishConfig, publish
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_smollm2_distilled_dataset_round_trips(hub, smollm2_path, tmp_path):
-    run = distill(DistillConfig(source=SourceSpec(data="example", limit=8), teacher=smollm2_path,
-                                output=str(tmp_path / "run"), decoding=DecodingConfig(max_new_tokens=48)),
-                  show_progress=False).output
+    run = distill(
+        DistillConfig(
+            source=SourceSpec(data="example", limit=8),
+            teacher=smollm2_path,
+            output=str(tmp_path / "run"),
+            decoding=DecodingConfig(max_new_tokens=48),
+        ),
+        show_progress=False,
+    ).output
     publish(PublishConfig(distilled=str(run), repo_id="tester/smol-example", license="apache-2.0"))
 
     loaded = datasets.load_dataset("tester/smol-example", "example", split="train")

@@ -29,31 +29,67 @@ def loop(tmp_path_factory, smollm2_path):
         pytest.skip("the shared GSM8K and ARC-Easy files are not on this machine")
     work = tmp_path_factory.mktemp("loop")
     merge_recipe = work / "merge.yaml"
-    merge_recipe.write_text(yaml.safe_dump({
-        "merge_method": "slerp", "base_model": str(work / "sft-a"),
-        "models": [{"model": str(work / "sft-a")}, {"model": str(work / "sft-b")}],
-        "parameters": {"t": [{"filter": "self_attn", "value": [0, 0.5, 1]}, {"value": 0.5}]},
-        "dtype": "float32",
-    }, sort_keys=False))
-    train = {"recipe": str(CPU_RECIPE), "data": str(work / "selected"), "model": str(work / "pruned"),
-             "max_steps": 2}
+    merge_recipe.write_text(
+        yaml.safe_dump(
+            {
+                "merge_method": "slerp",
+                "base_model": str(work / "sft-a"),
+                "models": [{"model": str(work / "sft-a")}, {"model": str(work / "sft-b")}],
+                "parameters": {"t": [{"filter": "self_attn", "value": [0, 0.5, 1]}, {"value": 0.5}]},
+                "dtype": "float32",
+            },
+            sort_keys=False,
+        )
+    )
+    train = {"recipe": str(CPU_RECIPE), "data": str(work / "selected"), "model": str(work / "pruned"), "max_steps": 2}
     quick = {"max_length": 192, "gradient_accumulation_steps": 1}  # two short steps of two rows each
     steps = [
-        {"distill": {"data": str(GSM8K_TRAIN), "preset": "gsm8k", "limit": 8, "teacher": "smollm2",
-                     "max_new_tokens": 64, "batch_size": 8, "output": str(work / "distilled")}},
-        {"prune": {"model": "smollm2", "method": "block-influence", "blocks_to_remove": 2,
-                   "calibration_rows": 8, "output": str(work / "pruned")}},
-        {"select": {"data": str(work / "distilled"), "pruned_model": str(work / "pruned"), "budget": "6",
-                    "n_clusters": 2, "max_length": 192, "cache_dir": str(work / "cache"),
-                    "output": str(work / "selected")}},
+        {
+            "distill": {
+                "data": str(GSM8K_TRAIN),
+                "preset": "gsm8k",
+                "limit": 8,
+                "teacher": "smollm2",
+                "max_new_tokens": 64,
+                "batch_size": 8,
+                "output": str(work / "distilled"),
+            }
+        },
+        {
+            "prune": {
+                "model": "smollm2",
+                "method": "block-influence",
+                "blocks_to_remove": 2,
+                "calibration_rows": 8,
+                "output": str(work / "pruned"),
+            }
+        },
+        {
+            "select": {
+                "data": str(work / "distilled"),
+                "pruned_model": str(work / "pruned"),
+                "budget": "6",
+                "n_clusters": 2,
+                "max_length": 192,
+                "cache_dir": str(work / "cache"),
+                "output": str(work / "selected"),
+            }
+        },
         {"train": {**train, "output": str(work / "sft-a"), "overrides": quick}},
-        {"train": {**train, "output": str(work / "sft-b"),
-                   "overrides": {**quick, "seed": 7, "learning_rate": 1.0e-4}}},
+        {"train": {**train, "output": str(work / "sft-b"), "overrides": {**quick, "seed": 7, "learning_rate": 1.0e-4}}},
         {"merge": {"merge_config": str(merge_recipe), "output": str(work / "merged")}},
-        {"eval": {"models": f"original=smollm2,pruned={work / 'pruned'},recovered={work / 'sft-a'},"
-                            f"merged={work / 'merged'}",
-                  "tasks": f"mc:{ARC_EASY}", "limit": 6, "speculative": "merged", "speculative_limit": 2,
-                  "speculative_max_new_tokens": 24, "output": str(work / "eval")}},
+        {
+            "eval": {
+                "models": f"original=smollm2,pruned={work / 'pruned'},recovered={work / 'sft-a'},"
+                f"merged={work / 'merged'}",
+                "tasks": f"mc:{ARC_EASY}",
+                "limit": 6,
+                "speculative": "merged",
+                "speculative_limit": 2,
+                "speculative_max_new_tokens": 24,
+                "output": str(work / "eval"),
+            }
+        },
     ]
     pipeline = work / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump({"steps": steps}, sort_keys=False))
@@ -85,8 +121,12 @@ def test_both_fine_tunes_and_the_merge_load_and_generate(loop):
     import transformers
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(loop / "merged")
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 3 + 4?"}],
-                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 3 + 4?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     weights = {}
     for name in ("sft-a", "sft-b", "merged"):
         model = transformers.AutoModelForCausalLM.from_pretrained(loop / name)

@@ -9,24 +9,42 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from sdd_data.sources import SourceSpec, load_rows
+from sdd_data.data.sources import SourceSpec, load_rows
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
 ROWS = 120
 
 
 def distill_command(teacher: str, output: Path) -> list[str]:
-    return [sys.executable, "-m", "sdd_data.cli", "distill", "--data", str(GSM8K), "--limit", str(ROWS),
-            "--teacher", teacher, "--output", str(output), "--shard-size", "6", "--batch-size", "1",
-            "--max-new-tokens", "24"]
+    return [
+        sys.executable,
+        "-m",
+        "sdd_data.cli",
+        "distill",
+        "--data",
+        str(GSM8K),
+        "--limit",
+        str(ROWS),
+        "--teacher",
+        teacher,
+        "--output",
+        str(output),
+        "--shard-size",
+        "6",
+        "--batch-size",
+        "1",
+        "--max-new-tokens",
+        "24",
+    ]
 
 
 def test_rerun_after_sigkill_finishes_with_every_row_once(tiny_llama_path, tmp_path):
     output = tmp_path / "run"
     shards = output / "shards"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(distill_command(tiny_llama_path, output), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        distill_command(tiny_llama_path, output), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 240
     while time.time() < deadline and len(list(shards.glob("shard-*.parquet"))) < 3:
         assert process.poll() is None, process.stderr.read().decode()[-2000:]

@@ -43,15 +43,54 @@ def test_a_budget_above_the_rows_takes_every_row():
     assert allocate_budget(1000, np.array([1.0, 2.0]), np.array([3, 4])).tolist() == [3, 4]
 
 
-@pytest.mark.parametrize("budget, expected", [(5, 5), (1, 1), (0.25, 25), (1.0, 100), (0.001, 1), (500, 100),
-                                              ("30", 30), ("1", 1), ("1.0", 100), ("0.2", 20), ("20%", 20),
-                                              ("100%", 100), ("2_000", 100), (" 7 ", 7), ("0.5%", 1)])
+@pytest.mark.parametrize(
+    "budget, expected",
+    [
+        (5, 5),
+        (1, 1),
+        (0.25, 25),
+        (1.0, 100),
+        (0.001, 1),
+        (500, 100),
+        ("30", 30),
+        ("1", 1),
+        ("1.0", 100),
+        ("0.2", 20),
+        ("20%", 20),
+        ("100%", 100),
+        ("2_000", 100),
+        (" 7 ", 7),
+        ("0.5%", 1),
+    ],
+)
 def test_budgets_are_row_counts_or_fractions(budget, expected):
     assert resolve_budget(budget, 100) == expected
 
 
-@pytest.mark.parametrize("budget", [0, -3, 0.0, -0.5, math.nan, math.inf, None, True, 2.5, 30.0, "0", "-3", "abc",
-                                    "", "1.5", "150%", "nan", "inf", "20 %%"])
+@pytest.mark.parametrize(
+    "budget",
+    [
+        0,
+        -3,
+        0.0,
+        -0.5,
+        math.nan,
+        math.inf,
+        None,
+        True,
+        2.5,
+        30.0,
+        "0",
+        "-3",
+        "abc",
+        "",
+        "1.5",
+        "150%",
+        "nan",
+        "inf",
+        "20 %%",
+    ],
+)
 def test_bad_budgets_are_refused(budget):
     with pytest.raises(SddError, match="budget"):
         resolve_budget(budget, 100)

@@ -25,14 +25,19 @@ from sdd_data.select.vector_cache import VectorCache
 
 ROWS = [
     {"id": "a", "instruction": "What is 12 + 30?", "input": "", "response": "The answer is 42."},
-    {"id": "b", "instruction": "Give three tips for staying healthy.", "input": "",
-     "response": "Eat well, sleep, and move every day."},
+    {
+        "id": "b",
+        "instruction": "Give three tips for staying healthy.",
+        "input": "",
+        "response": "Eat well, sleep, and move every day.",
+    },
     {"id": "c", "instruction": "Rewrite the response", "input": "The quick brown fox.", "response": "A fox jumps."},
 ]
 
 
 def numpy_jsd(logits_p: np.ndarray, logits_q: np.ndarray) -> np.ndarray:
     """JSD per position in float64 straight from the definition."""
+
     def softmax(logits):
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
@@ -98,7 +103,7 @@ def tokenizer(tiny_llama_path):
 def test_response_positions_cover_the_response_and_end_of_turn(tokenizer):
     rows = scoring_rows(tokenizer, ROWS, "response", max_length=512)
     for row, source in zip(rows, ROWS):
-        predicted = tokenizer.decode(row.token_ids[row.first + 1:row.last + 2])
+        predicted = tokenizer.decode(row.token_ids[row.first + 1 : row.last + 2])
         assert predicted == source["response"] + "<|im_end|>"
         assert row.prompt_tokens + row.response_tokens == len(row.token_ids) and not row.truncated
     instruction = scoring_rows(tokenizer, ROWS, "instruction", max_length=512)[0]
@@ -112,7 +117,7 @@ def test_long_rows_keep_the_start_of_the_response(tokenizer):
     cut = scoring_rows(tokenizer, [long_row], max_length=40)[0]
     assert len(cut.token_ids) == 40 and cut.truncated
     assert (cut.prompt_tokens, cut.response_tokens) == (full.prompt_tokens, full.response_tokens)
-    assert cut.token_ids[cut.first + 1:] == full.token_ids[full.first + 1:full.first + 1 + 40 - cut.first - 1]
+    assert cut.token_ids[cut.first + 1 :] == full.token_ids[full.first + 1 : full.first + 1 + 40 - cut.first - 1]
 
 
 def test_identical_models_score_zero_and_different_ones_do_not(tiny_llama_path, tiny_llama_variant_path, tokenizer):
@@ -127,8 +132,9 @@ def test_identical_models_score_zero_and_different_ones_do_not(tiny_llama_path, 
 def test_scores_do_not_depend_on_padding_side_or_batching(tiny_llama_path, tiny_llama_variant_path, tokenizer):
     rows = scoring_rows(tokenizer, ROWS, "response", max_length=512)
     left = TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions(batch_size=3)).score(rows)
-    right = TransformersScorer(tiny_llama_path, tiny_llama_variant_path,
-                               ScorerOptions(batch_size=3, padding_side="right")).score(rows)
+    right = TransformersScorer(
+        tiny_llama_path, tiny_llama_variant_path, ScorerOptions(batch_size=3, padding_side="right")
+    ).score(rows)
     single = TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions(batch_size=1)).score(rows)
     assert np.allclose(left, right, atol=1e-5) and np.allclose(left, single, atol=1e-5)
 
@@ -136,9 +142,11 @@ def test_scores_do_not_depend_on_padding_side_or_batching(tiny_llama_path, tiny_
 def test_scores_match_a_direct_float64_computation(tiny_llama_path, tiny_llama_variant_path, tokenizer):
     row = scoring_rows(tokenizer, ROWS[:1], "response", max_length=512)[0]
     ids = torch.tensor([row.token_ids])
-    logits = [transformers.AutoModelForCausalLM.from_pretrained(path)(input_ids=ids).logits[0].detach().numpy()
-              for path in (tiny_llama_path, tiny_llama_variant_path)]
-    expected = numpy_jsd(logits[0], logits[1])[row.first:row.last + 1].mean()
+    logits = [
+        transformers.AutoModelForCausalLM.from_pretrained(path)(input_ids=ids).logits[0].detach().numpy()
+        for path in (tiny_llama_path, tiny_llama_variant_path)
+    ]
+    expected = numpy_jsd(logits[0], logits[1])[row.first : row.last + 1].mean()
     score = TransformersScorer(tiny_llama_path, tiny_llama_variant_path, ScorerOptions()).score([row])[0]
     assert score == pytest.approx(expected, abs=1e-5)
 
@@ -172,8 +180,9 @@ def _copy_with_tokenizer_change(source: str, target, change) -> str:
 
 
 def test_different_tokenizers_are_named(tiny_llama_path, tokenizer, tmp_path):
-    other_eos = _copy_with_tokenizer_change(tiny_llama_path, tmp_path / "eos",
-                                            lambda config: config.update(eos_token="<|endoftext|>"))
+    other_eos = _copy_with_tokenizer_change(
+        tiny_llama_path, tmp_path / "eos", lambda config: config.update(eos_token="<|endoftext|>")
+    )
     with pytest.raises(SddError, match=r"differ in: special token eos_token \('<\|im_end\|>' vs '<\|endoftext\|>'\)"):
         check_same_tokenizer(tokenizer, transformers.AutoTokenizer.from_pretrained(other_eos), "a", "b")
     template_file = tmp_path / "template" / "chat_template.jinja"

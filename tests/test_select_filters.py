@@ -13,7 +13,7 @@ from sdd_data.select.rank import instruction_efficiency
 
 def test_ies_divides_degradation_by_the_log_of_the_squared_token_count():
     ies = instruction_efficiency(np.array([1.0, 1.0, 2.0]), np.array([10, 0, 3]), np.array([90, 0, 0]))
-    assert ies[0] == pytest.approx(1.0 / np.log(100.0 ** 2))
+    assert ies[0] == pytest.approx(1.0 / np.log(100.0**2))
     assert ies[1] == 1.0
     assert ies[2] == pytest.approx(2.0 / np.log(9.0))
 
@@ -57,8 +57,14 @@ def test_near_duplicate_concepts_merge_into_the_existing_vertex():
 
 
 def test_near_duplicate_instructions_keep_the_best_copy():
-    instructions = ["Write a poem about the sea.", "write a poem about the sea", "Name three fruits.",
-                    "Name three fruits that are red.", "The sea: write a poem about", "Write a poem about the seas!"]
+    instructions = [
+        "Write a poem about the sea.",
+        "write a poem about the sea",
+        "Name three fruits.",
+        "Name three fruits that are red.",
+        "The sea: write a poem about",
+        "Write a poem about the seas!",
+    ]
     duplicate_of = near_duplicates(instructions, priority=np.array([0, 5, 0, 0, 0, 0]))
     assert duplicate_of.tolist() == [1, -1, -1, -1, 1, 1]
 

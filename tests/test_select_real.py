@@ -24,8 +24,12 @@ MAX_LENGTH = 64
 # A 4-cycle of concepts (water boil - 100 degree - ice melt - 50 degree - water boil): in any order,
 # the row visited last finds both of its concepts known but never accepted together.
 # Their instructions are stopwords only, so the only concepts they bring are those of their answers.
-PLANTED = [("What is it?", "Water boils at 100 degrees."), ("Why is that?", "Ice melts above 50 degrees."),
-           ("How is this?", "Water boils at 50 degrees."), ("Where is it?", "Ice melts at 100 degrees.")]
+PLANTED = [
+    ("What is it?", "Water boils at 100 degrees."),
+    ("Why is that?", "Ice melts above 50 degrees."),
+    ("How is this?", "Water boils at 50 degrees."),
+    ("Where is it?", "Ice melts at 100 degrees."),
+]
 PLANTED_CONCEPTS = {"water boil", "100 degree", "ice melt", "50 degree"}
 
 
@@ -44,14 +48,21 @@ def cache(tmp_path_factory) -> Path:
 
 
 def stage_config(rows_file, cache, original, pruned, output, budget):
+    from sdd_data.data.sources import SourceSpec
     from sdd_data.select.selection import SelectConfig
     from sdd_data.select.stage import SelectStageConfig
-    from sdd_data.sources import SourceSpec
 
-    return SelectStageConfig(source=SourceSpec(data=str(rows_file)), original_model=original, pruned_model=pruned,
-                             output=str(output), cache_dir=str(cache), max_length=MAX_LENGTH, batch_size=16,
-                             degradation=MODE,
-                             selection=SelectConfig(budget=budget))
+    return SelectStageConfig(
+        source=SourceSpec(data=str(rows_file)),
+        original_model=original,
+        pruned_model=pruned,
+        output=str(output),
+        cache_dir=str(cache),
+        max_length=MAX_LENGTH,
+        batch_size=16,
+        degradation=MODE,
+        selection=SelectConfig(budget=budget),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +78,9 @@ def test_the_stage_selects_exactly_the_row_budget(selection):
 
     selected = datasets.load_from_disk(str(selection.output / "data"))
     assert len(selected) == 50
-    assert {"instruction", "input", "response", "cluster", "degradation", "ies", "rank",
-            "selection_reason"} <= set(selected.column_names)
+    assert {"instruction", "input", "response", "cluster", "degradation", "ies", "rank", "selection_reason"} <= set(
+        selected.column_names
+    )
     report = json.loads((selection.output / "report.json").read_text())
     assert sum(row["budget"] for row in report["clusters"]) == 50 == report["selected"]
     assert report["rows"] == ROWS + len(PLANTED)
@@ -78,13 +90,12 @@ def test_the_stage_selects_exactly_the_row_budget(selection):
 
 
 @pytest.mark.parametrize("mode", ["response", "instruction"])
-def test_the_pruned_copy_degrades_and_the_original_against_itself_does_not(mode, smollm2_path,
-                                                                           pruned_smollm2_path):
+def test_the_pruned_copy_degrades_and_the_original_against_itself_does_not(mode, smollm2_path, pruned_smollm2_path):
     import transformers
 
+    from sdd_data.data.sources import SourceSpec, load_rows
     from sdd_data.select.score_inputs import scoring_rows
     from sdd_data.select.scorers import ScorerOptions, TransformersScorer
-    from sdd_data.sources import SourceSpec, load_rows
 
     rows = load_rows(SourceSpec(data=str(ALPACA), limit=RESPONSE_ROWS)).rows
     tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_path)
@@ -97,12 +108,14 @@ def test_the_pruned_copy_degrades_and_the_original_against_itself_does_not(mode,
     assert 0.01 < pruned.mean() < np.log(2)
 
 
-def test_the_concept_filter_rejects_a_planted_contradiction(rows_file, cache, smollm2_path, pruned_smollm2_path,
-                                                            tmp_path):
+def test_the_concept_filter_rejects_a_planted_contradiction(
+    rows_file, cache, smollm2_path, pruned_smollm2_path, tmp_path
+):
     from sdd_data.select.stage import select
 
-    everything = select(stage_config(rows_file, cache, smollm2_path, pruned_smollm2_path, tmp_path / "all", "100%"),
-                        show_progress=False)
+    everything = select(
+        stage_config(rows_file, cache, smollm2_path, pruned_smollm2_path, tmp_path / "all", "100%"), show_progress=False
+    )
     assert everything.provenance["scorer"]["scored_rows"] == 0  # every score came from the cache
     planted = everything.result.reason[ROWS:]
     conflicts = [reason for reason in planted if reason.startswith("concept_conflict:")]

@@ -38,8 +38,9 @@ def test_paser_selects_exactly_the_budget(budget, expected):
 
 def test_budgets_follow_cluster_degradation_and_ies_order_within_clusters():
     embeddings, degradation, prompt_tokens, response_tokens, instructions = dataset()
-    result = select_rows(embeddings, degradation, prompt_tokens, response_tokens, instructions,
-                         config=SelectConfig(budget=60))
+    result = select_rows(
+        embeddings, degradation, prompt_tokens, response_tokens, instructions, config=SelectConfig(budget=60)
+    )
     clusters = sorted(result.report["clusters"], key=lambda row: row["mean_degradation"])
     assert [row["budget"] for row in clusters] == sorted(row["budget"] for row in clusters)
     for cluster in range(result.report["n_clusters"]):
@@ -53,8 +54,11 @@ def test_conflicts_and_duplicates_are_skipped_and_their_budget_moves_on():
     embeddings, degradation, prompt_tokens, response_tokens, instructions = dataset(n_rows=40, n_blobs=2)
     degradation = np.linspace(2.0, 1.0, 40)
     texts = [f"Fact{row} holds in place{row}." for row in range(40)]
-    texts[0], texts[1], texts[2] = "Water boils at 100 degrees.", "Ice melts above 50 degrees.", \
-        "Water boils at 50 degrees."
+    texts[0], texts[1], texts[2] = (
+        "Water boils at 100 degrees.",
+        "Ice melts above 50 degrees.",
+        "Water boils at 50 degrees.",
+    )
     instructions = [f"distinct instruction number {row} " + "x" * row for row in range(40)]
     instructions[3] = instructions[0] + "!"
     embeddings[:] = embeddings[0]
@@ -71,8 +75,7 @@ def test_budget_left_by_conflicts_moves_to_other_clusters():
     embeddings, degradation, prompt_tokens, response_tokens, _ = dataset(n_rows=200, n_blobs=2, seed=1)
     instructions = [f"instruction {row} " + "y" * (row % 37) for row in range(200)]
     config = SelectConfig(budget=120, dedupe=False)
-    clusters = select_rows(embeddings, degradation, prompt_tokens, response_tokens, instructions,
-                           config=config).cluster
+    clusters = select_rows(embeddings, degradation, prompt_tokens, response_tokens, instructions, config=config).cluster
     # Rows of cluster 0 pair 4 × 5 recurring concepts, so most of them conflict; cluster 1 never does.
     texts = [f"Alpha{row % 4}. Beta{row % 5}." if clusters[row] == 0 else f"Gamma{row}." for row in range(200)]
     result = select_rows(embeddings, degradation, prompt_tokens, response_tokens, instructions, texts, config)
@@ -107,15 +110,17 @@ def test_baselines_pick_what_their_names_say():
 def test_bad_inputs_are_refused():
     embeddings, degradation, prompt_tokens, response_tokens, instructions = dataset()
     with pytest.raises(SddError, match="unknown selection method"):
-        select_rows(embeddings, degradation, prompt_tokens, response_tokens, instructions,
-                    config=SelectConfig(method="best"))
+        select_rows(
+            embeddings, degradation, prompt_tokens, response_tokens, instructions, config=SelectConfig(method="best")
+        )
     with pytest.raises(SddError, match="one entry per row"):
         select_rows(embeddings[:10], degradation, prompt_tokens, response_tokens, instructions)
     with pytest.raises(SddError, match="non-negative"):
         select_rows(embeddings, -degradation, prompt_tokens, response_tokens, instructions)
     with pytest.raises(SddError, match="budget"):
-        select_rows(embeddings, degradation, prompt_tokens, response_tokens, instructions,
-                    config=SelectConfig(budget=0))
+        select_rows(
+            embeddings, degradation, prompt_tokens, response_tokens, instructions, config=SelectConfig(budget=0)
+        )
 
 
 def test_report_json_table_and_png(tmp_path):

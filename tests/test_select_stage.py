@@ -14,11 +14,11 @@ pytest.importorskip("sklearn")
 import datasets
 import pyarrow.parquet as pq
 
+from sdd_data.data.sources import SourceSpec
 from sdd_data.errors import SddError
 from sdd_data.select.embed import embed_texts, resolve_embedder
 from sdd_data.select.selection import SelectConfig
 from sdd_data.select.stage import SelectStageConfig, select
-from sdd_data.sources import SourceSpec
 
 
 @pytest.fixture
@@ -43,8 +43,7 @@ def test_embeddings_are_normalised_and_cached_per_text(encoded, tmp_path):
     assert encoded == texts[:2]
     assert first[0] @ first[2] == pytest.approx(1.0) and first[0] @ first[1] < 0.5
     encoded.clear()
-    again = embed_texts(texts[:2] + ["Name four fruits."], "all-MiniLM-L6-v2", cache_dir=tmp_path,
-                        show_progress=False)
+    again = embed_texts(texts[:2] + ["Name four fruits."], "all-MiniLM-L6-v2", cache_dir=tmp_path, show_progress=False)
     assert encoded == ["Name four fruits."]
     assert np.array_equal(again[:2], first[:2]) and again[2] @ first[1] > 0.8
 
@@ -57,9 +56,15 @@ def test_unknown_embedders_are_clear_errors(tmp_path):
 
 
 def config(tmp_path, model, budget="12", **changes) -> SelectStageConfig:
-    values = {"source": SourceSpec(data="example"), "original_model": model, "pruned_model": model,
-              "output": str(tmp_path / "selected"), "cache_dir": str(tmp_path / "cache"), "max_length": 128,
-              "selection": SelectConfig(budget=budget)}
+    values = {
+        "source": SourceSpec(data="example"),
+        "original_model": model,
+        "pruned_model": model,
+        "output": str(tmp_path / "selected"),
+        "cache_dir": str(tmp_path / "cache"),
+        "max_length": 128,
+        "selection": SelectConfig(budget=budget),
+    }
     values.update(changes)
     return SelectStageConfig(**values)
 
@@ -86,8 +91,7 @@ def test_the_stage_writes_the_selection_report_and_provenance(tiny_llama_path, v
     selected = datasets.load_from_disk(str(output / "data"))
     assert len(selected) == 12
     source_columns = {"id", "source", "instruction", "input", "response", "reference_answer", "task", "meta"}
-    assert set(selected.column_names) == source_columns | {"cluster", "degradation", "ies", "rank",
-                                                           "selection_reason"}
+    assert set(selected.column_names) == source_columns | {"cluster", "degradation", "ies", "rank", "selection_reason"}
     assert all(reason.startswith("selected: cluster ") for reason in selected["selection_reason"])
     table = pq.read_table(output / "outcome.parquet")
     assert len(table) == 36 and sum(table.column("selected").to_pylist()) == 12
@@ -110,8 +114,10 @@ def test_the_stage_writes_the_selection_report_and_provenance(tiny_llama_path, v
     assert not [path for path in output.parent.iterdir() if path.name.startswith(".")]
 
 
-@pytest.mark.parametrize("budget, message", [("0", "budget must be positive"), ("many", "budget must be a row"),
-                                             ("1.5", "fractional budget")])
+@pytest.mark.parametrize(
+    "budget, message",
+    [("0", "budget must be positive"), ("many", "budget must be a row"), ("1.5", "fractional budget")],
+)
 def test_bad_budgets_fail_before_any_model_runs(tmp_path, budget, message):
     with pytest.raises(SddError, match=message):
         select(config(tmp_path, "/nonexistent/model", budget=budget), show_progress=False)
@@ -154,17 +160,29 @@ def test_a_model_without_weights_is_a_clear_error(tiny_llama_path, tmp_path):
 def test_a_distill_run_folder_is_read_through_its_messages(tiny_llama_path, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    rows = [{"id": f"r{i}", "instruction": f"Question number {i} about topic {i % 3}?", "input": "",
-             "response": "old", "decision": "dropped" if i == 0 else "rewrite",
-             "messages": None if i == 0 else [{"role": "user", "content": f"Question number {i} about topic {i % 3}?"},
-                                              {"role": "assistant", "content": f"Answer {i}."}]}
-            for i in range(10)]
+    rows = [
+        {
+            "id": f"r{i}",
+            "instruction": f"Question number {i} about topic {i % 3}?",
+            "input": "",
+            "response": "old",
+            "decision": "dropped" if i == 0 else "rewrite",
+            "messages": None
+            if i == 0
+            else [
+                {"role": "user", "content": f"Question number {i} about topic {i % 3}?"},
+                {"role": "assistant", "content": f"Answer {i}."},
+            ],
+        }
+        for i in range(10)
+    ]
     import pyarrow as pa
 
     pq.write_table(pa.Table.from_pylist(rows), run / "distilled.parquet")
     (run / "stats.json").write_text(json.dumps({"source": {"fingerprint": "abc"}}))
-    outcome = select(config(tmp_path, tiny_llama_path, source=SourceSpec(data=str(run)), budget="4"),
-                     show_progress=False)
+    outcome = select(
+        config(tmp_path, tiny_llama_path, source=SourceSpec(data=str(run)), budget="4"), show_progress=False
+    )
     selected = datasets.load_from_disk(str(outcome.output / "data"))
     assert len(selected) == 4 and "r0" not in selected["id"] and "messages" in selected.column_names
     assert outcome.provenance["counts"]["rows"] == 9

@@ -18,8 +18,12 @@ pytest.importorskip("vllm")
 
 ROWS = [
     {"id": "a", "instruction": "What is 12 + 30?", "input": "", "response": "The answer is 42."},
-    {"id": "b", "instruction": "Give three tips for staying healthy.", "input": "",
-     "response": "Eat well, sleep, and move every day."},
+    {
+        "id": "b",
+        "instruction": "Give three tips for staying healthy.",
+        "input": "",
+        "response": "Eat well, sleep, and move every day.",
+    },
 ]
 
 SCRIPT = """
@@ -46,11 +50,17 @@ def test_vllm_scores_with_the_whole_vocabulary_match_the_exact_scorer(tiny_llama
     from sdd_data.select.scorers import ScorerOptions, TransformersScorer
 
     env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    finished = subprocess.run([sys.executable, "-c", SCRIPT, tiny_llama_path, tiny_llama_variant_path, json.dumps(ROWS)],
-                              env=env, capture_output=True, text=True, timeout=900, check=False)
+    finished = subprocess.run(
+        [sys.executable, "-c", SCRIPT, tiny_llama_path, tiny_llama_variant_path, json.dumps(ROWS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     line = next(line for line in finished.stdout.splitlines() if line.startswith("SCORES "))
-    approximate = np.array(json.loads(line[len("SCORES "):]))
+    approximate = np.array(json.loads(line[len("SCORES ") :]))
     assert "approximate" in finished.stdout
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_llama_path)
     scored = scoring_rows(tokenizer, ROWS, "response", 256) + scoring_rows(tokenizer, ROWS, "instruction", 256)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from sdd_data.data.sources import SourceSpec, load_rows
 from sdd_data.errors import SddError
-from sdd_data.sources import SourceSpec, load_rows
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -59,14 +59,24 @@ def test_all_file_formats_and_saved_datasets(tmp_path):
 
 
 def test_openmathinstruct_and_messages_presets(tmp_path):
-    math = write_jsonl(tmp_path / "omi.jsonl", [
-        {"problem": "What is 1/2 + 1/2?", "generated_solution": "It is \\boxed{1}.", "expected_answer": "1"}])
+    math = write_jsonl(
+        tmp_path / "omi.jsonl",
+        [{"problem": "What is 1/2 + 1/2?", "generated_solution": "It is \\boxed{1}.", "expected_answer": "1"}],
+    )
     row = load_rows(SourceSpec(data=str(math))).rows[0]
     assert (row["task"], row["reference_answer"]) == ("math", "1")
-    chat = write_jsonl(tmp_path / "chat.jsonl", [{"messages": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi?"},
-        {"role": "assistant", "content": "Hello."}]}])
+    chat = write_jsonl(
+        tmp_path / "chat.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Hi?"},
+                    {"role": "assistant", "content": "Hello."},
+                ]
+            }
+        ],
+    )
     row = load_rows(SourceSpec(data=str(chat))).rows[0]
     assert (row["instruction"], row["response"]) == ("Hi?", "Hello.")
     assert "Be brief." not in row["instruction"]
@@ -87,16 +97,22 @@ def test_missing_and_unknown_columns_name_what_is_available(tmp_path):
 
 
 def test_bad_rows_are_set_aside_with_a_reason_or_stop_under_strict(tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [
-        {"instruction": "ok", "input": "", "output": "fine"},
-        {"instruction": "  ", "input": "", "output": "x"},
-        {"instruction": "q", "input": "", "output": ""},
-        {"instruction": "q", "input": "", "output": None},
-    ])
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {"instruction": "ok", "input": "", "output": "fine"},
+            {"instruction": "  ", "input": "", "output": "x"},
+            {"instruction": "q", "input": "", "output": ""},
+            {"instruction": "q", "input": "", "output": None},
+        ],
+    )
     loaded = load_rows(SourceSpec(data=str(path)))
     assert len(loaded.rows) == 1
     assert [row["reason"] for row in loaded.invalid] == [
-        "invalid_row:instruction_empty", "invalid_row:response_empty", "invalid_row:response_missing"]
+        "invalid_row:instruction_empty",
+        "invalid_row:response_empty",
+        "invalid_row:response_missing",
+    ]
     with pytest.raises(SddError, match="row 1 .*instruction empty"):
         load_rows(SourceSpec(data=str(path)), strict=True)
 

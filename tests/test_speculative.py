@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from sdd_data.errors import SddError
-from sdd_data.speculative import (
+from sdd_data.evaluate.speculative import (
     AcceptanceCounts,
     load_model_and_tokenizer,
     measure_acceptance,
@@ -45,9 +45,14 @@ def other_draft_path(tiny_llama_path, tmp_path_factory):
 def greedy(model, tokenizer, prompt_ids, max_new_tokens):
     import torch
 
-    output = model.generate(torch.tensor([prompt_ids]), max_new_tokens=max_new_tokens, do_sample=False,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
-    return output[0, len(prompt_ids):].tolist()
+    output = model.generate(
+        torch.tensor([prompt_ids]),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    return output[0, len(prompt_ids) :].tolist()
 
 
 def test_counts_give_alpha_and_tau():
@@ -108,7 +113,7 @@ def test_bad_draft_settings(tiny_llama_path, target):
 
 VLLM_SCRIPT = """
 import json, sys
-from sdd_data.speculative import measure_acceptance_vllm
+from sdd_data.evaluate.speculative import measure_acceptance_vllm
 
 if __name__ == "__main__":
     counts = measure_acceptance_vllm(sys.argv[1], sys.argv[1], json.loads(sys.argv[2]), 3, 16)
@@ -128,10 +133,19 @@ def test_vllm_draft_model_accepts_itself_fully(tiny_llama_path, tmp_path):
     script.write_text(VLLM_SCRIPT)
     environment = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
     prompts = [PROMPT, PROMPT.replace("12 + 30", "7 + 5")]
-    finished = subprocess.run([sys.executable, str(script), tiny_llama_path, json.dumps(prompts)], check=False,
-                              cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(
+        [sys.executable, str(script), tiny_llama_path, json.dumps(prompts)],
+        check=False,
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     line = next(line for line in finished.stdout.splitlines() if line.startswith("COUNTS "))
-    counts = json.loads(line[len("COUNTS "):])
+    counts = json.loads(line[len("COUNTS ") :])
     assert counts["acceptance_rate"] == 1.0 and counts["proposed"] > 0
-    assert counts["generated"] == 32 and counts["mean_accepted_length"] == pytest.approx(1 + counts["accepted"] / counts["steps"])
+    assert counts["generated"] == 32 and counts["mean_accepted_length"] == pytest.approx(
+        1 + counts["accepted"] / counts["steps"]
+    )

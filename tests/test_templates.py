@@ -2,8 +2,8 @@
 
 import pytest
 
+from sdd_data.distill.templates import MATH_PREFIX, TEMPLATES, get_template, load_template_file
 from sdd_data.errors import SddError
-from sdd_data.templates import MATH_PREFIX, TEMPLATES, get_template, load_template_file
 
 ROW = {"instruction": "Add the numbers.", "input": "2 and 3", "response": "  2 + 3 = 5.\n", "task": "math"}
 
@@ -18,6 +18,7 @@ class ChatMLTokenizer:
     def __call__(self, text, add_special_tokens=True):
         class Encoding:
             input_ids = [ord(c) for c in text]
+
         return Encoding()
 
 
@@ -28,7 +29,9 @@ def test_sdft_generic_template_is_verbatim():
         "Using the reference answer as a guide, write your own response.\n\n"
         "### Instruction:\nAdd the numbers.\n2 and 3\n\n### Reference Answer:\n2 + 3 = 5.\n\n### Response:\n"
     )
-    assert "Refer to the reference answer and write your own response." in TEMPLATES["sdft-refer"].render(ROW, ChatMLTokenizer())
+    assert "Refer to the reference answer and write your own response." in TEMPLATES["sdft-refer"].render(
+        ROW, ChatMLTokenizer()
+    )
 
 
 def test_gsm8k_template_ends_with_the_assistant_prefix():

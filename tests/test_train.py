@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sdd_data.errors import SddError
-from sdd_data.train import TrainConfig, prepare_training, train
-from sdd_data.train_data import load_training_rows
+from sdd_data.train.data import load_training_rows
+from sdd_data.train.stage import TrainConfig, prepare_training, train
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"
@@ -26,16 +26,30 @@ GKD_CPU = RECIPES / "smollm2-135m-instruct" / "gkd-cpu" / "config.yaml"
 GSM8K_TRAIN = Path("/work/shared/data/gsm8k/train.jsonl")
 QUICK = {"logging_steps": 1, "max_length": 128, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1}
 CHAT_ROWS = [
-    {"messages": [{"role": "system", "content": "You answer briefly."},
-                  {"role": "user", "content": "What is 2 + 3?"},
-                  {"role": "assistant", "content": "2 + 3 = 5. The answer is 5."}], "decision": "rewrite"},
-    {"messages": [{"role": "user", "content": "Name a fruit."},
-                  {"role": "assistant", "content": "An apple."}], "decision": "original"},
-    {"messages": [{"role": "user", "content": "Name a colour."},
-                  {"role": "assistant", "content": "Blue is a colour."}], "decision": "rewrite"},
+    {
+        "messages": [
+            {"role": "system", "content": "You answer briefly."},
+            {"role": "user", "content": "What is 2 + 3?"},
+            {"role": "assistant", "content": "2 + 3 = 5. The answer is 5."},
+        ],
+        "decision": "rewrite",
+    },
+    {
+        "messages": [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "An apple."}],
+        "decision": "original",
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": "Blue is a colour."},
+        ],
+        "decision": "rewrite",
+    },
     {"messages": None, "decision": "dropped"},
-    {"messages": [{"role": "user", "content": "Say nothing."}, {"role": "assistant", "content": "  "}],
-     "decision": "original"},
+    {
+        "messages": [{"role": "user", "content": "Say nothing."}, {"role": "assistant", "content": "  "}],
+        "decision": "original",
+    },
 ]
 
 
@@ -50,7 +64,7 @@ def chat_rows(tmp_path: Path) -> str:
 @pytest.fixture(scope="module")
 def pruned_tiny_llama(tiny_llama_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The tiny Llama with block 1 removed, with the prune stage's record of what was removed."""
-    from sdd_data.prune import save_pruned_checkpoint
+    from sdd_data.prune.stage import save_pruned_checkpoint
 
     output = save_pruned_checkpoint(tiny_llama_path, [1], tmp_path_factory.mktemp("pruned") / "student")
     (output / "sdd_data_prune.json").write_text(json.dumps({"removed_blocks": [1], "base_model": "tiny-llama"}))
@@ -59,8 +73,9 @@ def pruned_tiny_llama(tiny_llama_path: str, tmp_path_factory: pytest.TempPathFac
 
 def _config(recipe: Path, model: str, data: str, output: Path, **options) -> TrainConfig:
     overrides = {**QUICK, **options.pop("overrides", {})}
-    return TrainConfig(recipe=str(recipe), model=model, data=data, output=str(output), max_steps=2,
-                       overrides=overrides, **options)
+    return TrainConfig(
+        recipe=str(recipe), model=model, data=data, output=str(output), max_steps=2, overrides=overrides, **options
+    )
 
 
 def _trl_args(path: Path) -> list[str]:
@@ -75,7 +90,7 @@ def test_every_recipe_parses_with_trls_own_parser(path: Path):
     from trl import TrlParser
     from trl.scripts.sft import make_parser
 
-    from sdd_data.train_recipe import GKD, argument_classes, parse_recipe
+    from sdd_data.train.recipe import GKD, argument_classes, parse_recipe
 
     recipe = parse_recipe(path, {"use_cpu": True})
     assert recipe.method == (GKD if path.parent.name.startswith("gkd") else "sft")
@@ -97,13 +112,14 @@ def test_dropped_rows_and_empty_answers_are_left_out(chat_rows: str, distilled: 
     rows = load_training_rows(chat_rows)
     assert len(rows.conversations) == 3 and rows.skipped == {"dropped": 1, "empty_answer": 1}
     assert rows.conversations[0][0] == {"role": "system", "content": "You answer briefly."}
-    kept = [row for row in json.loads((distilled / "stats.json").read_text())["decisions"].items()
-            if row[0] != "dropped"]
+    kept = [
+        row for row in json.loads((distilled / "stats.json").read_text())["decisions"].items() if row[0] != "dropped"
+    ]
     assert len(load_training_rows(str(distilled)).conversations) == sum(count for _, count in kept)
 
 
 def test_a_published_folder_trains_on_its_train_split(distilled: Path, tmp_path: Path):
-    from sdd_data.publish import PublishConfig, publish
+    from sdd_data.publish.stage import PublishConfig, publish
 
     publish(PublishConfig(distilled=str(distilled), output_dir=str(tmp_path / "published"), config_name="math"))
     rows = load_training_rows(str(tmp_path / "published"))
@@ -130,14 +146,15 @@ def test_labels_cover_exactly_the_answer_and_its_end_of_turn(tiny_llama_path: st
     batch = trainer.data_collator([trainer.train_dataset[index] for index in range(len(conversations))])
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
     for index, messages in enumerate(conversations):
-        prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
-                                               return_dict=False)
+        prompt = tokenizer.apply_chat_template(
+            messages[:-1], add_generation_prompt=True, tokenize=True, return_dict=False
+        )
         full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
         ids, labels = batch["input_ids"][index].tolist(), batch["labels"][index].tolist()
-        assert ids[:len(full)] == full
-        assert labels[:len(prompt)] == [-100] * len(prompt)  # system, user and the assistant header
-        assert labels[len(prompt):len(full)] == full[len(prompt):]
-        assert labels[len(full):] == [-100] * (len(labels) - len(full))  # padding
+        assert ids[: len(full)] == full
+        assert labels[: len(prompt)] == [-100] * len(prompt)  # system, user and the assistant header
+        assert labels[len(prompt) : len(full)] == full[len(prompt) :]
+        assert labels[len(full) :] == [-100] * (len(labels) - len(full))  # padding
         answer = [token for token in labels if token != -100]
         assert tokenizer.decode(answer) == messages[-1]["content"] + "<|im_end|>\n"
         assert end_of_turn in answer
@@ -154,8 +171,9 @@ def test_sft_trains_and_saves_a_reloadable_model_with_a_card(pruned_tiny_llama: 
     model = AutoModelForCausalLM.from_pretrained(output, use_safetensors=True)
     before = AutoModelForCausalLM.from_pretrained(pruned_tiny_llama, use_safetensors=True)
     assert model.config.num_hidden_layers == 1
-    changed = [name for name, weight in before.state_dict().items()
-               if not torch.equal(weight, model.state_dict()[name])]
+    changed = [
+        name for name, weight in before.state_dict().items() if not torch.equal(weight, model.state_dict()[name])
+    ]
     assert changed, "training changed no weight"
     assert not list(output.glob("*.bin")) and not list(output.glob("*.pt"))
     card = (output / "README.md").read_text()
@@ -169,8 +187,13 @@ def test_lora_adapters_are_merged_into_a_plain_checkpoint(tiny_llama_path: str, 
     import torch
     from transformers import AutoModelForCausalLM
 
-    lora = {"use_peft": True, "lora_r": 4, "lora_alpha": 8, "lora_target_modules": ["q_proj", "v_proj"],
-            "learning_rate": 1e-2}
+    lora = {
+        "use_peft": True,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_target_modules": ["q_proj", "v_proj"],
+        "learning_rate": 1e-2,
+    }
     output = tmp_path / "lora"
     train(_config(SFT_CPU, tiny_llama_path, chat_rows, output, overrides=lora), show_progress=False)
     assert not (output / "adapter_config.json").exists()
@@ -181,13 +204,13 @@ def test_lora_adapters_are_merged_into_a_plain_checkpoint(tiny_llama_path: str, 
     assert changed == {"q_proj", "v_proj"}
 
 
-def test_gkd_distills_the_teacher_into_a_pruned_student(pruned_tiny_llama: str, tiny_llama_path: str,
-                                                        chat_rows: str, tmp_path: Path):
+def test_gkd_distills_the_teacher_into_a_pruned_student(
+    pruned_tiny_llama: str, tiny_llama_path: str, chat_rows: str, tmp_path: Path
+):
     from transformers import AutoModelForCausalLM
 
     output = tmp_path / "gkd"
-    result = train(_config(GKD_CPU, pruned_tiny_llama, chat_rows, output, teacher=tiny_llama_path),
-                   show_progress=False)
+    result = train(_config(GKD_CPU, pruned_tiny_llama, chat_rows, output, teacher=tiny_llama_path), show_progress=False)
     assert result.method == "gkd" and result.metrics["global_step"] == 2
     assert all(math.isfinite(loss) and loss >= 0 for loss in result.losses)
     assert AutoModelForCausalLM.from_pretrained(output, use_safetensors=True).config.num_hidden_layers == 1
@@ -237,8 +260,11 @@ def test_bad_input_fails_clearly(tiny_llama_path: str, chat_rows: str, tmp_path:
 
 def test_gkd_needs_a_teacher_with_the_same_tokenizer(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
     no_teacher = tmp_path / "gkd.yaml"
-    no_teacher.write_text("\n".join(line for line in GKD_CPU.read_text().splitlines()
-                                    if not line.startswith("teacher_model_name_or_path")))
+    no_teacher.write_text(
+        "\n".join(
+            line for line in GKD_CPU.read_text().splitlines() if not line.startswith("teacher_model_name_or_path")
+        )
+    )
     with pytest.raises(SddError, match="give --teacher"):
         train(_config(no_teacher, tiny_llama_path, chat_rows, tmp_path / "out"))
     other = _other_tokenizer_model(tiny_llama_path, tmp_path / "other")
@@ -256,11 +282,13 @@ def test_an_existing_output_is_refused(tiny_llama_path: str, chat_rows: str, tmp
 
 def _gsm8k_distilled(folder: Path, count: int) -> str:
     """GSM8K training rows in the distilled schema (the reference solution kept as the answer)."""
-    from sdd_data.records import sft_messages
+    from sdd_data.data.records import sft_messages
 
     lines = GSM8K_TRAIN.read_text().splitlines()[:count]
-    rows = [{"messages": sft_messages({"instruction": row["question"], "input": ""}, row["answer"]),
-             "decision": "original"} for row in map(json.loads, lines)]
+    rows = [
+        {"messages": sft_messages({"instruction": row["question"], "input": ""}, row["answer"]), "decision": "original"}
+        for row in map(json.loads, lines)
+    ]
     path = folder / "gsm8k-distilled.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return str(path)
@@ -273,9 +301,14 @@ def test_the_smollm2_cpu_recipe_trains(pruned_smollm2_path: str, tmp_path: Path)
     if not GSM8K_TRAIN.is_file():
         pytest.skip("GSM8K data not available")
     data = _gsm8k_distilled(tmp_path, 24)
-    config = TrainConfig(recipe=str(SFT_CPU), model=pruned_smollm2_path, data=data, output=str(tmp_path / "out"),
-                         max_steps=3, overrides={"max_length": 192, "per_device_train_batch_size": 1,
-                                                 "gradient_accumulation_steps": 1})
+    config = TrainConfig(
+        recipe=str(SFT_CPU),
+        model=pruned_smollm2_path,
+        data=data,
+        output=str(tmp_path / "out"),
+        max_steps=3,
+        overrides={"max_length": 192, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1},
+    )
     result = train(config, show_progress=False)
     assert result.metrics["global_step"] == 3 and len(result.losses) == 3
     assert all(math.isfinite(loss) for loss in result.losses)
@@ -286,14 +319,25 @@ def test_the_smollm2_cpu_recipe_trains(pruned_smollm2_path: str, tmp_path: Path)
 @pytest.mark.slow
 def test_trl_sft_runs_the_cpu_recipe_as_it_is(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
     """`trl sft --config <recipe>` with TRL's own CLI, on prompt/completion rows saved as Parquet."""
-    from sdd_data.train_data import sft_dataset
+    from sdd_data.train.data import sft_dataset
 
     folder = tmp_path / "dataset"
     folder.mkdir()
     sft_dataset(load_training_rows(chat_rows).conversations).to_parquet(str(folder / "train.parquet"))
-    command = [str(Path(sys.executable).parent / "trl"), "sft", "--config", str(SFT_CPU),
-               "--model_name_or_path", tiny_llama_path, "--dataset_name", str(folder),
-               "--max_steps", "2", "--output_dir", str(tmp_path / "trl-out")]
+    command = [
+        str(Path(sys.executable).parent / "trl"),
+        "sft",
+        "--config",
+        str(SFT_CPU),
+        "--model_name_or_path",
+        tiny_llama_path,
+        "--dataset_name",
+        str(folder),
+        "--max_steps",
+        "2",
+        "--output_dir",
+        str(tmp_path / "trl-out"),
+    ]
     finished = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert (tmp_path / "trl-out" / "model.safetensors").is_file()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from sdd_data.errors import SddError
 
@@ -94,31 +95,6 @@ def end_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | N
     """All end-of-sequence token ids (generation config first, then the tokenizer's), without duplicates."""
     ids = generation_eos if isinstance(generation_eos, list) else [generation_eos]
     return list(dict.fromkeys(token for token in [*ids, tokenizer_eos] if token is not None))
-
-
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def resolve_dtype(dtype: str, on_cpu: bool) -> str:
-    """The weights dtype to use: `auto` means float32 on CPU (bfloat16 drifts there) and bfloat16 on GPU."""
-    if dtype == "auto":
-        return "float32" if on_cpu else "bfloat16"
-    if dtype not in DTYPES:
-        raise SddError(f"unknown dtype {dtype!r}: use auto, {', '.join(DTYPES)}")
-    return dtype
-
-
-def resolve_device(device: str) -> str:
-    """The torch device for `device` (auto, cpu, cuda or cuda:N): auto is cuda when torch sees a GPU, else cpu."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SddError(f"device {device} asked for, but torch sees no CUDA GPU")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise SddError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
-    return device
 
 
 def tokenize_prompts(tokenizer, prompts: list[str], seeds: list[int], decoding: DecodingConfig) -> list[list[int]]:

@@ -13,23 +13,21 @@ import gc
 import io
 import os
 
-from sdd_data.engines import register_engine
 from sdd_data.engines.base import (
     DecodingConfig,
     EngineConfig,
     Generation,
     ProgressCallback,
     end_token_ids,
-    resolve_dtype,
     tokenize_prompts,
 )
-from sdd_data.errors import SddError, require
+from sdd_data.errors import SddError, first_line, require
+from sdd_data.models.loading import load_tokenizer, resolve_dtype
 
 CPU_KV_CACHE_GIB = "2"
 """Default `VLLM_CPU_KVCACHE_SPACE` (GiB) when unset: vLLM's own default takes a large share of RAM."""
 
 
-@register_engine("vllm")
 class VllmEngine:
     """Teacher generation with vLLM; prompts are tokenized with the Hugging Face tokenizer
     (no added special tokens), so both engines see identical token ids."""
@@ -53,9 +51,7 @@ class VllmEngine:
         if self.on_cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
 
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-            model_path, trust_remote_code=config.trust_remote_code
-        )
+        self.tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
         self.eos_token_ids = end_token_ids(_generation_eos(transformers, model_path), self.tokenizer.eos_token_id)
         if not self.eos_token_ids:
             raise SddError(f"{model_path}: neither the generation config nor the tokenizer names an eos token")
@@ -73,7 +69,10 @@ class VllmEngine:
         }
         self._sampling_params_class = vllm.SamplingParams
         self._version = vllm.__version__
-        self.llm = vllm.LLM(**engine_kwargs)
+        try:
+            self.llm = vllm.LLM(**engine_kwargs)
+        except Exception as error:  # noqa: BLE001 -- vLLM reports a bad checkpoint with many exception types
+            raise SddError(f"cannot load the model in {model_path} with vLLM: {first_line(error)}") from None
 
     def generate(
         self,

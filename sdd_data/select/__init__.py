@@ -1,34 +1,29 @@
-"""Model-free core of PASER row selection: clustering, budgets, IES ranking, concept and duplicate filters.
+"""The select stage: PASER row selection under a budget, and the baselines it is compared with.
 
-Inputs are per-row arrays (embeddings, degradation scores, token counts) and texts. The models that
-produce them live in `embed` (sentence embeddings), `score_inputs` + `scorers` + `vllm_scorer`
-(JSD between the original and the pruned model, maths in `degrade`), and `stage` runs it all as
-the `select` stage.
+Modules: `config` (the options), `stage` (the run: embed, score, select, write), `stage_inputs` (the
+rows to choose from), `embed` and `vector_cache` (sentence embeddings), `score_inputs`, `scorer_base`,
+`scorers`, `transformers_scorer`, `vllm_scorer` and `degrade` (how far the pruned model drifts, JSD),
+and the model-free core: `cluster` and `neighbors`, `budget`, `rank`, `concepts`, `dedupe`,
+`selection` (inputs and result), `selectors` (the methods by name), `paser`, `baselines`, `report`.
 """
 
-from .budget import allocate_budget, largest_remainder, resolve_budget
-from .cluster import (
-    ASSIGNERS,
-    CLUSTER_MODES,
-    ClusterConfig,
-    Clustering,
-    cluster_rows,
-    eigengap_clusters,
-)
-from .concepts import ConceptGraph, key_phrases, normalise_concept
-from .dedupe import near_duplicates
-from .rank import instruction_efficiency
-from .selection import (
-    SELECTORS,
-    SelectConfig,
-    SelectionResult,
-    register_selector,
-    select_rows,
-)
+from sdd_data.registry import lazy_exports
+from sdd_data.select.config import ClusterConfig, SelectConfig, SelectStageConfig
 
 __all__ = [
-    "ASSIGNERS", "CLUSTER_MODES", "SELECTORS", "ClusterConfig", "Clustering", "ConceptGraph", "SelectConfig",
-    "SelectionResult", "allocate_budget", "cluster_rows", "eigengap_clusters", "instruction_efficiency",
-    "key_phrases", "largest_remainder", "near_duplicates", "normalise_concept", "register_selector",
-    "resolve_budget", "select_rows",
+    "SELECTORS",
+    "ClusterConfig",
+    "SelectConfig",
+    "SelectStageConfig",
+    "SelectStageResult",
+    "select",
+    "select_rows",
 ]
+__getattr__ = lazy_exports(
+    {
+        "select": "sdd_data.select.stage:select",
+        "SelectStageResult": "sdd_data.select.stage:SelectStageResult",
+        "select_rows": "sdd_data.select.selectors:select_rows",
+        "SELECTORS": "sdd_data.select.selectors:SELECTORS",
+    }
+)

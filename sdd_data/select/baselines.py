@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rank import instruction_efficiency
-from .selection import SelectConfig, SelectionInputs, SelectionResult, register_selector
+from sdd_data.select.config import SelectConfig
+from sdd_data.select.rank import instruction_efficiency
+from sdd_data.select.selection import SelectionInputs, SelectionResult
 
 
 def ordered_selection(method: str, inputs: SelectionInputs, budget: int, order: np.ndarray) -> SelectionResult:
@@ -15,11 +16,16 @@ def ordered_selection(method: str, inputs: SelectionInputs, budget: int, order: 
     rank[order] = np.arange(1, n_rows + 1)
     selected = rank <= budget
     return SelectionResult(
-        method=method, budget=budget, selected=selected, cluster=np.full(n_rows, -1, dtype=np.int64),
+        method=method,
+        budget=budget,
+        selected=selected,
+        cluster=np.full(n_rows, -1, dtype=np.int64),
         degradation=inputs.degradation,
         ies=instruction_efficiency(inputs.degradation, inputs.prompt_tokens, inputs.response_tokens),
-        rank=rank, reason=["selected" if keep else "budget_exhausted" for keep in selected],
-        report={"method": method, "rows": n_rows, "budget": budget, "selected": int(selected.sum())})
+        rank=rank,
+        reason=["selected" if keep else "budget_exhausted" for keep in selected],
+        report={"method": method, "rows": n_rows, "budget": budget, "selected": int(selected.sum())},
+    )
 
 
 def _descending(values: np.ndarray) -> np.ndarray:
@@ -27,20 +33,17 @@ def _descending(values: np.ndarray) -> np.ndarray:
     return np.argsort(-values, kind="stable")
 
 
-@register_selector("random")
 def random_selection(inputs: SelectionInputs, config: SelectConfig, budget: int) -> SelectionResult:
     """A seeded random sample."""
     order = np.random.default_rng(config.seed).permutation(len(inputs.degradation))
     return ordered_selection("random", inputs, budget, order)
 
 
-@register_selector("longest")
 def longest_selection(inputs: SelectionInputs, config: SelectConfig, budget: int) -> SelectionResult:
     """The rows with the most response tokens."""
     return ordered_selection("longest", inputs, budget, _descending(inputs.response_tokens))
 
 
-@register_selector("degradation")
 def degradation_selection(inputs: SelectionInputs, config: SelectConfig, budget: int) -> SelectionResult:
     """The rows with the highest degradation score."""
     return ordered_selection("degradation", inputs, budget, _descending(inputs.degradation))

@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from ..errors import SddError
+from sdd_data.errors import SddError
 
 
 def parse_budget(budget: str | float) -> int | float:
@@ -34,8 +34,9 @@ def parse_budget(budget: str | float) -> int | float:
             else:
                 budget = float(text)
         except ValueError:
-            raise SddError(f"the budget must be a row count (2000), a fraction (0.2) or a percentage (20%), "
-                           f"got {budget!r}") from None
+            raise SddError(
+                f"the budget must be a row count (2000), a fraction (0.2) or a percentage (20%), got {budget!r}"
+            ) from None
     if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
         raise SddError(f"the budget must be a row count, a fraction or a percentage, got {budget!r}")
     if not math.isfinite(budget) or budget <= 0:
@@ -43,8 +44,10 @@ def parse_budget(budget: str | float) -> int | float:
     if isinstance(budget, numbers.Integral):
         return int(budget)
     if budget > 1:
-        raise SddError(f"a fractional budget must be in (0, 1] (100%), got {budget!r}; "
-                       "a row count is written without a decimal point")
+        raise SddError(
+            f"a fractional budget must be in (0, 1] (100%), got {budget!r}; "
+            "a row count is written without a decimal point"
+        )
     return float(budget)
 
 
@@ -85,8 +88,11 @@ def allocate_budget(budget: int, scores: np.ndarray, capacities: np.ndarray) -> 
     while remaining > 0:
         room = capacities - quotas
         open_positive = (room > 0) & (scores > 0)
-        weights = np.where(open_positive, scores, 0.0) if open_positive.any() \
+        weights = (
+            np.where(open_positive, scores, 0.0)
+            if open_positive.any()
             else np.where(room > 0, room, 0).astype(np.float64)
+        )
         shares = np.minimum(largest_remainder(remaining, weights), room)
         quotas += shares
         remaining -= int(shares.sum())

@@ -19,38 +19,18 @@ components has exactly c zero eigenvalues, so K = c: components are never merged
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from ..errors import SddError, require
-from .neighbors import nearest_neighbours, principal_components
+from sdd_data.errors import SddError, require
+from sdd_data.registry import Registry
+from sdd_data.select.config import ClusterConfig
+from sdd_data.select.neighbors import nearest_neighbours, principal_components
 
 _MEDIAN_PAIRS = 1_000_000
 _REGULARISATION = 1e-3
-
-
-@dataclass
-class ClusterConfig:
-    """How rows are clustered before the budget is shared out."""
-
-    cluster_mode: str = "scalable"
-    """Clustering mode: scalable (sparse kNN graph, any N) or exact (the paper's dense kernel, small N)."""
-    n_clusters: int | None = None
-    """Number of clusters; unset picks it by the eigengap of the graph Laplacian."""
-    max_clusters: int = 32
-    """Largest number of clusters the eigengap rule may pick."""
-    knn: int = 20
-    """Neighbours per row in the scalable mode's graph."""
-    knn_dims: int = 128
-    """Principal components kept for the neighbour search (0 keeps every dimension)."""
-    sigma: str = "local"
-    """Kernel width in the scalable mode: local (per row, distance to its k-th neighbour) or median."""
-    assign: str = "kmeans"
-    """How rows get clusters from the spectral embedding: kmeans, or nmf (exact mode only, as in the paper)."""
-    exact_limit: int = 20_000
-    """Most rows the exact mode accepts (it needs N² memory)."""
 
 
 @dataclass
@@ -78,31 +58,6 @@ class SpectralEmbedding:
 SpectralMode = Callable[[np.ndarray, ClusterConfig, int, int], SpectralEmbedding]
 Assigner = Callable[[SpectralEmbedding, int, int], np.ndarray]
 
-CLUSTER_MODES: dict[str, SpectralMode] = {}
-"""Mode name -> function (embeddings, config, eigenpairs wanted, seed) -> spectral embedding."""
-ASSIGNERS: dict[str, Assigner] = {}
-"""Assignment name -> function (spectral embedding, K, seed) -> labels."""
-
-
-def register_mode(name: str) -> Callable[[SpectralMode], SpectralMode]:
-    """Add a spectral-embedding mode to `CLUSTER_MODES` under `name`."""
-
-    def add(mode: SpectralMode) -> SpectralMode:
-        CLUSTER_MODES[name] = mode
-        return mode
-
-    return add
-
-
-def register_assigner(name: str) -> Callable[[Assigner], Assigner]:
-    """Add a cluster-assignment method to `ASSIGNERS` under `name`."""
-
-    def add(assigner: Assigner) -> Assigner:
-        ASSIGNERS[name] = assigner
-        return assigner
-
-    return add
-
 
 def _ascending(values: np.ndarray, vectors: np.ndarray, degree: np.ndarray) -> SpectralEmbedding:
     """Largest eigenpairs of D^{-1/2}AD^{-1/2} as the smallest of L_sym = I − D^{-1/2}AD^{-1/2}."""
@@ -110,14 +65,15 @@ def _ascending(values: np.ndarray, vectors: np.ndarray, degree: np.ndarray) -> S
     return SpectralEmbedding(vectors[:, order], np.clip(1.0 - values[order], 0.0, 2.0), 1.0 / np.sqrt(degree))
 
 
-@register_mode("exact")
 def exact_spectral(embeddings: np.ndarray, config: ClusterConfig, wanted: int, seed: int) -> SpectralEmbedding:
     """Dense diffusion kernel with σ = median pairwise distance (estimated on up to 1M seeded pairs)."""
     linalg = require("scipy.linalg", "select")
     n_rows = len(embeddings)
     if n_rows > config.exact_limit:
-        raise SddError(f"the exact clustering mode takes at most {config.exact_limit} rows (N² memory), "
-                       f"got {n_rows}; use --cluster-mode scalable")
+        raise SddError(
+            f"the exact clustering mode takes at most {config.exact_limit} rows (N² memory), "
+            f"got {n_rows}; use --cluster-mode scalable"
+        )
     points = embeddings.astype(np.float32)
     squared_norms = np.einsum("ij,ij->i", points, points)
     kernel = points @ points.T
@@ -136,8 +92,9 @@ def exact_spectral(embeddings: np.ndarray, config: ClusterConfig, wanted: int, s
     scale = (1 / np.sqrt(degree)).astype(np.float32)
     kernel *= scale[:, None]
     kernel *= scale[None, :]
-    values, vectors = linalg.eigh(kernel, subset_by_index=[n_rows - wanted, n_rows - 1],
-                                  overwrite_a=True, check_finite=False)
+    values, vectors = linalg.eigh(
+        kernel, subset_by_index=[n_rows - wanted, n_rows - 1], overwrite_a=True, check_finite=False
+    )
     return _ascending(values.astype(np.float64), vectors, degree)
 
 
@@ -156,12 +113,12 @@ def _knn_affinity(embeddings: np.ndarray, config: ClusterConfig, seed: int):
     else:
         weights = np.exp(-squared / (2 * max(float(np.median(squared)), 1e-24)))
     n_rows = len(points)
-    directed = sparse.csr_matrix((weights.ravel(), indices.ravel(), np.arange(0, n_rows * k + 1, k)),
-                                 shape=(n_rows, n_rows))
+    directed = sparse.csr_matrix(
+        (weights.ravel(), indices.ravel(), np.arange(0, n_rows * k + 1, k)), shape=(n_rows, n_rows)
+    )
     return directed.maximum(directed.T).tocsr()
 
 
-@register_mode("scalable")
 def scalable_spectral(embeddings: np.ndarray, config: ClusterConfig, wanted: int, seed: int) -> SpectralEmbedding:
     """Sparse kNN graph, eigenpairs by ARPACK on a rank-one regularised D^{-1/2}AD^{-1/2}.
 
@@ -182,8 +139,9 @@ def scalable_spectral(embeddings: np.ndarray, config: ClusterConfig, wanted: int
         return normalised @ block + (tau / n_rows) * np.outer(scale, scale @ block)
 
     operator = sparse_linalg.LinearOperator((n_rows, n_rows), matvec=apply, matmat=apply, dtype=np.float64)
-    values, vectors = sparse_linalg.eigsh(operator, k=wanted, which="LA", tol=1e-4,
-                                          ncv=min(n_rows, max(3 * wanted, 20)), v0=np.sqrt(degree))
+    values, vectors = sparse_linalg.eigsh(
+        operator, k=wanted, which="LA", tol=1e-4, ncv=min(n_rows, max(3 * wanted, 20)), v0=np.sqrt(degree)
+    )
     return _ascending(values, vectors, degree)
 
 
@@ -193,7 +151,6 @@ def _row_normalised(spectral: SpectralEmbedding, n_clusters: int) -> np.ndarray:
     return rows / np.where(norms > 0, norms, 1)
 
 
-@register_assigner("kmeans")
 def kmeans_assign(spectral: SpectralEmbedding, n_clusters: int, seed: int) -> np.ndarray:
     """k-means (4 seeded restarts) on the row-normalised spectral embedding."""
     cluster = require("sklearn.cluster", "select")
@@ -201,7 +158,6 @@ def kmeans_assign(spectral: SpectralEmbedding, n_clusters: int, seed: int) -> np
     return model.fit_predict(_row_normalised(spectral, n_clusters))
 
 
-@register_assigner("nmf")
 def nmf_assign(spectral: SpectralEmbedding, n_clusters: int, seed: int) -> np.ndarray:
     """The paper's assignment: NMF of S = |V Vᵀ| (N×N), label = argmax of each row of W."""
     decomposition = require("sklearn.decomposition", "select")
@@ -211,9 +167,17 @@ def nmf_assign(spectral: SpectralEmbedding, n_clusters: int, seed: int) -> np.nd
     return np.argmax(model.fit_transform(similarity), axis=1)
 
 
+CLUSTER_MODES: Registry[SpectralMode] = Registry(
+    "clustering mode", {"exact": exact_spectral, "scalable": scalable_spectral}
+)
+"""Mode name -> function (embeddings, config, eigenpairs wanted, seed) -> spectral embedding."""
+ASSIGNERS: Registry[Assigner] = Registry("cluster assignment", {"kmeans": kmeans_assign, "nmf": nmf_assign})
+"""Assignment name -> function (spectral embedding, K, seed) -> labels."""
+
+
 def eigengap_clusters(eigenvalues: np.ndarray, max_clusters: int) -> int:
     """K = argmax over 2 ≤ k ≤ max_clusters of λ_{k+1} − λ_k (eigenvalues ascending)."""
-    gaps = np.diff(eigenvalues[:max_clusters + 1])
+    gaps = np.diff(eigenvalues[: max_clusters + 1])
     return int(np.argmax(gaps[1:max_clusters])) + 2
 
 
@@ -226,9 +190,9 @@ def _compact(labels: np.ndarray) -> np.ndarray:
 def cluster_rows(embeddings: np.ndarray, config: ClusterConfig, seed: int = 0) -> Clustering:
     """Cluster the rows of an N×d embedding matrix (seeded and deterministic)."""
     if config.cluster_mode not in CLUSTER_MODES:
-        raise SddError(f"unknown clustering mode {config.cluster_mode!r}; known: {', '.join(CLUSTER_MODES)}")
+        raise SddError(f"unknown clustering mode {config.cluster_mode!r}; known: {', '.join(CLUSTER_MODES.names())}")
     if config.assign not in ASSIGNERS:
-        raise SddError(f"unknown cluster assignment {config.assign!r}; known: {', '.join(ASSIGNERS)}")
+        raise SddError(f"unknown cluster assignment {config.assign!r}; known: {', '.join(ASSIGNERS.names())}")
     if config.assign == "nmf" and config.cluster_mode != "exact":
         raise SddError("the nmf assignment needs N² memory: use it with --cluster-mode exact")
     if embeddings.ndim != 2 or not np.isfinite(embeddings).all():
@@ -242,25 +206,34 @@ def cluster_rows(embeddings: np.ndarray, config: ClusterConfig, seed: int = 0) -
     # The eigengap rule needs λ(k+1), so at most N − 2 clusters can be told apart.
     max_clusters = min(config.max_clusters, n_rows - 2)
     if fixed is None and max_clusters < 2:
-        raise SddError(f"{n_rows} rows are too few to pick a number of clusters (need at least 4, "
-                       f"and max_clusters ≥ 2, got {config.max_clusters})")
+        raise SddError(
+            f"{n_rows} rows are too few to pick a number of clusters (need at least 4, "
+            f"and max_clusters ≥ 2, got {config.max_clusters})"
+        )
     started = time.perf_counter()
     if fixed == 1:
         spectral = None
     else:
         wanted = fixed if fixed is not None else max_clusters + 1
-        spectral = CLUSTER_MODES[config.cluster_mode](embeddings, config, wanted, seed)
+        spectral = CLUSTER_MODES.get(config.cluster_mode)(embeddings, config, wanted, seed)
     embedded = time.perf_counter()
     if fixed is None:
         n_clusters = eigengap_clusters(spectral.eigenvalues, max_clusters)
         rule = f"eigengap: argmax of λ(k+1) − λ(k) of L_sym over 2 ≤ k ≤ {max_clusters}"
     else:
         n_clusters, rule = fixed, "fixed"
-    labels = ASSIGNERS[config.assign](spectral, n_clusters, seed) if spectral is not None \
+    labels = (
+        ASSIGNERS.get(config.assign)(spectral, n_clusters, seed)
+        if spectral is not None
         else np.zeros(n_rows, dtype=np.int64)
+    )
     labels = _compact(np.asarray(labels))
     finished = time.perf_counter()
-    return Clustering(labels=labels, n_clusters=int(labels.max()) + 1, k_rule=rule,
-                      eigenvalues=spectral.eigenvalues if spectral is not None else np.zeros(1),
-                      mode=config.cluster_mode,
-                      seconds={"spectral": embedded - started, "assign": finished - embedded})
+    return Clustering(
+        labels=labels,
+        n_clusters=int(labels.max()) + 1,
+        k_rule=rule,
+        eigenvalues=spectral.eigenvalues if spectral is not None else np.zeros(1),
+        mode=config.cluster_mode,
+        seconds={"spectral": embedded - started, "assign": finished - embedded},
+    )

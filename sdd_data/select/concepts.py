@@ -20,7 +20,8 @@ from collections import Counter, defaultdict
 
 from rapidfuzz import fuzz, process
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all also am an and any are as at be because been before being below
 between both but by can could did do does doing down during each either else few for from further had
 has have having he her here hers herself him himself his how however i if in into is it its itself just
@@ -28,7 +29,8 @@ let me might more most must my myself no nor not now of off on once only or othe
 out over own please same shall she should so some such than that the their theirs them themselves then
 there these they this those through to too under until up upon us very was we were what when where which
 while who whom why will with within without would yet you your yours yourself yourselves
-""".split())
+""".split()
+)
 
 _SPLITTER = re.compile(r"[^\w\s'-]+|\s['-]+|['-]+\s")
 _WORD = re.compile(r"[\w'-]+")
@@ -94,8 +96,9 @@ class ConceptGraph:
             return concept
         if concept in self._merged:
             return self._merged[concept]
-        match = process.extractOne(concept, self._buckets.get(_bucket(concept), ()), scorer=fuzz.ratio,
-                                   score_cutoff=self.merge_score)
+        match = process.extractOne(
+            concept, self._buckets.get(_bucket(concept), ()), scorer=fuzz.ratio, score_cutoff=self.merge_score
+        )
         if match is None:
             return concept
         self._merged[concept] = match[0]

@@ -33,8 +33,9 @@ def _root(parent: np.ndarray, row: int) -> int:
     return row
 
 
-def near_duplicates(instructions: list[str], threshold: float = 95.0, window: int = 5,
-                    priority: np.ndarray | None = None) -> np.ndarray:
+def near_duplicates(
+    instructions: list[str], threshold: float = 95.0, window: int = 5, priority: np.ndarray | None = None
+) -> np.ndarray:
     """Per row, the index of the row it duplicates, or -1 for rows that are kept.
 
     In each group of near-duplicates the row with the highest `priority` is kept (ties: lowest index).
@@ -48,8 +49,9 @@ def near_duplicates(instructions: list[str], threshold: float = 95.0, window: in
         order = sorted(range(n_rows), key=keys.__getitem__)
         ordered = [normalised[row] for row in order]
         for offset in range(1, min(window, n_rows - 1) + 1):
-            scores = process.cpdist(ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio,
-                                    score_cutoff=threshold, workers=1)
+            scores = process.cpdist(
+                ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=1
+            )
             for position in np.flatnonzero(scores >= threshold):
                 if digits[order[position]] != digits[order[position + offset]]:
                     continue

@@ -66,6 +66,6 @@ def topk_jsd(ids_p: np.ndarray, log_p: np.ndarray, ids_q: np.ndarray, log_q: np.
 
 
 def _torch():
-    from ..errors import require
+    from sdd_data.errors import require
 
     return require("torch", "hf")

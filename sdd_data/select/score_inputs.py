@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import SddError
-from ..records import user_prompt
+from sdd_data.data.records import user_prompt
+from sdd_data.errors import SddError
 
 MODES = ("response", "instruction")
 
@@ -35,34 +35,6 @@ class ScoringRow:
     truncated: bool
 
 
-def tokenizer_differences(original, pruned) -> list[str]:
-    """What differs between two tokenizers: vocabulary, special tokens, chat template (empty if nothing)."""
-    differences = []
-    vocab_o, vocab_p = original.get_vocab(), pruned.get_vocab()
-    if vocab_o != vocab_p:
-        changed = sum(1 for token in vocab_o.keys() | vocab_p.keys() if vocab_o.get(token) != vocab_p.get(token))
-        differences.append(f"vocabulary ({len(vocab_o)} vs {len(vocab_p)} tokens, {changed} tokens differ)")
-    for name in ("bos_token", "eos_token", "unk_token", "pad_token"):
-        if getattr(original, name, None) != getattr(pruned, name, None):
-            differences.append(f"special token {name} ({getattr(original, name, None)!r} vs "
-                               f"{getattr(pruned, name, None)!r})")
-    specials_o, specials_p = set(original.all_special_tokens), set(pruned.all_special_tokens)
-    if specials_o != specials_p:
-        only = sorted(specials_o ^ specials_p)
-        differences.append(f"special tokens ({', '.join(map(repr, only[:5]))} in only one of them)")
-    if (original.chat_template or None) != (pruned.chat_template or None):
-        differences.append("chat template")
-    return differences
-
-
-def check_same_tokenizer(original, pruned, original_name: str, pruned_name: str) -> None:
-    """Raise an error naming what differs when the two models do not share one tokenizer."""
-    differences = tokenizer_differences(original, pruned)
-    if differences:
-        raise SddError(f"the original model {original_name} and the pruned model {pruned_name} must share one "
-                       f"tokenizer, but theirs differ in: {'; '.join(differences)}")
-
-
 def _prompt_and_response(tokenizer, user: str, response: str) -> tuple[str, str]:
     if not tokenizer.chat_template:
         raise SddError("the models' tokenizer has no chat template, so prompts and responses cannot be rendered")
@@ -70,16 +42,18 @@ def _prompt_and_response(tokenizer, user: str, response: str) -> tuple[str, str]
     prompt = tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template([*turn, {"role": "assistant", "content": response}], tokenize=False)
     if not full.startswith(prompt):
-        raise SddError("the chat template renders the assistant turn in a way that does not extend the "
-                       "generation prompt; response tokens cannot be located")
-    return prompt, full[len(prompt):].rstrip()
+        raise SddError(
+            "the chat template renders the assistant turn in a way that does not extend the "
+            "generation prompt; response tokens cannot be located"
+        )
+    return prompt, full[len(prompt) :].rstrip()
 
 
 def _cut(prompt_ids: list[int], response_ids: list[int], max_length: int) -> tuple[list[int], list[int]]:
     if len(prompt_ids) + len(response_ids) <= max_length:
         return prompt_ids, response_ids
     keep_prompt = min(len(prompt_ids), max(max_length // 2, max_length - len(response_ids)))
-    return prompt_ids[len(prompt_ids) - keep_prompt:], response_ids[:max_length - keep_prompt]
+    return prompt_ids[len(prompt_ids) - keep_prompt :], response_ids[: max_length - keep_prompt]
 
 
 def scoring_rows(tokenizer, rows: list[dict], mode: str = "response", max_length: int = 1024) -> list[ScoringRow]:
@@ -90,8 +64,9 @@ def scoring_rows(tokenizer, rows: list[dict], mode: str = "response", max_length
         raise SddError(f"max_length must be at least 4 tokens, got {max_length}")
     scored = []
     for row in rows:
-        prompt, response = _prompt_and_response(tokenizer, user_prompt(row["instruction"], row["input"]),
-                                                row["response"])
+        prompt, response = _prompt_and_response(
+            tokenizer, user_prompt(row["instruction"], row["input"]), row["response"]
+        )
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
         if mode == "response":

@@ -10,68 +10,30 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
-from ..config import config_to_flat_dict
-from ..errors import SddError, first_line, require
-from ..models import ResolvedModel, resolve_model
-from ..output_folder import staged_output
-from ..sources import SourceSpec
-from .budget import resolve_budget
-from .embed import embed_texts, resolve_embedder
-from .report import plot_clusters, report_table
-from .score_inputs import MODES, check_same_tokenizer, scoring_rows
-from .scorers import SCORERS, ScorerOptions, cached_scores, score_cache
-from .selection import SelectConfig, SelectionResult, select_rows
-from .stage_inputs import SelectionSource, load_selection_source
-from .vector_cache import default_cache_dir, folder_identity
-
-OUTPUTS = ("data", "outcome.parquet", "report.json", "clusters.png", "sdd_data.json")
-
-
-@dataclass
-class SelectStageConfig:
-    """Everything the select stage needs; every field is also a CLI flag and a YAML key."""
-
-    source: SourceSpec
-    pruned_model: str
-    """The pruned model: a local checkpoint folder or a Hub id."""
-    original_model: str = "smollm2"
-    """The original (unpruned) model: `smollm2`, a local checkpoint folder or a Hub id."""
-    output: str = "runs/selected"
-    """Output folder for the selected dataset and its report."""
-    overwrite: bool = False
-    """Replace what an earlier selection wrote to the output folder."""
-    embedder: str = "all-MiniLM-L6-v2"
-    """Sentence embedder for the user turns: all-MiniLM-L6-v2 (shipped offline), a local folder or a Hub id."""
-    embed_batch_size: int = 64
-    """Texts per embedding batch."""
-    degradation: str = "response"
-    """Degradation score: response (mean JSD over the response tokens under teacher forcing) or instruction
-    (the PASER code's score on the raw instruction tokens, averaged here instead of summed)."""
-    scorer_engine: str = "transformers"
-    """Scorer: transformers (exact over the vocabulary) or vllm (approximated from top-k log-probabilities)."""
-    batch_size: int = 8
-    """Rows per forward pass of the transformers scorer."""
-    max_length: int = 1024
-    """Most tokens scored per row (prompt + response); longer rows keep the start of the response."""
-    top_k: int = 20
-    """vllm scorer: log-probabilities kept per position (the JSD uses the tokens in both models' top-k)."""
-    dtype: str = "auto"
-    """Weights dtype of both models: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16."""
-    device: str = "auto"
-    """transformers scorer: auto, cpu, cuda or cuda:N."""
-    trust_remote_code: bool = False
-    """Run model code from the checkpoints. Off unless you trust the models' authors."""
-    cache_dir: str | None = None
-    """Cache of embeddings and degradation scores; default: <sdd-data cache>/select."""
-    selection: SelectConfig = field(default_factory=SelectConfig)
+from sdd_data import __version__
+from sdd_data.artifacts import DATA_DIR, PROVENANCE_FILE, SELECT_OUTCOME, SELECT_PLOT, SELECT_REPORT
+from sdd_data.config import config_to_flat_dict
+from sdd_data.errors import SddError, require
+from sdd_data.models import ResolvedModel, check_same_tokenizer, load_tokenizer, resolve_model
+from sdd_data.output_folder import staged_output
+from sdd_data.select.budget import resolve_budget
+from sdd_data.select.config import SelectConfig, SelectStageConfig
+from sdd_data.select.embed import embed_texts, resolve_embedder
+from sdd_data.select.report import plot_clusters, report_table
+from sdd_data.select.score_inputs import MODES, scoring_rows
+from sdd_data.select.scorer_base import ScorerOptions
+from sdd_data.select.scorers import SCORERS, cached_scores, score_cache
+from sdd_data.select.selection import SelectionResult
+from sdd_data.select.selectors import select_rows
+from sdd_data.select.stage_inputs import SelectionSource, load_selection_source
+from sdd_data.select.vector_cache import default_cache_dir, folder_identity
 
 
 @dataclass
@@ -87,7 +49,7 @@ def _validate(config: SelectStageConfig) -> None:
     if config.degradation not in MODES:
         raise SddError(f"unknown degradation mode {config.degradation!r}; known: {', '.join(MODES)}")
     if config.scorer_engine not in SCORERS:
-        raise SddError(f"unknown scorer engine {config.scorer_engine!r}; known: {', '.join(SCORERS)}")
+        raise SddError(f"unknown scorer engine {config.scorer_engine!r}; known: {', '.join(SCORERS.names())}")
     for name in ("batch_size", "embed_batch_size", "top_k"):
         if getattr(config, name) < 1:
             raise SddError(f"{name} must be at least 1, got {getattr(config, name)}")
@@ -96,7 +58,7 @@ def _validate(config: SelectStageConfig) -> None:
         raise SddError(f"output {output} is a file, not a folder")
     if output.is_dir() and any(output.iterdir()) and not config.overwrite:
         raise SddError(f"output folder {output} is not empty; use --overwrite to replace its selection")
-    if output.is_dir() and config.overwrite and any(output.iterdir()) and not (output / "sdd_data.json").is_file():
+    if output.is_dir() and config.overwrite and any(output.iterdir()) and not (output / PROVENANCE_FILE).is_file():
         raise SddError(f"{output} holds no sdd-data selection; --overwrite replaces only a selection's own folder")
 
 
@@ -110,13 +72,6 @@ def _check_rows_fit(n_rows: int, config: SelectConfig) -> None:
         raise SddError(f"{n_rows} rows cannot be split into {fixed} clusters: need more rows than clusters")
     if fixed is None and n_rows < 4:
         raise SddError(f"{n_rows} rows are too few to pick a number of clusters (need at least 4)")
-
-
-def _tokenizer(transformers, model: ResolvedModel, role: str, trust_remote_code: bool):
-    try:
-        return transformers.AutoTokenizer.from_pretrained(model.path, trust_remote_code=trust_remote_code)
-    except Exception as error:  # noqa: BLE001 -- a folder without tokenizer files raises several exception types
-        raise SddError(f"the {role} model {model.name} has no loadable tokenizer: {first_line(error)}") from None
 
 
 def model_identity(model: ResolvedModel) -> str:
@@ -133,8 +88,10 @@ def _reasons(result: SelectionResult) -> list[str]:
         facts = f"degradation {result.degradation[row]:.5f}, IES {result.ies[row]:.5f}"
         if result.cluster[row] >= 0:
             info = clusters[int(result.cluster[row])]
-            facts = (f"cluster {info['cluster']} (mean degradation {info['mean_degradation']:.5f}, budget "
-                     f"{info['budget']} of {info['size']} rows), IES rank {result.rank[row]} in cluster, {facts}")
+            facts = (
+                f"cluster {info['cluster']} (mean degradation {info['mean_degradation']:.5f}, budget "
+                f"{info['budget']} of {info['size']} rows), IES rank {result.rank[row]} in cluster, {facts}"
+            )
         else:
             facts = f"rank {result.rank[row]} by {result.method}, {facts}"
         explained.append(f"{result.reason[row]}: {facts}")
@@ -142,10 +99,14 @@ def _reasons(result: SelectionResult) -> list[str]:
 
 
 def _outcome_table(source: SelectionSource, result: SelectionResult, scored) -> pa.Table:
-    columns = {"id": [row["id"] for row in source.rows], **result.columns(),
-               "prompt_tokens": [row.prompt_tokens for row in scored],
-               "response_tokens": [row.response_tokens for row in scored],
-               "truncated": [row.truncated for row in scored], "selection_reason": _reasons(result)}
+    columns = {
+        "id": [row["id"] for row in source.rows],
+        **result.columns(),
+        "prompt_tokens": [row.prompt_tokens for row in scored],
+        "response_tokens": [row.response_tokens for row in scored],
+        "truncated": [row.truncated for row in scored],
+        "selection_reason": _reasons(result),
+    }
     return pa.table(columns)
 
 
@@ -159,45 +120,73 @@ def _selected_table(source: SelectionSource, outcome: pa.Table, result: Selectio
     return table
 
 
-def _write(output: Path, selected: pa.Table, outcome: pa.Table, result: SelectionResult, provenance: dict,
-           overwrite: bool) -> None:
+def _write(
+    output: Path, selected: pa.Table, outcome: pa.Table, result: SelectionResult, provenance: dict, overwrite: bool
+) -> None:
     datasets = require("datasets", "select")
     with staged_output(output, replace=overwrite) as staging:
-        datasets.Dataset(selected).save_to_disk(str(staging / "data"))
-        pq.write_table(outcome, staging / "outcome.parquet")
-        (staging / "report.json").write_text(json.dumps(result.report, indent=2, default=str) + "\n")
+        datasets.Dataset(selected).save_to_disk(str(staging / DATA_DIR))
+        pq.write_table(outcome, staging / SELECT_OUTCOME)
+        (staging / SELECT_REPORT).write_text(json.dumps(result.report, indent=2, default=str) + "\n")
         if "clusters" in result.report:
-            plot_clusters(result, staging / "clusters.png")
-        (staging / "sdd_data.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False, default=str) + "\n")
+            plot_clusters(result, staging / SELECT_PLOT)
+        (staging / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStageResult:
     """Run the select stage and write the selected dataset, its report and its provenance."""
-    transformers = require("transformers", "hf")
     _validate(config)
     source = load_selection_source(config.source)
     _check_rows_fit(len(source.rows), config.selection)
     original, pruned = resolve_model(config.original_model), resolve_model(config.pruned_model)
-    tokenizer = _tokenizer(transformers, original, "original", config.trust_remote_code)
-    check_same_tokenizer(tokenizer, _tokenizer(transformers, pruned, "pruned", config.trust_remote_code),
-                         original.name, pruned.name)
+    tokenizer = load_tokenizer(original.path, trust_remote_code=config.trust_remote_code)
+    check_same_tokenizer(
+        tokenizer,
+        load_tokenizer(pruned.path, trust_remote_code=config.trust_remote_code),
+        f"the original model {original.name}",
+        f"the pruned model {pruned.name}",
+    )
     scored = scoring_rows(tokenizer, source.rows, config.degradation, config.max_length)
     cache_root = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
 
     user_turns = source.user_turns
-    embeddings = embed_texts(user_turns, config.embedder, config.embed_batch_size,
-                             None if config.device == "auto" else config.device, cache_root, show_progress)
-    options = ScorerOptions(batch_size=config.batch_size, dtype=config.dtype, device=config.device,
-                            trust_remote_code=config.trust_remote_code, top_k=config.top_k)
-    cache = score_cache(cache_root, model_identity(original), model_identity(pruned), config.scorer_engine,
-                        config.dtype, config.degradation, config.top_k)
+    embeddings = embed_texts(
+        user_turns,
+        config.embedder,
+        config.embed_batch_size,
+        None if config.device == "auto" else config.device,
+        cache_root,
+        show_progress,
+    )
+    options = ScorerOptions(
+        batch_size=config.batch_size,
+        dtype=config.dtype,
+        device=config.device,
+        trust_remote_code=config.trust_remote_code,
+        top_k=config.top_k,
+    )
+    cache = score_cache(
+        cache_root,
+        model_identity(original),
+        model_identity(pruned),
+        config.scorer_engine,
+        config.dtype,
+        config.degradation,
+        config.top_k,
+    )
     degradation, scorer_info = cached_scores(
-        scored, cache, lambda: SCORERS[config.scorer_engine](original.path, pruned.path, options), show_progress)
+        scored, cache, lambda: SCORERS.get(config.scorer_engine)(original.path, pruned.path, options), show_progress
+    )
 
-    result = select_rows(embeddings, degradation, np.array([row.prompt_tokens for row in scored]),
-                         np.array([row.response_tokens for row in scored]), user_turns,
-                         [f"{turn}\n{row['response']}" for turn, row in zip(user_turns, source.rows)],
-                         config.selection)
+    result = select_rows(
+        embeddings,
+        degradation,
+        np.array([row.prompt_tokens for row in scored]),
+        np.array([row.response_tokens for row in scored]),
+        user_turns,
+        [f"{turn}\n{row['response']}" for turn, row in zip(user_turns, source.rows)],
+        config.selection,
+    )
     outcome = _outcome_table(source, result, scored)
     provenance = {
         "stage": "select",
@@ -206,11 +195,20 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
         "original_model": {"name": original.name, "revision": original.revision},
         "pruned_model": {"name": pruned.name, "revision": pruned.revision},
         "embedder": {"name": resolve_embedder(config.embedder).name, "normalised": True},
-        "scorer": {"engine": config.scorer_engine, "mode": config.degradation, "max_length": config.max_length,
-                   **scorer_info, "note": scorer_note(config)},
-        "counts": {"rows": len(source.rows), "selected": int(result.selected.sum()), "budget": result.budget,
-                   "truncated_rows": sum(row.truncated for row in scored),
-                   "outcomes": dict(Counter(reason.split(":", 1)[0] for reason in result.reason))},
+        "scorer": {
+            "engine": config.scorer_engine,
+            "mode": config.degradation,
+            "max_length": config.max_length,
+            **scorer_info,
+            "note": scorer_note(config),
+        },
+        "counts": {
+            "rows": len(source.rows),
+            "selected": int(result.selected.sum()),
+            "budget": result.budget,
+            "truncated_rows": sum(row.truncated for row in scored),
+            "outcomes": dict(Counter(reason.split(":", 1)[0] for reason in result.reason)),
+        },
         "degradation": {"mean": float(degradation.mean()), "max": float(degradation.max())},
         "sdd_data_version": __version__,
     }
@@ -224,9 +222,14 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
 
 def scorer_note(config: SelectStageConfig) -> str:
     """How the degradation score was computed, in one sentence (exact or approximate)."""
-    where = ("the response tokens under teacher forcing" if config.degradation == "response"
-             else "the raw instruction tokens (PASER's score, averaged instead of summed)")
+    where = (
+        "the response tokens under teacher forcing"
+        if config.degradation == "response"
+        else "the raw instruction tokens (PASER's score, averaged instead of summed)"
+    )
     if config.scorer_engine == "vllm":
-        return (f"approximate: mean JSD over {where}, from each model's top-{config.top_k} log-probabilities "
-                "(tokens in both top-k sets plus one bucket for the rest; a lower bound of the exact JSD)")
+        return (
+            f"approximate: mean JSD over {where}, from each model's top-{config.top_k} log-probabilities "
+            "(tokens in both top-k sets plus one bucket for the rest; a lower bound of the exact JSD)"
+        )
     return f"exact: mean JSD over {where}, full vocabulary, fp32 log-softmax in log space"

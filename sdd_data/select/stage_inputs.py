@@ -1,18 +1,18 @@
-"""The rows the select stage chooses from: a distill run's kept rows, or any source `sources` reads."""
+"""The rows the select stage chooses from: the kept rows of any stage output holding a dataset, or any source."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from ..errors import SddError
-from ..records import user_prompt
-from ..sources import SourceSpec, load_rows
+from sdd_data import artifacts
+from sdd_data.data.records import user_prompt
+from sdd_data.data.sources import SourceSpec, load_rows
+from sdd_data.data.stage_data import StageDataset, read_stage_dataset
+from sdd_data.errors import SddError
 
 
 @dataclass
@@ -30,11 +30,6 @@ class SelectionSource:
         return [user_prompt(row["instruction"], row["input"]) for row in self.rows]
 
 
-def is_distill_run(path: Path) -> bool:
-    """Whether a folder is the output of `sdd-data distill`."""
-    return path.is_dir() and (path / "distilled.parquet").is_file() and (path / "stats.json").is_file()
-
-
 def _assistant_text(messages) -> str | None:
     for message in reversed(messages or []):
         if message and message.get("role") == "assistant":
@@ -42,11 +37,22 @@ def _assistant_text(messages) -> str | None:
     return None
 
 
-def _from_distill_run(folder: Path, limit: int | None) -> SelectionSource:
-    table = pq.read_table(folder / "distilled.parquet")
+def distill_stats_of(dataset: StageDataset) -> dict | None:
+    """The distill run's stats behind a stage output (kept through selections), or None for other data."""
+    if dataset.kind == artifacts.DISTILL_RUN:
+        return dataset.provenance
+    if dataset.kind == artifacts.SELECT_OUTPUT:
+        return (dataset.provenance.get("source") or {}).get("distill_stats")
+    return None
+
+
+def _from_stage_output(folder: Path, limit: int | None) -> SelectionSource:
+    dataset = read_stage_dataset(folder)
+    table = dataset.table
     if "messages" not in table.column_names:
-        raise SddError(f"{folder}: the distilled rows have no `messages` column, so there are no responses to score")
-    table = table.filter(pc.not_equal(table.column("decision"), "dropped"))
+        raise SddError(f"{folder}: the rows have no `messages` column, so there are no responses to score")
+    if "decision" in table.column_names:
+        table = table.filter(pc.not_equal(table.column("decision"), "dropped"))
     if limit is not None:
         table = table.slice(0, limit)
     rows = []
@@ -54,11 +60,24 @@ def _from_distill_run(folder: Path, limit: int | None) -> SelectionSource:
         response = _assistant_text(record["messages"])
         if not isinstance(response, str) or not response.strip():
             raise SddError(f"{folder}: row {record['id']} has no assistant response in `messages`")
-        rows.append({"id": record["id"], "instruction": record["instruction"], "input": record["input"] or "",
-                     "response": response})
-    stats = json.loads((folder / "stats.json").read_text())
-    provenance = {"kind": "distill_run", "name": folder.name, "fingerprint": stats.get("source", {}).get("fingerprint"),
-                  "teacher": stats.get("teacher"), "rows_set_aside": 0}
+        rows.append(
+            {
+                "id": record["id"],
+                "instruction": record["instruction"],
+                "input": record["input"] or "",
+                "response": response,
+            }
+        )
+    stats = distill_stats_of(dataset) or {}
+    provenance = {
+        "kind": dataset.kind,
+        "name": folder.name,
+        "config_name": dataset.config_name,
+        "fingerprint": (stats.get("source") or {}).get("fingerprint"),
+        "teacher": stats.get("teacher"),
+        "rows_set_aside": 0,
+        "distill_stats": stats or None,
+    }
     return SelectionSource(table, rows, provenance)
 
 
@@ -67,8 +86,9 @@ def load_selection_source(spec: SourceSpec) -> SelectionSource:
     if spec.limit is not None and spec.limit <= 0:
         raise SddError(f"limit must be positive, got {spec.limit}")
     folder = Path(spec.data).expanduser()
-    if is_distill_run(folder):
-        source = _from_distill_run(folder, spec.limit)
+    output = artifacts.detect(folder)
+    if output is not None and output.kind in artifacts.DATASET_KINDS:
+        source = _from_stage_output(folder, spec.limit)
     else:
         try:
             loaded = load_rows(spec)
@@ -76,10 +96,17 @@ def load_selection_source(spec: SourceSpec) -> SelectionSource:
             if "no column for 'response'" in str(error):
                 raise SddError(f"selection scores responses, but {spec.data} has none: {error}") from None
             raise
-        rows = [{"id": row["id"], "instruction": row["instruction"], "input": row["input"],
-                 "response": row["response"]} for row in loaded.rows]
-        provenance = {"kind": "source", "name": loaded.name, "fingerprint": loaded.fingerprint,
-                      "preset": loaded.preset, "rows_set_aside": len(loaded.invalid)}
+        rows = [
+            {"id": row["id"], "instruction": row["instruction"], "input": row["input"], "response": row["response"]}
+            for row in loaded.rows
+        ]
+        provenance = {
+            "kind": "source",
+            "name": loaded.name,
+            "fingerprint": loaded.fingerprint,
+            "preset": loaded.preset,
+            "rows_set_aside": len(loaded.invalid),
+        }
         source = SelectionSource(pa.Table.from_pylist(loaded.rows), rows, provenance)
     if not source.rows:
         raise SddError(f"{spec.data} has no rows to select from")

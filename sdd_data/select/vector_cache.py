@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models import cache_dir
+from sdd_data.models.resolve import cache_dir
 
 
 def default_cache_dir() -> Path:

@@ -15,12 +15,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..engines import load_engine
-from ..engines.base import EngineConfig
-from ..errors import SddError
-from .degrade import topk_jsd
-from .score_inputs import ScoringRow
-from .scorers import ScorerOptions, register_scorer
+from sdd_data.engines import load_engine
+from sdd_data.engines.base import EngineConfig
+from sdd_data.errors import SddError
+from sdd_data.select.degrade import topk_jsd
+from sdd_data.select.score_inputs import ScoringRow
+from sdd_data.select.scorer_base import ScorerOptions
 
 TopK = list[tuple[np.ndarray, np.ndarray]]
 """Per scored position: token ids and their log-probabilities."""
@@ -32,7 +32,6 @@ def _as_arrays(logprobs: dict) -> tuple[np.ndarray, np.ndarray]:
     return ids, values
 
 
-@register_scorer("vllm")
 class VllmScorer:
     """Approximate JSD from vLLM top-k log-probabilities (see the module docstring)."""
 
@@ -48,17 +47,22 @@ class VllmScorer:
         import vllm
 
         longest = max(len(row.token_ids) for row in rows) + 1
-        engine_config = EngineConfig(dtype=self.options.dtype, trust_remote_code=self.options.trust_remote_code,
-                                     max_model_len=longest,
-                                     extra={"max_logprobs": self.options.top_k, "enable_prefix_caching": False})
+        engine_config = EngineConfig(
+            dtype=self.options.dtype,
+            trust_remote_code=self.options.trust_remote_code,
+            max_model_len=longest,
+            extra={"max_logprobs": self.options.top_k, "enable_prefix_caching": False},
+        )
         engine = load_engine("vllm", path, engine_config)
         try:
             self._engine_info = engine.describe()
-            params = vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=self.options.top_k,
-                                         prompt_logprobs=self.options.top_k)
+            params = vllm.SamplingParams(
+                max_tokens=1, temperature=0.0, logprobs=self.options.top_k, prompt_logprobs=self.options.top_k
+            )
             # The engine object owns the vllm.LLM; scoring needs its raw prompt log-probabilities.
-            outputs = engine.llm.generate([{"prompt_token_ids": list(row.token_ids)} for row in rows], params,
-                                           use_tqdm=False)
+            outputs = engine.llm.generate(
+                [{"prompt_token_ids": list(row.token_ids)} for row in rows], params, use_tqdm=False
+            )
         finally:
             engine.close()
         top = []
@@ -79,18 +83,27 @@ class VllmScorer:
         """Mean approximate JSD per row over its scored positions."""
         original = self._top_logprobs(self.paths[0], rows)
         pruned = self._top_logprobs(self.paths[1], rows)
-        scores = np.array([np.mean([topk_jsd(ids_o, log_o, ids_p, log_p)
-                                    for (ids_o, log_o), (ids_p, log_p) in zip(row_o, row_p)])
-                           for row_o, row_p in zip(original, pruned)], dtype=np.float64)
+        scores = np.array(
+            [
+                np.mean([topk_jsd(ids_o, log_o, ids_p, log_p) for (ids_o, log_o), (ids_p, log_p) in zip(row_o, row_p)])
+                for row_o, row_p in zip(original, pruned)
+            ],
+            dtype=np.float64,
+        )
         if progress is not None:
             progress(len(rows))
         return scores
 
     def describe(self) -> dict:
         """Engine settings; the score is an approximation (a lower bound) from top-k log-probabilities."""
-        return {**self._engine_info, "engine": self.name, "exact": False, "top_k": self.options.top_k,
-                "note": f"approximate: top-{self.options.top_k} log-probabilities, shared tokens plus one bucket for "
-                        "the rest of the mass (a lower bound of the exact JSD)"}
+        return {
+            **self._engine_info,
+            "engine": self.name,
+            "exact": False,
+            "top_k": self.options.top_k,
+            "note": f"approximate: top-{self.options.top_k} log-probabilities, shared tokens plus one bucket for "
+            "the rest of the mass (a lower bound of the exact JSD)",
+        }
 
     def close(self) -> None:
         """Nothing to free: each model's engine is closed after its pass."""

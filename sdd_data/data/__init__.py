@@ -1,0 +1,1 @@
+"""Data shared by every stage: canonical rows and column presets, sources, and final-answer extraction."""

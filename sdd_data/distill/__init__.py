@@ -1,0 +1,16 @@
+"""The distill stage: the teacher rewrites every response; the consistency filter keeps or rejects each rewrite.
+
+Modules: `config` (the options), `stage` (the run), `templates` (rewrite prompts), `consistency` (the
+filter), `run_dir` (the resumable output folder) and `stats` (what a run counted).
+"""
+
+from sdd_data.distill.config import DistillConfig
+from sdd_data.registry import lazy_exports
+
+__all__ = ["DistillConfig", "DistillResult", "distill"]
+__getattr__ = lazy_exports(
+    {
+        "distill": "sdd_data.distill.stage:distill",
+        "DistillResult": "sdd_data.distill.stage:DistillResult",
+    }
+)

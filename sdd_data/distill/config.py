@@ -1,0 +1,35 @@
+"""The distill stage's options: one dataclass, from which its CLI flags and YAML keys are made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sdd_data.data.sources import SourceSpec
+from sdd_data.distill.consistency import FilterConfig
+from sdd_data.engines.base import DecodingConfig, EngineConfig
+
+
+@dataclass
+class DistillConfig:
+    """Everything the distill stage needs; every field is also a CLI flag and a YAML key."""
+
+    source: SourceSpec
+    teacher: str = "smollm2"
+    """Teacher model: `smollm2` (embedded CPU default), a local folder, or a Hub id."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of the teacher."""
+    engine: str = "transformers"
+    """Teacher engine: transformers (CPU or GPU) or vllm."""
+    template: str = "auto"
+    """Rewrite template name (sdft, sdft-refer, gsm8k, chat, gsm8k-chat), a template file, or auto."""
+    output: str = "runs/distilled"
+    """Output folder; rerunning the same command there resumes the run."""
+    shard_size: int = 256
+    """Rows per shard: the unit of work that a crash can lose and a rerun redoes."""
+    overwrite: bool = False
+    """Discard the results of an earlier run in the output folder and start over."""
+    strict: bool = False
+    """Stop at the first row with an empty or non-string field instead of setting it aside."""
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    engine_options: EngineConfig = field(default_factory=EngineConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)

@@ -1,0 +1,105 @@
+"""What a distill run counted, and the summary table printed at its end."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+
+SEED_POLICY = "greedy decoding; per-row seed = sha256('<seed>:<row id>') used when sampling"
+
+
+def _counts(values: list) -> dict:
+    return dict(Counter(values).most_common())
+
+
+def distill_stats(
+    *,
+    table: pa.Table,
+    invalid: pa.Table,
+    config: dict,
+    template: dict,
+    teacher,
+    engine: dict,
+    source,
+    work: dict,
+    version: str,
+) -> dict:
+    """Counts by decision and reason (overall and per task), tokens, throughput and full provenance.
+
+    `work` is what this invocation generated: generated_rows, generated_tokens, resumed_shards, seconds.
+    """
+    decisions = table.column("decision").to_pylist() + invalid.column("decision").to_pylist()
+    reasons = table.column("reason").to_pylist() + invalid.column("reason").to_pylist()
+    tasks = table.column("task").to_pylist()
+    per_task: dict[str, dict] = {}
+    for task, decision, reason in zip(tasks, table.column("decision").to_pylist(), table.column("reason").to_pylist()):
+        entry = per_task.setdefault(task, {"rows": 0, "decisions": Counter(), "reasons": Counter()})
+        entry["rows"] += 1
+        entry["decisions"][decision] += 1
+        entry["reasons"][reason] += 1
+    completion_tokens = sum(table.column("teacher_tokens").to_pylist())
+    prompt_tokens = sum(table.column("prompt_tokens").to_pylist())
+    seconds = work["seconds"]
+    return {
+        "rows_in": len(table) + len(invalid),
+        "rows_out": sum(1 for decision in decisions if decision != "dropped"),
+        "decisions": _counts(decisions),
+        "reasons": _counts(reasons),
+        "reasons_by_decision": {
+            decision: _counts([r for d, r in zip(decisions, reasons) if d == decision])
+            for decision in ("original", "dropped")
+            if decision in decisions
+        },
+        "by_task": {
+            task: {"rows": entry["rows"], "decisions": dict(entry["decisions"]), "reasons": dict(entry["reasons"])}
+            for task, entry in per_task.items()
+        },
+        "tokens": {"prompt": prompt_tokens, "completion": completion_tokens},
+        "throughput": {
+            **work,
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(work["generated_rows"] / seconds, 3) if work["generated_rows"] else None,
+            "completion_tokens_per_second": round(work["generated_tokens"] / seconds, 2)
+            if work["generated_tokens"]
+            else None,
+        },
+        "teacher": {"name": teacher.name, "path": str(teacher.path), "revision": teacher.revision},
+        "engine": engine,
+        "template": template,
+        "seed_policy": SEED_POLICY,
+        "source": {
+            "name": source.name,
+            "fingerprint": source.fingerprint,
+            "preset": source.preset,
+            "columns": source.source_columns,
+        },
+        "config": config,
+        "sdd_data_version": version,
+    }
+
+
+def print_summary(stats: dict, output: Path) -> None:
+    """Print the run's summary table: rows, kept rewrites, fallbacks, drops by reason, tokens/s."""
+    decisions = stats["decisions"]
+    throughput = stats["throughput"]
+    lines = [
+        ("rows in", stats["rows_in"]),
+        ("rows out", stats["rows_out"]),
+        ("kept rewrites", decisions.get("rewrite", 0)),
+    ]
+    for decision, label in (("original", "fallbacks to the original"), ("dropped", "dropped")):
+        lines.append((label, decisions.get(decision, 0)))
+        lines += [(f"  {reason}", count) for reason, count in stats["reasons_by_decision"].get(decision, {}).items()]
+    lines += [
+        ("teacher tokens", stats["tokens"]["completion"]),
+        ("tokens/s", throughput["completion_tokens_per_second"] if throughput["completion_tokens_per_second"] else "-"),
+        ("rows/s", throughput["rows_per_second"] or "-"),
+    ]
+    if throughput["resumed_shards"]:
+        lines.append(("shards reused from an earlier run", throughput["resumed_shards"]))
+    width = max(len(label) for label, _ in lines)
+    print(f"\ndistilled {stats['source']['name']} with {stats['teacher']['name']} -> {output}")
+    for label, value in lines:
+        print(f"  {label:<{width}}  {value:>10}")

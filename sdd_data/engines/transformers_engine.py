@@ -1,0 +1,144 @@
+"""The `transformers` engine: batched, left-padded `generate` on CPU or one GPU."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sdd_data.engines.base import (
+    DecodingConfig,
+    EngineConfig,
+    Generation,
+    ProgressCallback,
+    end_token_ids,
+    tokenize_prompts,
+)
+from sdd_data.errors import SddError, require
+from sdd_data.models.loading import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype
+
+
+class TransformersEngine:
+    """Teacher generation with `AutoModelForCausalLM.generate`, batching prompts of similar length.
+
+    Sampling seeds torch once per batch from the seeds of the rows in it, so a row's sample
+    depends on its batch mates; per-row seeding is exact only in the vllm engine.
+    """
+
+    name = "transformers"
+
+    def __init__(self, model_path: str, config: EngineConfig):
+        self._torch = require("torch", "hf")
+        transformers = require("transformers", "hf")
+        if config.batch_size < 1:
+            raise SddError(f"batch_size must be at least 1, got {config.batch_size}")
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_dtype(config.dtype, on_cpu=self.device == "cpu")
+
+        self.tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
+        self.model = model = load_causal_lm(
+            model_path, dtype=self.dtype, device=self.device, trust_remote_code=config.trust_remote_code, **config.extra
+        )
+
+        self.eos_token_ids = end_token_ids(model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+        if not self.eos_token_ids:
+            raise SddError(f"{model_path}: neither the generation config nor the tokenizer names an eos token")
+        pad_token_id = self.tokenizer.pad_token_id
+        self.pad_token_id = pad_token_id if pad_token_id is not None else self.eos_token_ids[0]
+        # Replace the checkpoint's generation defaults (temperature, top_p, repetition_penalty, ...)
+        # so that only the DecodingConfig decides how rows are decoded.
+        self.model.generation_config = transformers.GenerationConfig(
+            eos_token_id=self.eos_token_ids, pad_token_id=self.pad_token_id
+        )
+        self._generation_config_class = transformers.GenerationConfig
+        self._versions = {"transformers": transformers.__version__, "torch": self._torch.__version__}
+
+    def generate(
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        decoding: DecodingConfig,
+        progress: ProgressCallback | None = None,
+    ) -> list[Generation]:
+        """Generate one completion per rendered prompt, in input order."""
+        token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding)
+        # Longest first: similar lengths share a batch (less padding) and memory errors show up early.
+        order = sorted(range(len(prompts)), key=lambda index: len(token_ids[index]), reverse=True)
+        generation_config = self._generation_config(decoding)
+        results: list[Generation | None] = [None] * len(prompts)
+        batch_size = self.config.batch_size
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            if not decoding.greedy:
+                self._torch.manual_seed(_batch_seed([seeds[index] for index in batch]))
+            batch_results = self._generate_batch([token_ids[index] for index in batch], generation_config)
+            for index, generation in zip(batch, batch_results):
+                results[index] = generation
+            if progress is not None:
+                progress(len(batch))
+        return results  # type: ignore[return-value]
+
+    def _generation_config(self, decoding: DecodingConfig):
+        sampling = {}
+        if not decoding.greedy:
+            sampling = {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": decoding.top_k}
+        return self._generation_config_class(
+            max_new_tokens=decoding.max_new_tokens,
+            do_sample=not decoding.greedy,
+            num_beams=1,
+            eos_token_id=self.eos_token_ids,
+            pad_token_id=self.pad_token_id,
+            **sampling,
+        )
+
+    def _generate_batch(self, batch_token_ids: list[list[int]], generation_config) -> list[Generation]:
+        torch = self._torch
+        width = max(len(ids) for ids in batch_token_ids)
+        input_ids = torch.full((len(batch_token_ids), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch_token_ids), width), dtype=torch.long)
+        for row, ids in enumerate(batch_token_ids):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                generation_config=generation_config,
+            )
+        completions = output[:, width:].tolist()
+        return [self._to_generation(len(ids), tokens) for ids, tokens in zip(batch_token_ids, completions)]
+
+    def _to_generation(self, prompt_tokens: int, generated: list[int]) -> Generation:
+        """Cut a generated row at its first eos (later tokens are batch padding)."""
+        end = next((position for position, token in enumerate(generated) if token in self.eos_token_ids), None)
+        if end is None:
+            completion, finish_reason = generated, "length"
+        else:
+            completion, finish_reason = generated[: end + 1], "stop"
+        return Generation(
+            text=self.tokenizer.decode(completion, skip_special_tokens=True),
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(completion),
+        )
+
+    def describe(self) -> dict:
+        """Engine name, library versions and settings, for provenance."""
+        return {
+            "engine": self.name,
+            **self._versions,
+            "dtype": self.dtype,
+            "device": str(self.device),
+            "batch_size": self.config.batch_size,
+        }
+
+    def close(self) -> None:
+        """Free the model (and the GPU cache when on CUDA)."""
+        self.model = None
+        if self.device.startswith("cuda"):
+            self._torch.cuda.empty_cache()
+
+
+def _batch_seed(row_seeds: list[int]) -> int:
+    """One torch seed for a batch, derived from the seeds of its rows."""
+    digest = hashlib.sha256(",".join(str(seed) for seed in row_seeds).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1

@@ -1,0 +1,12 @@
+"""The eval stage: score models on a task set, retention against the original, speculative acceptance.
+
+Modules: `config` (the options), `stage` (the run), `task_base` and `tasks` (what a task is, and the
+tasks by name), `gsm8k`, `multiple_choice` and `mc_scoring` (the built-in tasks), `lm_eval_tasks`
+(lm-evaluation-harness), `report` (retention, table, JSON and chart) and `speculative` (acceptance).
+"""
+
+from sdd_data.evaluate.config import EvalConfig
+from sdd_data.registry import lazy_exports
+
+__all__ = ["EvalConfig", "evaluate"]
+__getattr__ = lazy_exports({"evaluate": "sdd_data.evaluate.stage:evaluate"})

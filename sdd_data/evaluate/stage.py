@@ -1,0 +1,184 @@
+"""The eval stage: score original, pruned and recovered models on a task set, retention against the original,
+and the speculative-decoding acceptance of pruned models drafting for the original.
+
+Every model runs on the same seeded subset of every task. Built-in tasks (gsm8k, mc) share one
+loaded copy of each model; lm-eval tasks load the checkpoint themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from sdd_data.artifacts import EVAL_PLOT, EVAL_RESULTS
+from sdd_data.config import config_to_flat_dict
+from sdd_data.errors import SddError
+from sdd_data.evaluate.config import SPECULATIVE_ENGINES, EvalConfig
+from sdd_data.evaluate.report import build_report, format_table, write_report
+from sdd_data.evaluate.task_base import EvalModel, EvalTask, TaskResult, TaskSettings
+from sdd_data.evaluate.tasks import parse_tasks
+from sdd_data.models import load_tokenizer, resolve_model
+
+
+def parse_models(text: str) -> dict[str, str]:
+    """Model name -> model (short name, folder or Hub id) from `name=model,name=model`."""
+    models: dict[str, str] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        name, separator, model = (part.strip() for part in entry.partition("="))
+        if not separator:
+            name, model = entry, entry
+        if not name or not model:
+            raise SddError(f"model entry {entry!r} must be name=model")
+        if name in models:
+            raise SddError(f"model name {name!r} is given twice")
+        models[name] = model
+    if not models:
+        raise SddError("no models to evaluate: pass --models original=<model>[,pruned=<model>...]")
+    return models
+
+
+def choose_baseline(models: dict[str, str], baseline: str | None) -> str:
+    """The retention denominator: `baseline`, else the model named original, else the first."""
+    if baseline is not None:
+        if baseline not in models:
+            raise SddError(f"baseline {baseline!r} is not one of the models ({', '.join(models)})")
+        return baseline
+    return "original" if "original" in models else next(iter(models))
+
+
+def _resolve(name: str, model: str):
+    try:
+        return resolve_model(model)
+    except SddError as error:
+        raise SddError(f"model {name} ({model}): {error}") from None
+
+
+def _load_engine(path: str, config: EvalConfig):
+    from sdd_data.engines.base import EngineConfig
+    from sdd_data.engines.transformers_engine import TransformersEngine
+
+    return TransformersEngine(
+        path,
+        EngineConfig(
+            dtype=config.dtype,
+            device=config.device,
+            batch_size=config.batch_size,
+            trust_remote_code=config.trust_remote_code,
+        ),
+    )
+
+
+def _speculative_prompts(config: EvalConfig, tokenizer) -> list[str]:
+    from sdd_data.data.records import user_prompt
+    from sdd_data.data.sources import SourceSpec, load_rows
+
+    rows = load_rows(SourceSpec(data=config.speculative_prompts, limit=config.speculative_limit)).rows
+    if not tokenizer.chat_template:
+        raise SddError("the target model has no chat template to render speculative-decoding prompts with")
+    return [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_prompt(row["instruction"], row["input"])}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for row in rows
+    ]
+
+
+def measure_drafts(config: EvalConfig, target_path: str, target_name: str, drafts: dict[str, str]) -> dict[str, dict]:
+    """Acceptance rate and mean accepted length of each draft checkpoint drafting for the target."""
+    from sdd_data.evaluate.speculative import measure_acceptance, measure_acceptance_vllm
+
+    if config.speculative_engine not in SPECULATIVE_ENGINES:
+        raise SddError(
+            f"unknown speculative_engine {config.speculative_engine!r}; use {' or '.join(SPECULATIVE_ENGINES)}"
+        )
+    prompts = _speculative_prompts(config, load_tokenizer(target_path, trust_remote_code=config.trust_remote_code))
+    measured = {}
+    for draft_name, draft_path in drafts.items():
+        if config.speculative_engine == "vllm":
+            counts = measure_acceptance_vllm(
+                target_path,
+                draft_path,
+                prompts,
+                config.draft_tokens,
+                config.speculative_max_new_tokens,
+                config.dtype,
+                config.trust_remote_code,
+            )
+        else:
+            with tqdm(total=len(prompts), desc=f"draft {draft_name}", unit="prompt") as bar:
+                counts = measure_acceptance(
+                    target_path,
+                    draft_path,
+                    prompts,
+                    config.draft_tokens,
+                    config.speculative_max_new_tokens,
+                    config.dtype,
+                    config.device,
+                    config.trust_remote_code,
+                    bar.update,
+                )
+        measured[draft_name] = {
+            "target": target_name,
+            "draft_tokens": config.draft_tokens,
+            "engine": config.speculative_engine,
+            "prompts": len(prompts),
+            **counts.summary(),
+        }
+    return measured
+
+
+def _run_model(
+    name: str, path: str, tasks: list[EvalTask], settings: TaskSettings, config: EvalConfig
+) -> dict[str, TaskResult]:
+    """Every task's result for one model; built-in tasks share one loaded copy of it."""
+    engine = _load_engine(path, config) if any(not task.loads_own_model for task in tasks) else None
+    try:
+        model = EvalModel(name, path, engine)
+        return {task.label: task.run(model, settings) for task in tasks}
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def evaluate(config: EvalConfig) -> dict:
+    """Score every model on every task, print the table, write results.json and results.png; return the report."""
+    models = parse_models(config.models)
+    baseline = choose_baseline(models, config.baseline)
+    tasks = parse_tasks(config.tasks)
+    drafts = [entry.strip() for entry in (config.speculative or "").split(",") if entry.strip()]
+    settings = TaskSettings(
+        limit=config.limit,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        max_new_tokens=config.max_new_tokens,
+        dtype=config.dtype,
+        device=config.device,
+        trust_remote_code=config.trust_remote_code,
+        mc_delimiter=config.mc_delimiter,
+    )
+    for task in tasks:
+        task.prepare(settings)
+    resolved = {name: _resolve(name, model) for name, model in models.items()}
+    draft_paths = {
+        draft: resolved[draft].path if draft in resolved else _resolve(draft, draft).path for draft in drafts
+    }
+    results: dict[str, dict[str, TaskResult]] = {task.label: {} for task in tasks}
+    for name, model in resolved.items():
+        for label, result in _run_model(name, model.path, tasks, settings, config).items():
+            results[label][name] = result
+    speculative = measure_drafts(config, resolved[baseline].path, baseline, draft_paths) if draft_paths else {}
+    described = {
+        name: {"model": models[name], "path": model.path, "resolved_name": model.name, "revision": model.revision}
+        for name, model in resolved.items()
+    }
+    report = build_report(described, baseline, results, speculative)
+    report["config"] = config_to_flat_dict(config)
+    print(format_table(report))
+    write_report(report, Path(config.output))
+    print(f"wrote {Path(config.output) / EVAL_RESULTS} and {EVAL_PLOT}")
+    return report

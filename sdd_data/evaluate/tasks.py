@@ -1,0 +1,43 @@
+"""Evaluation tasks, found by name: GSM8K exact match by generation and log-likelihood multiple choice
+(`gsm8k`, `multiple_choice`) and lm-evaluation-harness tasks (`lm_eval_tasks`).
+
+A task entry is `name` or `name:argument` (`gsm8k`, `gsm8k:data/test.jsonl`, `mc:data/arc_easy.jsonl`,
+`lm-eval:hellaswag:10`, `leaderboard-v1`). One entry can expand to several tasks (a suite). Every
+task reads and checks its data in `prepare()`, before any model is loaded, then scores one model
+per `run()` call on the same seeded subset of rows.
+"""
+
+from __future__ import annotations
+
+from sdd_data.errors import SddError
+from sdd_data.evaluate.task_base import EvalTask, TaskFactory
+from sdd_data.registry import Registry
+
+TASKS: Registry[TaskFactory] = Registry(
+    "task",
+    {
+        "gsm8k": "sdd_data.evaluate.gsm8k:gsm8k_task",
+        "mc": "sdd_data.evaluate.multiple_choice:mc_task",
+        "lm-eval": "sdd_data.evaluate.lm_eval_tasks:lm_eval_task",
+        "leaderboard-v1": "sdd_data.evaluate.lm_eval_tasks:leaderboard_v1",
+    },
+)
+"""Task name -> factory taking the entry's argument (the text after the first colon, or None)."""
+
+
+def parse_tasks(text: str) -> list[EvalTask]:
+    """The tasks of a comma-separated task list (entries `name` or `name:argument`)."""
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    if not entries:
+        raise SddError("no tasks given; known tasks: " + ", ".join(TASKS.names()))
+    tasks: list[EvalTask] = []
+    for entry in entries:
+        name, _, argument = entry.partition(":")
+        if name not in TASKS:
+            raise SddError(f"unknown task {name!r} in {entry!r}; known tasks: {', '.join(TASKS.names())}")
+        tasks.extend(TASKS.get(name)(argument or None))
+    labels = [task.label for task in tasks]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise SddError(f"task(s) {', '.join(repeated)} listed twice")
+    return tasks

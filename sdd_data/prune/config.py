@@ -1,0 +1,41 @@
+"""The prune stage's options: one dataclass, from which its CLI flags and YAML keys are made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+METHODS = ("angular", "block-influence")
+
+
+@dataclass
+class PruneConfig:
+    """Everything the prune stage needs; every field is also a CLI flag and a YAML key."""
+
+    model: str
+    """Model to prune: `smollm2`, a local checkpoint folder or a Hub id (Llama, Mistral, Qwen2, Qwen3, SmolLM3)."""
+    output: str = "runs/pruned"
+    """Folder for the pruned checkpoint; it must not exist yet, or be empty."""
+    blocks_to_remove: int | None = None
+    """How many decoder blocks to remove (n); required unless `blocks` is given."""
+    method: str = "angular"
+    """How blocks are chosen: `angular` (n contiguous blocks, smallest angular distance between the inputs of
+    block ℓ and block ℓ+n at the last token) or `block-influence` (the n blocks of lowest 1 − cos(input, output)
+    over all tokens, not necessarily contiguous)."""
+    blocks: str | None = None
+    """Explicit 0-based blocks to remove, as a comma list like 20,21,22,23; skips calibration and scoring."""
+    calibration_data: str = "example"
+    """Calibration rows: a local json/jsonl/parquet/csv file, a saved dataset, a Hub dataset id, or `example` (the
+    36 built-in rows, enough to try the stage; pass the instruction data the pruned model will be trained on)."""
+    calibration_rows: int = 256
+    """Score on the first N usable rows of the calibration data."""
+    max_length: int = 512
+    """Longest calibration text in tokens; longer ones are cut (their last kept token is then the last token)."""
+    batch_size: int = 8
+    """Calibration texts per forward pass."""
+    dtype: str = "auto"
+    """Weights dtype for scoring (float32, bfloat16, float16); `auto` is the checkpoint's own. Scores are computed
+    in fp32 either way, and the pruned checkpoint always keeps the checkpoint's dtype."""
+    device: str = "auto"
+    """Device for scoring: auto (the GPU when there is one), cpu, cuda or cuda:N."""
+    trust_remote_code: bool = False
+    """Allow model code from the checkpoint's repository (off unless you trust it)."""

@@ -1,0 +1,16 @@
+"""The publish stage: a distilled (or selected) dataset with its card, saved locally or pushed to the Hub.
+
+Modules: `config` (the options), `stage` (staging the files and landing them in one step) and
+`hub_repo` (the Hub repo: token check, what it holds, one all-or-nothing commit).
+"""
+
+from sdd_data.publish.config import PublishConfig
+from sdd_data.registry import lazy_exports
+
+__all__ = ["PublishConfig", "PublishResult", "publish"]
+__getattr__ = lazy_exports(
+    {
+        "publish": "sdd_data.publish.stage:publish",
+        "PublishResult": "sdd_data.publish.stage:PublishResult",
+    }
+)

@@ -1,0 +1,35 @@
+"""The publish stage's options: one dataclass, from which its CLI flags and YAML keys are made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class PublishConfig:
+    """What to publish and where; every field is also a CLI flag and a YAML key."""
+
+    distilled: str
+    """What to publish: the output folder of `sdd-data distill`, or of `sdd-data select` run on one."""
+    repo_id: str | None = None
+    """Hub dataset repo to push to (user/name); without it the dataset is saved to --output-dir."""
+    output_dir: str | None = None
+    """Local folder to save the dataset to; with --dry-run, where the files a push would upload are written."""
+    config_name: str | None = None
+    """Name of this dataset's config in the repo or folder; default: the source's name (e.g. gsm8k)."""
+    license: str | None = None
+    """License id for the card (e.g. cc-by-4.0, mit, apache-2.0); default: the card's own, else unknown."""
+    source_license: str | None = None
+    """License of the source dataset, recorded in the card and in sdd_data.json."""
+    pretty_name: str | None = None
+    """Human-readable dataset name for the card; default: the card's own, else the repo or folder name."""
+    include_dropped: bool = True
+    """Publish the rows set aside by the filter or the source as a separate `dropped` split."""
+    private: bool = False
+    """Create the Hub repo as private (an existing repo keeps its visibility)."""
+    revision: str = "main"
+    """Hub branch to commit to; created from main when missing."""
+    dry_run: bool = False
+    """Write what a push would upload to --output-dir and list it, without uploading anything."""
+    shard_rows: int = 100_000
+    """Most rows per Parquet file."""

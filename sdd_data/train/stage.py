@@ -1,0 +1,278 @@
+"""The train stage: fine-tune a (pruned) model on a distilled dataset with a TRL recipe, SFT or GKD.
+
+`sdd-data train` runs the same recipe files as `trl sft --config`, and adds what TRL's CLI lacks here:
+a local distilled dataset (dropped rows left out, loss on the answers only), a pruned model folder or
+the `smollm2` short name, a logit-distillation teacher check, and a model card. The final model is
+saved as a plain safetensors checkpoint (LoRA adapters merged in) with its tokenizer, written to a
+temporary folder beside `output` and renamed into place when whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdd_data import __version__
+from sdd_data.artifacts import CARD_FILE, PRUNE_RECORD, TRAIN_RECORD
+from sdd_data.cards import model_card
+from sdd_data.errors import SddError, first_line, require
+from sdd_data.hub import public_name
+from sdd_data.models import check_same_tokenizer, load_causal_lm, load_tokenizer, resolve_model
+from sdd_data.output_folder import check_output_free
+from sdd_data.train.config import TrainConfig
+from sdd_data.train.data import TrainingRows, gkd_dataset, load_training_rows, sft_dataset
+from sdd_data.train.recipe import (
+    GKD,
+    Recipe,
+    check_recipe_keys,
+    gkd_classes,
+    parse_recipe,
+    read_recipe_values,
+)
+
+# Recipe keys that name local things: the card shows them by public name, or not at all.
+LOCAL_KEYS = ("model_name_or_path", "teacher_model_name_or_path", "dataset_name", "output_dir")
+
+
+@dataclass
+class TrainResult:
+    """Where the model went, what it was trained on and how the loss went."""
+
+    output: Path
+    method: str
+    rows: int
+    metrics: dict
+    """Trainer metrics: train_loss, train_runtime, global_step…"""
+    losses: list[float]
+    """Every logged training loss, in order (one per `logging_steps`)."""
+
+
+@dataclass
+class PreparedTraining:
+    """A trainer ready to run, with what it was built from."""
+
+    trainer: Any
+    recipe: Recipe
+    rows: TrainingRows
+    model_name: str
+    teacher_name: str | None
+    model_path: str
+    output: Path
+    checkpoints: Path
+
+
+def load_model(path: str, model_args: Any, trust_remote_code: bool) -> Any:
+    """The model to train (or the GKD teacher), in the recipe's dtype and attention implementation."""
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        raise SddError("4-bit and 8-bit loading are not supported by sdd-data train; run the recipe with `trl sft`")
+    return load_causal_lm(
+        path,
+        dtype=model_args.dtype or "auto",
+        trust_remote_code=trust_remote_code,
+        attn_implementation=model_args.attn_implementation,
+    )
+
+
+def _resolve(name: str, revision: str | None, role: str) -> tuple[str, str]:
+    """Local path and display name of a model (or teacher) given by short name, folder or Hub id."""
+    try:
+        resolved = resolve_model(name, revision=revision)
+    except SddError as error:
+        raise SddError(f"{role}: {error}" if role != "model" else str(error)) from None
+    return resolved.path, resolved.name
+
+
+def _staging_paths(config: TrainConfig, recipe_values: dict) -> tuple[Path, Path]:
+    output_text = config.output or recipe_values.get("output_dir")
+    if not output_text:
+        raise SddError("give --output (or output_dir in the recipe): where the fine-tuned model goes")
+    output = Path(output_text)
+    check_output_free(output)
+    return output, output.parent / f"{output.name}.checkpoints"
+
+
+def prepare_training(config: TrainConfig, show_progress: bool = True) -> PreparedTraining:
+    """Read the recipe and the data, load the model (and teacher), and build the TRL trainer."""
+    require("trl", "train")
+    from trl import SFTTrainer, get_peft_config
+
+    file_values = {**read_recipe_values(config.recipe), **config.overrides}
+    method = check_recipe_keys(config.recipe, file_values)
+    model_text = config.model or file_values.get("model_name_or_path")
+    if not model_text:
+        raise SddError("give --model (or model_name_or_path in the recipe): the model to fine-tune")
+    model_path, model_name = _resolve(model_text, file_values.get("model_revision"), "model")
+    teacher_path = teacher_name = None
+    if method == GKD:
+        teacher_text = config.teacher or file_values.get("teacher_model_name_or_path")
+        if not teacher_text:
+            raise SddError(
+                f"recipe {config.recipe} distills logits from a teacher: give --teacher (the unpruned model)"
+            )
+        teacher_path, teacher_name = _resolve(teacher_text, file_values.get("teacher_model_revision"), "teacher")
+    elif config.teacher:
+        raise SddError(f"recipe {config.recipe} is an SFT recipe: --teacher only goes with a GKD recipe")
+    output, checkpoints = _staging_paths(config, file_values)
+
+    applied = {**config.overrides, "model_name_or_path": model_path, "output_dir": str(checkpoints)}
+    if config.max_steps is not None:
+        applied["max_steps"] = config.max_steps
+    if teacher_path:
+        applied["teacher_model_name_or_path"] = teacher_path
+    if not show_progress:
+        applied["disable_tqdm"] = True
+    recipe = parse_recipe(config.recipe, applied)
+    args = recipe.training_args
+    if args.eval_strategy != "no":
+        raise SddError("sdd-data train trains on the whole distilled set and has no eval split: set eval_strategy: no")
+    rows = load_training_rows(config.data, config.data_split, config.data_config)
+
+    trust = config.trust_remote_code or bool(args.trust_remote_code)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=trust, chat_template=True)
+    if method == GKD:
+        # Logit distillation compares distributions token by token: the vocabularies must be identical.
+        check_same_tokenizer(
+            load_tokenizer(teacher_path, trust_remote_code=trust),
+            tokenizer,
+            f"the teacher {teacher_name}",
+            f"the student {model_name}",
+            chat_template=False,
+        )
+    model = load_model(model_path, recipe.model_args, trust)
+    peft_config = get_peft_config(recipe.model_args)
+    try:
+        if method == GKD:
+            teacher = load_model(teacher_path, recipe.model_args, trust)
+            args.teacher_model_init_kwargs = None  # the teacher is passed loaded
+            trainer = gkd_classes()[1](
+                model=model,
+                teacher_model=teacher,
+                args=args,
+                train_dataset=gkd_dataset(rows.conversations),
+                processing_class=tokenizer,
+                peft_config=peft_config,
+            )
+        else:
+            trainer = SFTTrainer(
+                model=model,
+                args=args,
+                train_dataset=sft_dataset(rows.conversations),
+                processing_class=tokenizer,
+                peft_config=peft_config,
+            )
+    except ValueError as error:
+        raise SddError(f"TRL refused the recipe {config.recipe}: {first_line(error)}") from None
+    return PreparedTraining(trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints)
+
+
+def _prune_record(model_path: str) -> dict:
+    path = Path(model_path) / PRUNE_RECORD
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise SddError(f"{path} is not valid JSON") from None
+    return record if isinstance(record, dict) else {}
+
+
+def card_recipe(prepared: PreparedTraining) -> dict:
+    """The recipe values for the model card, local paths replaced by public names."""
+    values = {key: value for key, value in prepared.recipe.values.items() if key not in LOCAL_KEYS + ("env",)}
+    values = {
+        "method": prepared.recipe.method,
+        "recipe": "/".join(prepared.recipe.path.parts[-3:]),
+        **values,
+        "model_name_or_path": public_name(prepared.model_name),
+        "dataset": prepared.rows.name,
+    }
+    if prepared.teacher_name:
+        values["teacher_model_name_or_path"] = public_name(prepared.teacher_name)
+    return values
+
+
+def _write_model(prepared: PreparedTraining, staging: Path) -> None:
+    """Save the trained weights (LoRA merged in) as safetensors with the tokenizer; collective on every rank."""
+    trainer = prepared.trainer
+    accelerator = trainer.accelerator
+    model = accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):  # a PEFT model: fold the adapters into the base weights
+        model = model.merge_and_unload()
+        state_dict = model.state_dict()
+    else:
+        state_dict = accelerator.get_state_dict(trainer.model)  # gathers ZeRO-3 / FSDP shards
+    if accelerator.is_main_process:
+        model.config.use_cache = True  # training turns the KV cache off; the saved model generates
+        model.save_pretrained(staging, state_dict=state_dict, safe_serialization=True)
+        trainer.processing_class.save_pretrained(staging)
+
+
+def _write_side_files(prepared: PreparedTraining, staging: Path, result: dict) -> None:
+    prune = _prune_record(prepared.model_path)
+    if prune:
+        shutil.copy2(Path(prepared.model_path) / PRUNE_RECORD, staging / PRUNE_RECORD)
+    recipe = card_recipe(prepared)
+    base_model = public_name(str(prune.get("base_model") or prepared.model_name))
+    card = model_card(
+        model_name=prepared.output.name,
+        base_model=base_model,
+        pruned_blocks=list(prune.get("removed_blocks") or []),
+        dataset=prepared.rows.name,
+        dataset_config=prepared.rows.config_name,
+        recipe=recipe,
+        evaluation=[],
+    )
+    (staging / CARD_FILE).write_text(card)
+    record = {
+        "recipe": recipe,
+        "rows": len(prepared.rows.conversations),
+        "skipped_rows": prepared.rows.skipped,
+        "metrics": result,
+        "sdd_data_version": __version__,
+    }
+    (staging / TRAIN_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
+
+
+def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
+    """Fine-tune the model on the distilled data with the recipe; save the model, its tokenizer and a card."""
+    prepared = prepare_training(config, show_progress)
+    trainer, output = prepared.trainer, prepared.output
+    started = time.perf_counter()
+    metrics = dict(trainer.train().metrics)
+    metrics["global_step"] = trainer.state.global_step
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    if losses and not all(math.isfinite(loss) for loss in losses):
+        raise SddError(f"the training loss became {losses[-1]} (try a lower learning_rate or bf16 instead of fp16)")
+
+    # Every process writes its part of the model into the same folder: its name must not depend on the process.
+    staging = output.parent / f".{output.name}.partial"
+    accelerator = trainer.accelerator
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    try:
+        _write_model(prepared, staging)
+        if accelerator.is_main_process:
+            _write_side_files(prepared, staging, metrics)
+            if output.exists():
+                output.rmdir()
+            staging.rename(output)
+            shutil.rmtree(prepared.checkpoints, ignore_errors=True)
+    finally:
+        if accelerator.is_main_process and staging.exists():
+            shutil.rmtree(staging)
+    accelerator.wait_for_everyone()
+    if show_progress and accelerator.is_main_process:
+        first, last = (f"{losses[0]:.4f}", f"{losses[-1]:.4f}") if losses else ("-", "-")
+        print(
+            f"trained {prepared.recipe.method} for {metrics['global_step']} steps on "
+            f"{len(prepared.rows.conversations)} rows in {time.perf_counter() - started:.0f}s "
+            f"(loss {first} -> {last}); model saved to {output}"
+        )
+    return TrainResult(output, prepared.recipe.method, len(prepared.rows.conversations), metrics, losses)

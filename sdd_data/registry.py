@@ -42,7 +42,7 @@ class Registry(Generic[Member]):
     def get(self, name: str) -> Member:
         """The member called `name` (imported now if it was listed lazily), or an error listing the known names."""
         if name not in self._members:
-            raise SddError(f"unknown {self.kind} {name!r}; known: {', '.join(self._members)}")
+            raise SddError(f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self._members)}")
         member = self._members[name]
         if isinstance(member, str):
             member = self._members[name] = load_member(member)

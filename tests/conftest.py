@@ -50,7 +50,7 @@ def pruned_smollm2_path(smollm2_path: str, tmp_path_factory: pytest.TempPathFact
     Built once per session with `sdd_data.prune.save_pruned_checkpoint`; fp32 safetensors with the
     teacher's tokenizer, chat template and generation config.
     """
-    from sdd_data.prune.stage import save_pruned_checkpoint
+    from sdd_data.prune import save_pruned_checkpoint
 
     output = tmp_path_factory.mktemp("pruned-smollm2") / "SmolLM2-135M-Instruct-pruned"
     return str(save_pruned_checkpoint(smollm2_path, PRUNED_SMOLLM2_BLOCKS, output))

@@ -18,7 +18,6 @@ from sdd_data.data.answers import (
     extract_mc_letter,
     normalize_latex,
     parse_number,
-    register_extractor,
 )
 from sdd_data.data.records import TASKS
 
@@ -30,17 +29,6 @@ def test_every_task_has_a_chain_of_registered_extractors():
     assert TASK_EXTRACTORS["math"] == ("gsm8k", "boxed", "answer_is", "last_number")
     assert TASK_EXTRACTORS["mc"] == ("mc_letter",)
     assert TASK_EXTRACTORS["code"] == TASK_EXTRACTORS["free"] == ()
-
-
-def test_register_extractor_adds_by_name():
-    @register_extractor("test_always_seven")
-    def always_seven(text: str) -> str | None:
-        return "7"
-
-    try:
-        assert EXTRACTORS["test_always_seven"] is always_seven
-    finally:
-        del EXTRACTORS["test_always_seven"]
 
 
 # --- gsm8k --------------------------------------------------------------------------------

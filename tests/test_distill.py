@@ -8,7 +8,7 @@ import pytest
 
 from sdd_data.data.sources import SourceSpec
 from sdd_data.distill.stage import DistillConfig, distill
-from sdd_data.engines import ENGINES, register_engine
+from sdd_data.engines import ENGINES
 from sdd_data.engines.base import Generation
 from sdd_data.errors import SddError
 
@@ -38,7 +38,6 @@ class ChatTokenizer:
         return type("Encoding", (), {"input_ids": list(range(len(text)))})()
 
 
-@register_engine("scripted")
 class ScriptedEngine:
     """Answers from SCRIPT by finding the instruction in the rendered prompt."""
 
@@ -62,6 +61,9 @@ class ScriptedEngine:
 
     def close(self):
         pass
+
+
+ENGINES.add("scripted", ScriptedEngine)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_engines_are_found_by_name():
     from sdd_data.engines import ENGINES
     from sdd_data.engines.transformers_engine import TransformersEngine
 
-    assert ENGINES["transformers"] is TransformersEngine
+    assert ENGINES.get("transformers") is TransformersEngine
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,10 @@ from sdd_data.evaluate.mc_scoring import (
 )
 from sdd_data.evaluate.report import build_report, format_table
 from sdd_data.evaluate.stage import EvalConfig, choose_baseline, evaluate, parse_models
-from sdd_data.evaluate.tasks import (
-    EvalModel,
-    Gsm8kTask,
-    MultipleChoiceTask,
-    TaskResult,
-    TaskSettings,
-    choose_rows,
-    parse_tasks,
-    score_gsm8k_answer,
-)
+from sdd_data.evaluate.gsm8k import Gsm8kTask, score_gsm8k_answer
+from sdd_data.evaluate.multiple_choice import MultipleChoiceTask
+from sdd_data.evaluate.task_base import EvalModel, TaskResult, TaskSettings, choose_rows
+from sdd_data.evaluate.tasks import parse_tasks
 
 MC_ROWS = [
     {
@@ -323,7 +317,7 @@ def test_retention_arithmetic_and_table():
 
 
 def test_evaluate_writes_json_and_png(tiny_llama_path, tmp_path, capsys):
-    from sdd_data.prune.stage import save_pruned_checkpoint
+    from sdd_data.prune import save_pruned_checkpoint
 
     pruned = str(save_pruned_checkpoint(tiny_llama_path, [1], tmp_path / "pruned"))
     config = EvalConfig(
@@ -366,7 +360,7 @@ def test_evaluate_model_errors(tiny_llama_path, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_llama_path, broken)
     (broken / "model.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(SddError, match="model broken .* could not be loaded"):
+    with pytest.raises(SddError, match="cannot load the model in .*broken: "):
         evaluate(EvalConfig(models=f"broken={broken}", tasks=f"mc:{mc}", output=str(tmp_path / "out")))
     with pytest.raises(SddError, match="no models"):
         evaluate(EvalConfig(models="", tasks=f"mc:{mc}"))

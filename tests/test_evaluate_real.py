@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from sdd_data.evaluate.speculative import load_model_and_tokenizer, speculative_generate
+from sdd_data.evaluate.speculative import speculative_generate
 from sdd_data.evaluate.stage import EvalConfig, evaluate
+from sdd_data.models import load_causal_lm, load_tokenizer
+
+
+def load_model_and_tokenizer(path: str):
+    """A checkpoint's model (fp32, CPU) and tokenizer, through the loader every stage uses."""
+    return load_causal_lm(path, dtype="float32", device="cpu"), load_tokenizer(path)
+
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ARC_EASY = DATA / "eval" / "arc_easy" / "llmfoundry_arc_easy.jsonl"
@@ -20,8 +27,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_smollm2_accepts_itself_fully_and_a_pruned_draft_less(smollm2_path, pruned_smollm2_path):
-    target, tokenizer = load_model_and_tokenizer(smollm2_path, "float32", "cpu", False)
-    pruned, _ = load_model_and_tokenizer(pruned_smollm2_path, "float32", "cpu", False)
+    target, tokenizer = load_model_and_tokenizer(smollm2_path)
+    pruned, _ = load_model_and_tokenizer(pruned_smollm2_path)
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": QUESTION}], tokenize=False, add_generation_prompt=True
     )

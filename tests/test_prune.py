@@ -30,7 +30,7 @@ from sdd_data.prune.block_scores import (
 )
 from sdd_data.prune.calibration import calibration_texts, score_blocks
 from sdd_data.prune.checkpoint import load_causal_lm, remove_blocks
-from sdd_data.prune.stage import PruneConfig, prune, save_pruned_checkpoint
+from sdd_data.prune import PruneConfig, prune, save_pruned_checkpoint
 
 ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "alpaca_2k.json"
 

@@ -198,7 +198,7 @@ def test_options_are_checked(distilled, tmp_path):
         publish(PublishConfig(distilled=str(distilled)))
     with pytest.raises(SddError, match="only for a --dry-run"):
         publish(PublishConfig(distilled=str(distilled), repo_id=REPO, output_dir=str(tmp_path / "x")))
-    with pytest.raises(SddError, match="not a finished distill run"):
+    with pytest.raises(SddError, match="neither a distill run nor a select output"):
         publish(PublishConfig(distilled=str(tmp_path), output_dir=str(tmp_path / "x")))
     assert default_config_name("openai/gsm8k") == "gsm8k" and default_config_name("my data.jsonl") == "my-data"
 

@@ -14,13 +14,11 @@ transformers = pytest.importorskip("transformers")
 
 from sdd_data.errors import SddError
 from sdd_data.select.degrade import LN2, jsd_from_logits, masked_mean_jsd, topk_jsd
-from sdd_data.select.score_inputs import check_same_tokenizer, scoring_rows
-from sdd_data.select.scorers import (
-    ScorerOptions,
-    TransformersScorer,
-    cached_scores,
-    row_key,
-)
+from sdd_data.models import check_same_tokenizer
+from sdd_data.select.score_inputs import scoring_rows
+from sdd_data.select.scorer_base import ScorerOptions
+from sdd_data.select.scorers import cached_scores, row_key
+from sdd_data.select.transformers_scorer import TransformersScorer
 from sdd_data.select.vector_cache import VectorCache
 
 ROWS = [

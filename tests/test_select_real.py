@@ -95,7 +95,8 @@ def test_the_pruned_copy_degrades_and_the_original_against_itself_does_not(mode,
 
     from sdd_data.data.sources import SourceSpec, load_rows
     from sdd_data.select.score_inputs import scoring_rows
-    from sdd_data.select.scorers import ScorerOptions, TransformersScorer
+    from sdd_data.select.scorer_base import ScorerOptions
+    from sdd_data.select.transformers_scorer import TransformersScorer
 
     rows = load_rows(SourceSpec(data=str(ALPACA), limit=RESPONSE_ROWS)).rows
     tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_path)

@@ -139,7 +139,7 @@ def test_bad_inputs_are_clear_errors(tiny_llama_path, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
-    with pytest.raises(SddError, match="pruned model .* has no loadable tokenizer"):
+    with pytest.raises(SddError, match="cannot load the tokenizer in .*broken"):
         select(config(tmp_path, tiny_llama_path, pruned_model=str(broken)), show_progress=False)
     with pytest.raises(SddError, match="does not exist"):
         select(config(tmp_path, tiny_llama_path, pruned_model=str(tmp_path / "missing")), show_progress=False)
@@ -152,7 +152,7 @@ def test_a_model_without_weights_is_a_clear_error(tiny_llama_path, tmp_path):
     shutil.copytree(tiny_llama_path, weightless)
     for weights in weightless.glob("*.safetensors"):
         weights.unlink()
-    with pytest.raises(SddError, match="the pruned model .* did not load"):
+    with pytest.raises(SddError, match="cannot load the model in .*weightless: .*model.safetensors"):
         select(config(tmp_path, tiny_llama_path, pruned_model=str(weightless)), show_progress=False)
     assert not (tmp_path / "selected").exists()
 
@@ -178,7 +178,10 @@ def test_a_distill_run_folder_is_read_through_its_messages(tiny_llama_path, tmp_
     ]
     import pyarrow as pa
 
-    pq.write_table(pa.Table.from_pylist(rows), run / "distilled.parquet")
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, run / "distilled.parquet")
+    datasets.Dataset(table).save_to_disk(str(run / "data"))
+    (run / "run.json").write_text(json.dumps({"identity": {}}))
     (run / "stats.json").write_text(json.dumps({"source": {"fingerprint": "abc"}}))
     outcome = select(
         config(tmp_path, tiny_llama_path, source=SourceSpec(data=str(run)), budget="4"), show_progress=False

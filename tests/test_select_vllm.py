@@ -30,7 +30,7 @@ SCRIPT = """
 import json, sys
 import transformers
 from sdd_data.select.score_inputs import scoring_rows
-from sdd_data.select.scorers import ScorerOptions
+from sdd_data.select.scorer_base import ScorerOptions
 from sdd_data.select.vllm_scorer import VllmScorer
 
 if __name__ == "__main__":
@@ -47,7 +47,8 @@ if __name__ == "__main__":
 
 def test_vllm_scores_with_the_whole_vocabulary_match_the_exact_scorer(tiny_llama_path, tiny_llama_variant_path):
     from sdd_data.select.score_inputs import scoring_rows
-    from sdd_data.select.scorers import ScorerOptions, TransformersScorer
+    from sdd_data.select.scorer_base import ScorerOptions
+    from sdd_data.select.transformers_scorer import TransformersScorer
 
     env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
     finished = subprocess.run(

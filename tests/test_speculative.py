@@ -9,17 +9,23 @@ import pytest
 from sdd_data.errors import SddError
 from sdd_data.evaluate.speculative import (
     AcceptanceCounts,
-    load_model_and_tokenizer,
     measure_acceptance,
     speculative_generate,
 )
+from sdd_data.models import load_causal_lm, load_tokenizer
+
+
+def load_model_and_tokenizer(path: str):
+    """A checkpoint's model (fp32, CPU) and tokenizer, through the loader every stage uses."""
+    return load_causal_lm(path, dtype="float32", device="cpu"), load_tokenizer(path)
+
 
 PROMPT = "<|im_start|>user\nWhat is 12 + 30?<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.fixture(scope="module")
 def target(tiny_llama_path):
-    return load_model_and_tokenizer(tiny_llama_path, "float32", "cpu", False)
+    return load_model_and_tokenizer(tiny_llama_path)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +70,7 @@ def test_counts_give_alpha_and_tau():
 
 def test_model_drafting_for_itself_accepts_everything(tiny_llama_path, target):
     model, tokenizer = target
-    draft, _ = load_model_and_tokenizer(tiny_llama_path, "float32", "cpu", False)
+    draft, _ = load_model_and_tokenizer(tiny_llama_path)
     prompt_ids = tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
     tokens, counts = speculative_generate(model, draft, prompt_ids, 4, 21, [tokenizer.eos_token_id])
     assert counts.acceptance_rate == 1.0 and counts.accepted == counts.proposed > 0
@@ -74,7 +80,7 @@ def test_model_drafting_for_itself_accepts_everything(tiny_llama_path, target):
 
 def test_other_draft_is_accepted_less_and_output_stays_the_targets(target, other_draft_path):
     model, tokenizer = target
-    draft, _ = load_model_and_tokenizer(other_draft_path, "float32", "cpu", False)
+    draft, _ = load_model_and_tokenizer(other_draft_path)
     prompt_ids = tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
     tokens, counts = speculative_generate(model, draft, prompt_ids, 5, 20, [tokenizer.eos_token_id])
     assert counts.acceptance_rate < 1.0
@@ -99,7 +105,7 @@ def test_different_tokenizers_are_refused(tiny_llama_path, tmp_path):
     tokenizer = transformers.AutoTokenizer.from_pretrained(draft)
     tokenizer.add_tokens(["<extra_token>"])
     tokenizer.save_pretrained(draft)
-    with pytest.raises(SddError, match="tokenizers differ.*'<extra_token>' is id .* only in the draft"):
+    with pytest.raises(SddError, match="must share one tokenizer.*'<extra_token>' is id .* only in the draft"):
         measure_acceptance(tiny_llama_path, str(draft), [PROMPT], 2, 4, "float32", "cpu")
 
 

@@ -23,25 +23,25 @@ class ChatMLTokenizer:
 
 
 def test_sdft_generic_template_is_verbatim():
-    prompt = TEMPLATES["sdft"].render(ROW, ChatMLTokenizer())
+    prompt = TEMPLATES.get("sdft").render(ROW, ChatMLTokenizer())
     assert prompt == (
         "Below are an instruction that describes a task along with a reference answer. "
         "Using the reference answer as a guide, write your own response.\n\n"
         "### Instruction:\nAdd the numbers.\n2 and 3\n\n### Reference Answer:\n2 + 3 = 5.\n\n### Response:\n"
     )
-    assert "Refer to the reference answer and write your own response." in TEMPLATES["sdft-refer"].render(
+    assert "Refer to the reference answer and write your own response." in TEMPLATES.get("sdft-refer").render(
         ROW, ChatMLTokenizer()
     )
 
 
 def test_gsm8k_template_ends_with_the_assistant_prefix():
-    prompt = TEMPLATES["gsm8k"].render(ROW, ChatMLTokenizer())
+    prompt = TEMPLATES.get("gsm8k").render(ROW, ChatMLTokenizer())
     assert prompt.endswith("[/INST] " + MATH_PREFIX)
     assert prompt.startswith("You are an expert in math.")
 
 
 def test_chat_templates_go_through_the_tokenizer():
-    prompt = TEMPLATES["gsm8k-chat"].render(ROW, ChatMLTokenizer())
+    prompt = TEMPLATES.get("gsm8k-chat").render(ROW, ChatMLTokenizer())
     assert prompt.startswith("<|im_start|>system\nYou are an expert in math.")
     assert "<|im_start|>user\nAdd the numbers.\n2 and 3\n\n2 + 3 = 5.<|im_end|>" in prompt
     assert prompt.endswith("<|im_start|>assistant\n" + MATH_PREFIX)
@@ -49,7 +49,7 @@ def test_chat_templates_go_through_the_tokenizer():
 
 def test_braces_in_the_data_are_left_alone():
     row = {**ROW, "response": "\\boxed{\\frac{1}{2}} and {instruction}"}
-    assert "\\boxed{\\frac{1}{2}} and {instruction}" in TEMPLATES["chat"].fill(row)
+    assert "\\boxed{\\frac{1}{2}} and {instruction}" in TEMPLATES.get("chat").fill(row)
 
 
 def test_auto_picks_the_math_template_only_for_all_math_data():

@@ -95,20 +95,26 @@ def load_tokenizer(path: str | Path, *, trust_remote_code: bool = False, chat_te
     return tokenizer
 
 
-def tokenizer_differences(first: Any, second: Any, chat_template: bool = True) -> list[str]:
+def _first_vocabulary_difference(first: dict, second: dict, names: tuple[str, str]) -> str:
+    """The lowest-id token that is not the same in both vocabularies, and which side has it."""
+    differing = sorted(set(first.items()) ^ set(second.items()), key=lambda item: (item[1], item[0]))
+    token, index = differing[0]
+    side = names[0] if first.get(token) == index else names[1]
+    return f"{token!r} is id {index} only in {side}"
+
+
+def tokenizer_differences(first: Any, second: Any, chat_template: bool = True,
+                          names: tuple[str, str] = ("the first", "the second")) -> list[str]:
     """What differs between two tokenizers: vocabulary, special tokens and (optionally) the chat template."""
     differences = []
     vocab_first, vocab_second = first.get_vocab(), second.get_vocab()
     if vocab_first != vocab_second:
-        changed = sum(
-            1 for token in vocab_first.keys() | vocab_second.keys() if vocab_first.get(token) != vocab_second.get(token)
-        )
-        differences.append(f"vocabulary ({len(vocab_first)} vs {len(vocab_second)} tokens, {changed} tokens differ)")
+        differences.append(f"vocabulary ({len(vocab_first)} vs {len(vocab_second)} tokens; first difference: "
+                           f"{_first_vocabulary_difference(vocab_first, vocab_second, names)})")
     for name in ("bos_token", "eos_token", "unk_token", "pad_token"):
         if getattr(first, name, None) != getattr(second, name, None):
-            differences.append(
-                f"special token {name} ({getattr(first, name, None)!r} vs {getattr(second, name, None)!r})"
-            )
+            differences.append(f"special token {name} ({getattr(first, name, None)!r} vs "
+                               f"{getattr(second, name, None)!r})")
     specials_first, specials_second = set(first.all_special_tokens), set(second.all_special_tokens)
     if specials_first != specials_second:
         only = sorted(specials_first ^ specials_second)
@@ -122,7 +128,7 @@ def check_same_tokenizer(
     first: Any, second: Any, first_name: str, second_name: str, chat_template: bool = True
 ) -> None:
     """Refuse two models that must share one tokenizer but do not, naming what differs."""
-    differences = tokenizer_differences(first, second, chat_template)
+    differences = tokenizer_differences(first, second, chat_template, (first_name, second_name))
     if differences:
         raise SddError(
             f"{first_name} and {second_name} must share one tokenizer, but theirs differ in: {'; '.join(differences)}"

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from sdd_data.errors import SddError
+from sdd_data.evaluate.gsm8k import Gsm8kTask, score_gsm8k_answer
 from sdd_data.evaluate.lm_eval_tasks import LEADERBOARD_V1, lm_eval_arguments
 from sdd_data.evaluate.mc_scoring import (
     continuation_logprobs,
@@ -15,10 +16,9 @@ from sdd_data.evaluate.mc_scoring import (
     read_mc_items,
     split_pair,
 )
+from sdd_data.evaluate.multiple_choice import MultipleChoiceTask
 from sdd_data.evaluate.report import build_report, format_table
 from sdd_data.evaluate.stage import EvalConfig, choose_baseline, evaluate, parse_models
-from sdd_data.evaluate.gsm8k import Gsm8kTask, score_gsm8k_answer
-from sdd_data.evaluate.multiple_choice import MultipleChoiceTask
 from sdd_data.evaluate.task_base import EvalModel, TaskResult, TaskSettings, choose_rows
 from sdd_data.evaluate.tasks import parse_tasks
 

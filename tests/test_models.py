@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sdd_data.models import resolve as models
 from sdd_data.engines import ENGINES, load_engine
 from sdd_data.errors import SddError
+from sdd_data.models import resolve as models
 from sdd_data.models.resolve import ResolvedModel, cache_dir, resolve_model
 
 

@@ -17,6 +17,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from sdd_data.errors import SddError
+from sdd_data.models import load_causal_lm
+from sdd_data.prune import PruneConfig, prune, save_pruned_checkpoint
 from sdd_data.prune.block_scores import (
     angular_distance,
     block_influence,
@@ -29,8 +31,7 @@ from sdd_data.prune.block_scores import (
     row_cosine,
 )
 from sdd_data.prune.calibration import calibration_texts, score_blocks
-from sdd_data.prune.checkpoint import load_causal_lm, remove_blocks
-from sdd_data.prune import PruneConfig, prune, save_pruned_checkpoint
+from sdd_data.prune.checkpoint import remove_blocks
 
 ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "alpaca_2k.json"
 

@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from sdd_data.errors import SddError
-from sdd_data.select.degrade import LN2, jsd_from_logits, masked_mean_jsd, topk_jsd
 from sdd_data.models import check_same_tokenizer
+from sdd_data.select.degrade import LN2, jsd_from_logits, masked_mean_jsd, topk_jsd
 from sdd_data.select.score_inputs import scoring_rows
 from sdd_data.select.scorer_base import ScorerOptions
 from sdd_data.select.scorers import cached_scores, row_key

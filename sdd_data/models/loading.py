@@ -103,18 +103,22 @@ def _first_vocabulary_difference(first: dict, second: dict, names: tuple[str, st
     return f"{token!r} is id {index} only in {side}"
 
 
-def tokenizer_differences(first: Any, second: Any, chat_template: bool = True,
-                          names: tuple[str, str] = ("the first", "the second")) -> list[str]:
+def tokenizer_differences(
+    first: Any, second: Any, chat_template: bool = True, names: tuple[str, str] = ("the first", "the second")
+) -> list[str]:
     """What differs between two tokenizers: vocabulary, special tokens and (optionally) the chat template."""
     differences = []
     vocab_first, vocab_second = first.get_vocab(), second.get_vocab()
     if vocab_first != vocab_second:
-        differences.append(f"vocabulary ({len(vocab_first)} vs {len(vocab_second)} tokens; first difference: "
-                           f"{_first_vocabulary_difference(vocab_first, vocab_second, names)})")
+        differences.append(
+            f"vocabulary ({len(vocab_first)} vs {len(vocab_second)} tokens; first difference: "
+            f"{_first_vocabulary_difference(vocab_first, vocab_second, names)})"
+        )
     for name in ("bos_token", "eos_token", "unk_token", "pad_token"):
         if getattr(first, name, None) != getattr(second, name, None):
-            differences.append(f"special token {name} ({getattr(first, name, None)!r} vs "
-                               f"{getattr(second, name, None)!r})")
+            differences.append(
+                f"special token {name} ({getattr(first, name, None)!r} vs {getattr(second, name, None)!r})"
+            )
     specials_first, specials_second = set(first.all_special_tokens), set(second.all_special_tokens)
     if specials_first != specials_second:
         only = sorted(specials_first ^ specials_second)

@@ -32,8 +32,10 @@ def field_docs(cls: type) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue
-        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        body = tree.body[0].body
+        definition = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0]
+        if not isinstance(definition, ast.ClassDef):
+            continue
+        body = definition.body
         for statement, following in zip(body, body[1:]):
             if (
                 isinstance(statement, ast.AnnAssign)

@@ -46,7 +46,7 @@ class Registry(Generic[Member]):
         member = self._members[name]
         if isinstance(member, str):
             member = self._members[name] = load_member(member)
-        return member  # type: ignore[return-value]
+        return member
 
     def names(self) -> list[str]:
         """Every registered name, in registration order."""

@@ -69,8 +69,10 @@ def _parse_filtered(entry: dict) -> FilteredValue:
     if unknown or "value" not in entry:
         raise SddError(f"each t entry needs `value` and may have `filter` (nothing else), got {entry!r}")
     value = parse_t_setting(entry["value"])
-    if isinstance(value, tuple) and value and isinstance(value[0], FilteredValue):
-        raise SddError(f"the value of a t entry must be a number or a list of numbers, got {entry['value']!r}")
+    if not isinstance(value, float):
+        if any(isinstance(item, FilteredValue) for item in value):
+            raise SddError(f"the value of a t entry must be a number or a list of numbers, got {entry['value']!r}")
+        value = tuple(item for item in value if isinstance(item, float))
     name_filter = entry.get("filter")
     if name_filter is not None and not isinstance(name_filter, str):
         raise SddError(f"a t filter must be a string, got {name_filter!r}")
@@ -102,9 +104,10 @@ def t_for_tensor(setting: TSetting, name: str, num_layers: int) -> float:
     fraction = layer_fraction(layer_index(name), num_layers)
     if isinstance(setting, float):
         return setting
-    if setting and isinstance(setting[0], FilteredValue):
-        for entry in setting:
-            if entry.filter is None or fnmatchcase(name, f"*{entry.filter}*"):
-                return entry.value if isinstance(entry.value, float) else gradient_value(entry.value, fraction)
-        raise SddError(f"no t entry matches tensor {name}; add an entry without a filter as the fallback")
-    return gradient_value(setting, fraction)
+    entries = [entry for entry in setting if isinstance(entry, FilteredValue)]
+    if not entries:
+        return gradient_value(tuple(value for value in setting if isinstance(value, float)), fraction)
+    for entry in entries:
+        if entry.filter is None or fnmatchcase(name, f"*{entry.filter}*"):
+            return entry.value if isinstance(entry.value, float) else gradient_value(entry.value, fraction)
+    raise SddError(f"no t entry matches tensor {name}; add an entry without a filter as the fallback")

@@ -1,0 +1,150 @@
+"""The layout keeps its promises: no import circle, stages apart from each other, a light CLI start-up."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "sdd_data"
+STAGE_PACKAGES = ("distill", "select", "publish", "prune", "train", "merge", "evaluate")
+HEAVY_MODULES = ("torch", "transformers", "vllm", "pyarrow")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def imported_modules(path: Path, top_level_only: bool) -> set[str]:
+    """The sdd_data modules a file imports (`from a import b` counts `a.b` when b is a module)."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name in MODULES}
+
+
+def test_every_import_is_absolute():
+    relative = [
+        f"{module_name(path)} line {node.lineno}"
+        for path in MODULES.values()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
+    assert not relative
+
+
+def test_no_module_level_import_circle():
+    """Module-level imports between sdd_data modules (importing `a.b` runs package `a` first) form no cycle."""
+
+    def with_packages(name: str, importer: str) -> set[str]:
+        parts = name.split(".")
+        parents = {".".join(parts[:end]) for end in range(2, len(parts))}
+        return ({name} | parents) - {importer} - {p for p in parents if importer.startswith(p + ".")}
+
+    graph = {
+        name: set().union(*(with_packages(target, name) for target in imported_modules(path, top_level_only=True)))
+        for name, path in MODULES.items()
+    }
+    state: dict[str, str] = {}
+    stack: list[str] = []
+    circles = []
+
+    def visit(name: str) -> None:
+        state[name] = "open"
+        stack.append(name)
+        for target in sorted(graph.get(name, ())):
+            if state.get(target) == "open":
+                circles.append(" -> ".join([*stack[stack.index(target) :], target]))
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    assert not circles, "\n".join(circles)
+
+
+@pytest.mark.parametrize("stage", STAGE_PACKAGES)
+def test_a_stage_uses_other_stages_only_through_their_public_face(stage):
+    """Modules of one stage may import another stage's package (its config and function), never its modules."""
+    others = [other for other in STAGE_PACKAGES if other != stage]
+    reaching_in = sorted(
+        f"{name} imports {target}"
+        for name, path in MODULES.items()
+        if name.startswith(f"sdd_data.{stage}.") or name == f"sdd_data.{stage}"
+        for target in imported_modules(path, top_level_only=False)
+        if any(target.startswith(f"sdd_data.{other}.") for other in others)
+    )
+    assert not reaching_in
+
+
+def test_shared_modules_import_no_stage():
+    stage_prefixes = tuple(f"sdd_data.{stage}" for stage in STAGE_PACKAGES)
+    shared = {name: path for name, path in MODULES.items() if not name.startswith(stage_prefixes)}
+    allowed = {"sdd_data.cli", "sdd_data.pipeline", "sdd_data.stages"}  # they run the stages, by import path
+    upward = sorted(
+        f"{name} imports {target}"
+        for name, path in shared.items()
+        if name not in allowed
+        for target in imported_modules(path, top_level_only=False)
+        if target.startswith(stage_prefixes)
+    )
+    assert not upward
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return result.stdout.rstrip("\n")
+
+
+def test_building_the_cli_imports_no_heavy_library():
+    loaded = run_python(
+        "import sys\n"
+        "from sdd_data.cli import build_parser\n"
+        "build_parser()\n"
+        f"print(','.join(name for name in {HEAVY_MODULES!r} if name in sys.modules))"
+    )
+    assert loaded == ""
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["distill", "--help"], ["select", "--help"], ["run", "--help"]])
+def test_help_runs_without_heavy_imports(arguments):
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sdd_data.cli", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "usage: sdd-data" in result.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert not imported & set(HEAVY_MODULES)
+
+
+def test_stage_packages_export_their_config_and_function():
+    from sdd_data.stages import STAGES
+
+    for _, stage in STAGES.items():
+        package = stage.config.split(":")[0].rsplit(".", 1)[0]
+        config_name, function_name = stage.config.split(":")[1], stage.function.split(":")[1]
+        code = (
+            f"import sys\nfrom {package} import {config_name}\n"
+            f"print(','.join(name for name in {HEAVY_MODULES!r} if name in sys.modules))\n"
+            f"from {package} import {function_name}\nprint(callable({function_name}))"
+        )
+        loaded, callable_function = run_python(code).splitlines()
+        assert loaded == "" and callable_function == "True", package

@@ -4,10 +4,11 @@ Modules: `config` (the options), `stage` (the run), `templates` (rewrite prompts
 filter), `run_dir` (the resumable output folder) and `stats` (what a run counted).
 """
 
+from sdd_data.data.sources import SourceSpec
 from sdd_data.distill.config import DistillConfig
 from sdd_data.registry import lazy_exports
 
-__all__ = ["DistillConfig", "DistillResult", "distill"]
+__all__ = ["DistillConfig", "DistillResult", "SourceSpec", "distill"]
 __getattr__ = lazy_exports(
     {
         "distill": "sdd_data.distill.stage:distill",

@@ -109,3 +109,47 @@ def test_dry_run_checks_and_prints_without_running(inputs, tmp_path, capsys):
 def test_every_registered_stage_is_a_subcommand():
     subcommands = build_parser()._subparsers._group_actions[0].choices
     assert set(STAGES) | {"run", "templates"} == set(subcommands)
+
+
+def test_a_missing_extra_is_reported_before_the_first_step_runs(inputs, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    source, teacher = inputs
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *rest: None if name == "lm_eval" else real_find_spec(name, *rest)
+    )
+    pipeline = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        [
+            {
+                "distill": {
+                    "data": str(source),
+                    "teacher": str(teacher),
+                    "engine": "scripted",
+                    "output": str(tmp_path / "run"),
+                }
+            },
+            {"eval": {"models": "original=smollm2", "tasks": "mc:arc.jsonl,lm-eval:hellaswag:10"}},
+        ],
+    )
+    assert main(["run", "--pipeline", pipeline, "--dry-run"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert (
+        error
+        == "sdd-data run: error: pipeline step 2: eval needs `lm_eval`: install it with `pip install 'sdd-data[eval]'`"
+    )
+    assert main(["run", "--pipeline", pipeline]) == 2 and not (tmp_path / "run").exists()
+    assert main(["eval", "--models", "original=smollm2", "--tasks", "lm-eval:hellaswag"]) == 2
+    assert "eval needs `lm_eval`" in capsys.readouterr().err
+
+
+def test_an_extra_is_needed_only_by_the_options_that_use_it():
+    from sdd_data.evaluate import EvalConfig
+
+    needs = {
+        need.module for need in STAGES.get("eval").needs if need.applies(EvalConfig(models="m", tasks="mc:x.jsonl"))
+    }
+    assert "lm_eval" not in needs and "vllm" not in needs and "torch" in needs
+    vllm_run = EvalConfig(models="m", tasks="lm-eval:arc_easy", speculative_engine="vllm")
+    assert {"lm_eval", "vllm"} <= {need.module for need in STAGES.get("eval").needs if need.applies(vllm_run)}

@@ -10,8 +10,8 @@ import pytest
 from sdd_data.errors import SddError
 from sdd_data.evaluate.gsm8k import Gsm8kTask, score_gsm8k_answer
 from sdd_data.evaluate.lm_eval_tasks import LEADERBOARD_V1, lm_eval_arguments
+from sdd_data.evaluate.loglikelihood import continuation_logprobs, pack_pairs, row_layout
 from sdd_data.evaluate.mc_scoring import (
-    continuation_logprobs,
     mc_accuracy,
     read_mc_items,
     split_pair,
@@ -143,13 +143,42 @@ def test_split_pair_scores_a_token_that_straddles_the_boundary(tiny_model):
     assert tokenizer.decode(continuation_ids).endswith("x jumps")
 
 
-def test_batched_scores_equal_one_at_a_time_scores(tiny_model):
+WINOGRANDE_PAIRS = [  # one continuation after two contexts: no shared context to pack
+    ("The trophy did not fit in the suitcase because the trophy", " was too big."),
+    ("The trophy did not fit in the suitcase because the suitcase", " was too big."),
+]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_packed_scores_equal_one_pair_at_a_time(tiny_model, batch_size):
     model, tokenizer = tiny_model.engine.model, tiny_model.engine.tokenizer
     pairs = [(row["query"] + "\nAnswer: ", choice) for row in MC_ROWS for choice in row["choices"]]
-    batched = continuation_logprobs(model, tokenizer, pairs, batch_size=4)
-    for (context, continuation), score in zip(pairs, batched):
+    pairs += WINOGRANDE_PAIRS + [pairs[0]]  # a repeated pair is scored twice, the same
+    seen = []
+    packed = continuation_logprobs(model, tokenizer, pairs, batch_size=batch_size, progress=seen.append)
+    assert sum(seen) == len(pairs) and len(packed) == len(pairs)
+    for (context, continuation), score in zip(pairs, packed):
         assert score == pytest.approx(direct_logprob(model, tokenizer, context, continuation), abs=1e-4)
         assert score < 0
+    assert packed[-1] == packed[0]
+
+
+def test_choices_of_one_question_share_one_packed_row(tiny_model):
+    tokenizer = tiny_model.engine.tokenizer
+    pairs = [(MC_ROWS[0]["query"] + "\nAnswer: ", choice) for choice in MC_ROWS[0]["choices"]] + WINOGRANDE_PAIRS
+    rows = pack_pairs([split_pair(tokenizer, context, continuation) for context, continuation in pairs])
+    assert [len(row.continuations) for row in rows] == [3, 1, 1]
+    tokens, positions, branches, targets = row_layout(rows[0])
+    context = len(rows[0].context)
+    assert tokens[:context] == rows[0].context and positions[:context] == list(range(context))
+    for branch, (index, predicting, ids) in enumerate(targets):
+        start = context + sum(len(other) for _, _, other in targets[:branch])
+        assert index == branch and tokens[start : start + len(ids)] == ids
+        assert positions[start : start + len(ids)] == list(range(context, context + len(ids)))
+        assert branches[start : start + len(ids)] == [branch] * len(ids)
+        assert predicting == [context - 1, *range(start, start + len(ids) - 1)]
+    with pytest.raises(SddError, match="at least 1"):
+        continuation_logprobs(tiny_model.engine.model, tokenizer, pairs, batch_size=0)
 
 
 def test_mc_task_picks_the_most_likely_continuation(tiny_model, tmp_path):

@@ -30,7 +30,8 @@ class MultipleChoiceTask:
 
     def run(self, model: EvalModel, settings: TaskSettings) -> TaskResult:
         """Score every choice's continuation and pick the most likely."""
-        from sdd_data.evaluate.mc_scoring import continuation_logprobs, mc_accuracy
+        from sdd_data.evaluate.loglikelihood import continuation_logprobs
+        from sdd_data.evaluate.mc_scoring import mc_accuracy
 
         pairs = [pair for item in self.items for pair in item.pairs]
         engine = model.engine

@@ -38,6 +38,9 @@ PRUNE_RECORD = "sdd_data_prune.json"
 TRAIN_RECORD = "sdd_data_train.json"
 MERGE_RECIPE_COPY = "merge_config.yaml"
 
+STEP_RECORD = "sdd_data_step.json"
+"""Written by `sdd-data run` into a step's output folder: the stage and options that made it."""
+
 EVAL_RESULTS = "results.json"
 EVAL_PLOT = "results.png"
 

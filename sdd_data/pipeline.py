@@ -8,19 +8,23 @@ keys as the stage's --config file):
       - publish: {distilled: runs/gsm8k, output_dir: published/gsm8k}
 
 Every step's options, and the optional packages it needs, are checked before the first one runs,
-so a typo or a missing extra in the last step costs nothing. Stages that resume (distill) pick up
-where an interrupted pipeline stopped.
+so a typo or a missing extra in the last step costs nothing. A step whose output folder was made by
+an earlier run with the same options is skipped (the run records them there, in sdd_data_step.json),
+and stages that resume (distill) pick up where an interrupted pipeline stopped.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdd_data.config import build_config, read_yaml_config
+from sdd_data.artifacts import STEP_RECORD
+from sdd_data.config import build_config, config_hash, config_to_flat_dict, read_yaml_config
 from sdd_data.errors import SddError
+from sdd_data.output_folder import write_json
 from sdd_data.registry import load_member
 from sdd_data.stages import STAGES, Stage, missing_message
 
@@ -80,10 +84,34 @@ def run_pipeline(config: PipelineConfig) -> list[Any]:
     results = []
     for number, step in enumerate(steps, start=1):
         started = time.perf_counter()
+        output = step.stage.output_folder(step.config)
+        if output is not None and _done_before(output, step):
+            print(
+                f"== step {number}/{len(steps)}: {step.stage.name} skipped: {output} holds its output "
+                "for the same options"
+            )
+            results.append(None)
+            continue
         print(f"== step {number}/{len(steps)}: {step.stage.name}")
         try:
             results.append(load_member(step.stage.function)(step.config))
         except SddError as error:
             raise SddError(f"pipeline step {number} ({step.stage.name}) failed: {error}") from None
+        if output is not None and output.is_dir():
+            write_json(output / STEP_RECORD, _step_record(step))
         print(f"== step {number}/{len(steps)}: {step.stage.name} done in {time.perf_counter() - started:.1f} s")
     return results
+
+
+def _step_record(step: PipelineStep) -> dict:
+    options = config_to_flat_dict(step.config)
+    return {"stage": step.stage.name, "options": options, "hash": config_hash({"stage": step.stage.name, **options})}
+
+
+def _done_before(output: Path, step: PipelineStep) -> bool:
+    """Whether `output` was written by this stage with these very options (by an earlier `sdd-data run`)."""
+    try:
+        record = json.loads((output / STEP_RECORD).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("hash") == _step_record(step)["hash"]

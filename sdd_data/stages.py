@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sdd_data.registry import Registry, load_member
@@ -54,6 +55,8 @@ class Stage:
     help: str
     description: str
     needs: tuple[Need, ...] = ()
+    output_option: str | None = "output"
+    """The option naming the stage's output folder (None when the output is not a local folder)."""
 
     def config_class(self) -> type:
         """The stage's config dataclass (a light import)."""
@@ -62,6 +65,13 @@ class Stage:
     def load(self) -> tuple[type, Callable[[Any], Any]]:
         """The stage's config dataclass and function."""
         return self.config_class(), load_member(self.function)
+
+    def output_folder(self, config: Any) -> Path | None:
+        """Where this run of the stage writes its output, when that is a local folder."""
+        value = getattr(config, self.output_option, None) if self.output_option else None
+        if not value or getattr(config, "repo_id", None) or getattr(config, "dry_run", False):
+            return None  # a Hub push or a dry run leaves no output of its own behind
+        return Path(value)
 
     def missing(self, config: Any) -> list[Need]:
         """The packages this run of the stage needs that are not installed."""
@@ -116,6 +126,7 @@ PIPELINE_ORDER = (
             "Publish a distill run (or a selection made from one) as one config of a dataset: Parquet files, a "
             "dataset card (README.md) and sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit."
         ),
+        output_option="output_dir",
     ),
     Stage(
         "prune",

@@ -153,3 +153,30 @@ def test_an_extra_is_needed_only_by_the_options_that_use_it():
     assert "lm_eval" not in needs and "vllm" not in needs and "torch" in needs
     vllm_run = EvalConfig(models="m", tasks="lm-eval:arc_easy", speculative_engine="vllm")
     assert {"lm_eval", "vllm"} <= {need.module for need in STAGES.get("eval").needs if need.applies(vllm_run)}
+
+
+def test_a_rerun_skips_the_steps_whose_output_has_the_same_options(inputs, tmp_path, capsys):
+    from test_distill import CALLS
+
+    source, teacher = inputs
+    distill_step = {"data": str(source), "teacher": str(teacher), "engine": "scripted", "output": str(tmp_path / "run")}
+    publish_step = {"distilled": str(tmp_path / "run"), "output_dir": str(tmp_path / "published")}
+    pipeline = write_pipeline(tmp_path / "pipeline.yaml", [{"distill": distill_step}, {"publish": publish_step}])
+    assert main(["run", "--pipeline", pipeline]) == 0
+    calls, card = len(CALLS), (tmp_path / "published" / "README.md").read_text()
+    capsys.readouterr()
+
+    assert main(["run", "--pipeline", pipeline]) == 0
+    out = capsys.readouterr().out
+    assert "step 1/2: distill skipped" in out and "step 2/2: publish skipped" in out
+    assert len(CALLS) == calls and (tmp_path / "published" / "README.md").read_text() == card
+
+    changed = write_pipeline(
+        tmp_path / "pipeline.yaml", [{"distill": distill_step}, {"publish": {**publish_step, "license": "mit"}}]
+    )
+    assert main(["run", "--pipeline", changed]) == 0
+    out = capsys.readouterr().out
+    assert "step 1/2: distill skipped" in out and "step 2/2: publish done" in out
+    assert "license: mit" in (tmp_path / "published" / "README.md").read_text() and len(CALLS) == calls
+    record = json.loads((tmp_path / "published" / "sdd_data_step.json").read_text())
+    assert record["stage"] == "publish" and record["options"]["license"] == "mit"

@@ -30,6 +30,11 @@ class DistillConfig:
     """Discard the results of an earlier run in the output folder and start over."""
     strict: bool = False
     """Stop at the first row with an empty or non-string field instead of setting it aside."""
+    decontaminate: str | None = None
+    """Evaluation files to decontaminate against, comma-separated (multiple-choice JSONL, GSM8K test, any source):
+    rows sharing a word n-gram with an item are set aside with the reason `contaminated`, before the teacher runs."""
+    decontamination_ngram: int = 13
+    """Words per n-gram for --decontaminate (13 is the usual rule)."""
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     engine_options: EngineConfig = field(default_factory=EngineConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)

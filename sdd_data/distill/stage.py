@@ -10,7 +10,7 @@ import hashlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from sdd_data import __version__
 from sdd_data.artifacts import DATA_DIR, DISTILLED_PARQUET, DROPPED_PARQUET, STATS_FILE
 from sdd_data.config import config_hash, config_to_flat_dict
+from sdd_data.data.decontaminate import build_index, row_text, split_paths
 from sdd_data.data.records import sft_messages
 from sdd_data.data.sources import LoadedSource, load_rows
 from sdd_data.distill.config import DistillConfig
@@ -118,10 +119,25 @@ def _invalid_table(loaded: LoadedSource) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=DISTILLED_SCHEMA)
 
 
+def set_aside_contaminated(loaded: LoadedSource, config: DistillConfig) -> LoadedSource:
+    """The source without the rows that share an n-gram with an evaluation item; those join the unusable rows."""
+    paths = split_paths(config.decontaminate)
+    if not paths:
+        return loaded
+    index = build_index(paths, config.decontamination_ngram)
+    clean, contaminated = [], []
+    for row in loaded.rows:
+        (contaminated if index.contaminated(row_text(row)) else clean).append(row)
+    if not clean:
+        raise SddError(f"every row of {loaded.name} shares a {index.ngram}-gram with {', '.join(index.sources)}")
+    invalid = [*loaded.invalid, *({**row, "reason": "contaminated"} for row in contaminated)]
+    return replace(loaded, rows=clean, invalid=invalid)
+
+
 def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     """Run the distill stage (resuming an interrupted run in the same output folder) and return its stats."""
     _validate(config)
-    loaded = load_rows(config.source, strict=config.strict)
+    loaded = set_aside_contaminated(load_rows(config.source, strict=config.strict), config)
     template = get_template(config.template, {row["task"] for row in loaded.rows})
     teacher = resolve_model(config.teacher, revision=config.revision)
     flat_config = config_to_flat_dict(config)

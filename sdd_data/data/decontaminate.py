@@ -1,0 +1,101 @@
+"""Decontamination: flag training rows that share a long word n-gram with any evaluation item.
+
+Texts are normalised (lower case, every run of characters other than letters and digits becomes one
+space) and cut into word n-grams, 13 by default, the usual rule. A training row is contaminated when
+its instruction, input or response shares any n-gram with an evaluation item; an item shorter than n
+words cannot match, as under that rule.
+
+Evaluation items are read from multiple-choice files (`{query, choices}`: the question followed by each
+choice; `{context_options, continuation}`: each option followed by the continuation), or from any source
+`sdd_data.data.sources` reads (the instruction, input and response of each row).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdd_data.errors import SddError
+
+DEFAULT_NGRAM = 13
+WORD_BREAK = re.compile(r"[\W_]+")
+
+
+def normalised_words(text: str) -> list[str]:
+    """The words of a text, lower case, with punctuation and spacing removed."""
+    return WORD_BREAK.sub(" ", text.lower()).split()
+
+
+def _grams(words: list[str], size: int) -> Iterable[tuple[str, ...]]:
+    return (tuple(words[start : start + size]) for start in range(len(words) - size + 1))
+
+
+@dataclass
+class EvalIndex:
+    """Every word n-gram of the evaluation items."""
+
+    ngram: int = DEFAULT_NGRAM
+    grams: set[tuple[str, ...]] = field(default_factory=set)
+    items: int = 0
+    sources: list[str] = field(default_factory=list)
+
+    def add(self, text: str) -> None:
+        """Index one evaluation text."""
+        self.items += 1
+        self.grams.update(_grams(normalised_words(text), self.ngram))
+
+    def contaminated(self, text: str) -> bool:
+        """Whether `text` shares an n-gram with any indexed item."""
+        return any(gram in self.grams for gram in _grams(normalised_words(text), self.ngram))
+
+
+def _mc_texts(row: dict) -> list[str]:
+    if "context_options" in row:
+        return [f"{option} {row.get('continuation', '')}" for option in row["context_options"]]
+    return [f"{row.get('query', '')} {choice}" for choice in row.get("choices", [])]
+
+
+def _file_texts(path: Path) -> list[str]:
+    """The texts of an evaluation file: MC JSONL rows by their fields, anything else through the sources."""
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        try:
+            sample = json.loads(first) if first else {}
+        except json.JSONDecodeError:
+            raise SddError(f"evaluation file {path}: its first row is not valid JSON") from None
+        if isinstance(sample, dict) and ("query" in sample or "context_options" in sample):
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return [text for row in rows for text in _mc_texts(row)]
+    from sdd_data.data.sources import SourceSpec, load_rows
+
+    loaded = load_rows(SourceSpec(data=str(path)))
+    return [text for row in loaded.rows for text in (row["instruction"], row["input"], row["response"])]
+
+
+def build_index(paths: Iterable[str], ngram: int = DEFAULT_NGRAM) -> EvalIndex:
+    """An index of every item of the given evaluation files."""
+    if ngram < 1:
+        raise SddError(f"the decontamination n-gram must be at least 1 word, got {ngram}")
+    index = EvalIndex(ngram)
+    for text_path in paths:
+        path = Path(text_path).expanduser()
+        if not path.is_file():
+            raise SddError(f"evaluation file {path} (to decontaminate against) does not exist")
+        for text in _file_texts(path):
+            index.add(text)
+        index.sources.append(path.name)
+    return index
+
+
+def split_paths(text: str | None) -> list[str]:
+    """Evaluation files from a comma-separated option value."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def row_text(row: dict) -> str:
+    """The text of a row that decontamination checks: its instruction, input and response."""
+    return "\n".join(str(row.get(name) or "") for name in ("instruction", "input", "response"))

@@ -424,3 +424,42 @@ def test_config_maps_to_flags_with_docs():
     )
     docs = field_docs(EvalConfig)
     assert all(docs.get(name) for name in EvalConfig.__dataclass_fields__)
+
+
+def test_answer_nll_is_the_mean_per_token_negative_log_likelihood(tiny_model, tmp_path):
+    from sdd_data.evaluate.nll import AnswerNllTask
+
+    tokenizer = tiny_model.engine.tokenizer
+    rows = [
+        {"messages": [{"role": "user", "content": "What is 12 + 30?"}, {"role": "assistant", "content": "42."}]},
+        {"prompt": "Name a fox.", "response": "The quick brown fox."},
+    ]
+    task = AnswerNllTask(write_jsonl(tmp_path / "answers.jsonl", rows))
+    settings = TaskSettings(limit=None, batch_size=2)
+    task.prepare(settings)
+    result = task.run(tiny_model, settings)
+    expected = []
+    for turns in task.conversations:
+        prompt = tokenizer.apply_chat_template(turns[:-1], tokenize=False, add_generation_prompt=True)
+        tokens = len(split_pair(tokenizer, prompt, turns[-1]["content"])[1])
+        expected.append(-direct_logprob(tiny_model.engine.model, tokenizer, prompt, turns[-1]["content"]) / tokens)
+    assert result.item_scores == pytest.approx(expected, abs=1e-5) and not result.higher_is_better
+    assert result.score == pytest.approx(sum(expected) / 2, abs=1e-5) and result.task == "nll:answers"
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    with pytest.raises(SddError, match="bad.jsonl line 1: the conversation must end with a non-empty assistant"):
+        AnswerNllTask(str(tmp_path / "bad.jsonl")).prepare(settings)
+
+
+def test_lower_is_better_scores_stay_out_of_the_average_and_retention():
+    results = {
+        "mc": {name: TaskResult("mc", "acc_norm", score, 4, item_scores=[1.0, 0.0]) for name, score in
+               (("original", 0.5), ("pruned", 0.25))},
+        "nll": {name: TaskResult("nll", "nll", score, 2, higher_is_better=False) for name, score in
+                (("original", 1.2), ("pruned", 2.4))},
+    }  # fmt: skip
+    report = build_report({"original": {}, "pruned": {}}, "original", results)
+    assert report["average"] == {"original": 0.5, "pruned": 0.25}
+    assert report["retention"]["pruned"] == {"mc": 50.0, "nll": None, "average": 50.0}
+    assert report["tasks"]["mc"]["item_scores"]["pruned"] == [1.0, 0.0] and report["tasks"]["nll"]["item_scores"] == {}
+    table = format_table(report)
+    assert "nll (nll, lower is better)" in table and "2.400" in table

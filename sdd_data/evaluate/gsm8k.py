@@ -115,6 +115,7 @@ class Gsm8kTask:
             exact,
             len(verdicts),
             {"exact_match": exact, "strict_match": strict, "truncated": truncated},
+            item_scores=[float(verdict["exact_match"]) for verdict in verdicts],
         )
 
 

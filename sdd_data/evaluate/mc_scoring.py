@@ -130,22 +130,28 @@ def split_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], l
     return context_ids, continuation_ids
 
 
-def mc_accuracy(items: list[MCItem], scores: list[float]) -> dict[str, float]:
-    """acc (highest log-likelihood) and acc_norm (highest log-likelihood per character of the continuation).
+def mc_correct(items: list[MCItem], scores: list[float]) -> dict[str, list[int]]:
+    """Per item, 1 or 0: acc (highest log-likelihood) and acc_norm (highest log-likelihood per character of the
+    continuation).
 
     `scores` holds one log-likelihood per (item, choice) pair, in the order of the items' pairs.
     Ties go to the first choice.
     """
-    correct = correct_norm = 0
+    correct: dict[str, list[int]] = {"acc": [], "acc_norm": []}
     position = 0
     for item in items:
         choice_scores = scores[position : position + len(item.pairs)]
         position += len(item.pairs)
         lengths = [len(split_text(context, continuation)[1]) for context, continuation in item.pairs]
         normalised = [score / length for score, length in zip(choice_scores, lengths)]
-        correct += _argmax(choice_scores) == item.gold
-        correct_norm += _argmax(normalised) == item.gold
-    return {"acc": correct / len(items), "acc_norm": correct_norm / len(items)}
+        correct["acc"].append(int(_argmax(choice_scores) == item.gold))
+        correct["acc_norm"].append(int(_argmax(normalised) == item.gold))
+    return correct
+
+
+def mc_accuracy(items: list[MCItem], scores: list[float]) -> dict[str, float]:
+    """acc and acc_norm over the items (see `mc_correct`)."""
+    return {metric: sum(values) / len(items) for metric, values in mc_correct(items, scores).items()}
 
 
 def split_text(context: str, continuation: str) -> tuple[str, str]:

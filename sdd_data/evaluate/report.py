@@ -1,7 +1,8 @@
 """The evaluation report: scores per task and model, retention against the baseline, table, JSON and bar chart.
 
 Retention of a model = its score / the baseline's score × 100, per task; on the average row it is
-mean(model scores) / mean(baseline scores) × 100, the recovery figure of the SDD paper.
+mean(model scores) / mean(baseline scores) × 100, the recovery figure of the SDD paper. Scores where lower is
+better (a negative log-likelihood) are reported as they are, outside the average, the retention and the chart.
 """
 
 from __future__ import annotations
@@ -33,13 +34,19 @@ def build_report(
             "rows": next(iter(by_model.values())).rows,
             "scores": {name: by_model[name].score for name in names},
             "metrics": {name: by_model[name].metrics for name in names},
+            "higher_is_better": next(iter(by_model.values())).higher_is_better,
+            "item_scores": {name: by_model[name].item_scores for name in names if by_model[name].item_scores},
         }
         for label, by_model in results.items()
     }
-    average = {name: sum(task["scores"][name] for task in tasks.values()) / len(tasks) for name in names}
+    ranked = {label: task for label, task in tasks.items() if task["higher_is_better"]}
+    average = {name: sum(task["scores"][name] for task in ranked.values()) / max(len(ranked), 1) for name in names}
     retained = {
         name: {
-            **{label: retention(task["scores"][name], task["scores"][baseline]) for label, task in tasks.items()},
+            **{
+                label: retention(task["scores"][name], task["scores"][baseline]) if task["higher_is_better"] else None
+                for label, task in tasks.items()
+            },
             "average": retention(average[name], average[baseline]),
         }
         for name in names
@@ -59,6 +66,12 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _score(task: dict, name: str) -> str:
+    """A score in % (higher is better), or as it is (a negative log-likelihood)."""
+    score = task["scores"][name]
+    return _percent(100 * score) if task["higher_is_better"] else f"{score:.3f}"
+
+
 def format_table(report: dict) -> str:
     """Rows = tasks and their average, columns = model scores (in %) and each model's retention (in %)."""
     names = list(report["models"])
@@ -66,8 +79,8 @@ def format_table(report: dict) -> str:
     header = ["task (metric)", *names, *(f"{name}/{baseline} %" for name in report["retention"])]
     rows = [
         [
-            f"{label} ({task['metric']})",
-            *(_percent(100 * task["scores"][name]) for name in names),
+            f"{label} ({task['metric']}{'' if task['higher_is_better'] else ', lower is better'})",
+            *(_score(task, name) for name in names),
             *(_percent(report["retention"][name][label]) for name in report["retention"]),
         ]
         for label, task in report["tasks"].items()
@@ -104,9 +117,10 @@ def plot_report(report: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
     names = list(report["models"])
-    labels = [*report["tasks"], "average"]
+    ranked = {label: task for label, task in report["tasks"].items() if task["higher_is_better"]}
+    labels = [*ranked, "average"]
     values = {
-        name: [100 * task["scores"][name] for task in report["tasks"].values()] + [100 * report["average"][name]]
+        name: [100 * task["scores"][name] for task in ranked.values()] + [100 * report["average"][name]]
         for name in names
     }
     figure = Figure(figsize=(max(6.0, 1.4 * len(labels) * max(1, len(names)) / 2), 4.5), dpi=120)

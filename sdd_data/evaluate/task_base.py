@@ -44,6 +44,11 @@ class TaskResult:
     rows: int | None
     """Rows scored (None when the task's runner does not say)."""
     metrics: dict[str, float] = field(default_factory=dict)
+    higher_is_better: bool = True
+    """False for scores like a negative log-likelihood: they stay out of the average and of retention."""
+    item_scores: list[float] | None = None
+    """The headline metric of every row, in row order (1/0 for accuracy), for paired comparisons across models;
+    None when the task's runner does not give them."""
 
 
 class EvalTask(Protocol):

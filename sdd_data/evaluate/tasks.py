@@ -20,6 +20,7 @@ TASKS: Registry[TaskFactory] = Registry(
         "mc": "sdd_data.evaluate.multiple_choice:mc_task",
         "lm-eval": "sdd_data.evaluate.lm_eval_tasks:lm_eval_task",
         "leaderboard-v1": "sdd_data.evaluate.lm_eval_tasks:leaderboard_v1",
+        "nll": "sdd_data.evaluate.nll:nll_task",
     },
 )
 """Task name -> factory taking the entry's argument (the text after the first colon, or None)."""

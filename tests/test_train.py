@@ -344,3 +344,19 @@ def test_trl_sft_runs_the_cpu_recipe_as_it_is(tiny_llama_path: str, chat_rows: s
     finished = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert (tmp_path / "trl-out" / "model.safetensors").is_file()
+
+
+def test_conversations_longer_than_max_length_are_counted(tiny_llama_path: str):
+    from sdd_data.models import load_tokenizer
+    from sdd_data.train.stage import rows_over_length
+
+    tokenizer = load_tokenizer(tiny_llama_path)
+    conversations = [[{"role": "user", "content": "hi " * words}, {"role": "assistant", "content": "ok"}]
+                     for words in (1, 10, 40, 80)]  # fmt: skip
+    lengths = [
+        len(tokenizer(tokenizer.apply_chat_template(turns, tokenize=False))["input_ids"]) for turns in conversations
+    ]
+    limit = (lengths[1] + lengths[2]) // 2
+    assert lengths[0] < lengths[1] < limit < lengths[2] < lengths[3]
+    assert rows_over_length(tokenizer, conversations, limit) == 2
+    assert rows_over_length(tokenizer, conversations, None) == 0

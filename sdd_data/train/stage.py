@@ -64,6 +64,8 @@ class PreparedTraining:
     model_path: str
     output: Path
     checkpoints: Path
+    rows_over_max_length: int = 0
+    """Conversations longer than the recipe's max_length in tokens: TRL truncates them."""
 
 
 def load_model(path: str, model_args: Any, trust_remote_code: bool) -> Any:
@@ -167,7 +169,19 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
             )
     except ValueError as error:
         raise SddError(f"TRL refused the recipe {config.recipe}: {first_line(error)}") from None
-    return PreparedTraining(trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints)
+    over = rows_over_length(tokenizer, rows.conversations, args.max_length)
+    if over and show_progress:
+        print(f"{over} of {len(rows.conversations)} conversations are longer than max_length {args.max_length} "
+              "tokens: TRL truncates them")
+    return PreparedTraining(trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints, over)
+
+
+def rows_over_length(tokenizer: Any, conversations: list[list[dict]], max_length: int | None) -> int:
+    """How many conversations, rendered with the chat template, are longer than `max_length` tokens."""
+    if not max_length:
+        return 0
+    rendered = (tokenizer.apply_chat_template(turns, tokenize=False) for turns in conversations)
+    return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) > max_length for text in rendered)
 
 
 def _prune_record(model_path: str) -> dict:
@@ -232,6 +246,7 @@ def _write_side_files(prepared: PreparedTraining, staging: Path, result: dict) -
         "recipe": recipe,
         "rows": len(prepared.rows.conversations),
         "skipped_rows": prepared.rows.skipped,
+        "rows_over_max_length": prepared.rows_over_max_length,
         "metrics": result,
         "sdd_data_version": __version__,
     }

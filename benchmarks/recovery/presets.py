@@ -1,0 +1,130 @@
+"""The settings of each preset of the recovery experiment: model, cut, data, training and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+RECIPES = "recipes"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything one run of the experiment uses; recorded whole in results.json."""
+
+    name: str
+    model: str
+    """The original model: teacher of `sdd`, teacher of `kd`, and the model that is pruned."""
+    prune_candidates: tuple[tuple[str, int], ...]
+    """(method, blocks to remove) cuts to try; the one used is chosen by held-out NLL (see max_nll_increase)."""
+    max_nll_increase: float
+    """The largest held-out NLL increase (nats per token) a cut may cause: enough damage to recover, not a
+    broken model. The candidate of most removed blocks under it wins; among equal counts, the lower NLL."""
+    train_mix: dict[str, int]
+    """Training rows per source: alpaca, dolly (general) and gsm8k (math, from its train split)."""
+    heldout_prompts: int
+    """Alpaca and Dolly prompts no arm trains on, answered greedily by the original model."""
+    engine: str
+    max_new_tokens: int
+    sft_recipe: str
+    kd_recipe: str
+    training: dict[str, object]
+    """Recipe keys every trained arm gets (one epoch, max_length, batch, learning rate)."""
+    seeds: tuple[int, ...]
+    selection_budget: str
+    merge_t: float
+    eval_tasks: tuple[str, ...]
+    eval_items: int
+    eval_batch_size: int
+    bootstrap_samples: int = 2000
+    dtype: str = "auto"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+MC_TASKS = ("arc_easy", "arc_challenge", "piqa", "hellaswag")
+
+PRESETS = {
+    "cpu": Preset(
+        name="cpu",
+        model="smollm2",
+        prune_candidates=tuple((method, count) for count in (4, 6, 8) for method in ("angular", "block-influence")),
+        max_nll_increase=0.6,
+        train_mix={"alpaca": 500, "dolly": 300, "gsm8k": 400},
+        heldout_prompts=100,
+        engine="transformers",
+        max_new_tokens=256,
+        sft_recipe=f"{RECIPES}/smollm2-135m-instruct/sft-cpu/config.yaml",
+        kd_recipe=f"{RECIPES}/smollm2-135m-instruct/gkd-cpu/config.yaml",
+        training={"num_train_epochs": 1, "max_length": 384, "per_device_train_batch_size": 4,
+                  "gradient_accumulation_steps": 2, "learning_rate": 2.0e-5, "logging_steps": 10},
+        seeds=(0, 1, 2),
+        selection_budget="20%",
+        merge_t=0.5,
+        eval_tasks=MC_TASKS,
+        eval_items=1000,
+        eval_batch_size=32,
+    ),
+    "smoke": Preset(  # the plumbing of every arm in minutes: no result to read anything into
+        name="smoke",
+        model="smollm2",
+        prune_candidates=(("block-influence", 4),),
+        max_nll_increase=10.0,
+        train_mix={"alpaca": 12, "dolly": 6, "gsm8k": 12},
+        heldout_prompts=4,
+        engine="transformers",
+        max_new_tokens=48,
+        sft_recipe=f"{RECIPES}/smollm2-135m-instruct/sft-cpu/config.yaml",
+        kd_recipe=f"{RECIPES}/smollm2-135m-instruct/gkd-cpu/config.yaml",
+        training={"num_train_epochs": 1, "max_length": 128, "per_device_train_batch_size": 4,
+                  "gradient_accumulation_steps": 1, "learning_rate": 2.0e-5, "logging_steps": 1, "max_steps": 2},
+        seeds=(0,),
+        selection_budget="20%",
+        merge_t=0.5,
+        eval_tasks=("arc_easy", "hellaswag"),
+        eval_items=16,
+        eval_batch_size=16,
+        bootstrap_samples=200,
+    ),
+    "gpu-1b": Preset(
+        name="gpu-1b",
+        model="Qwen/Qwen2.5-1.5B-Instruct",
+        prune_candidates=tuple((method, count) for count in (4, 6, 8) for method in ("angular", "block-influence")),
+        max_nll_increase=0.6,
+        train_mix={"alpaca": 2000, "dolly": 2000, "gsm8k": 2000},
+        heldout_prompts=200,
+        engine="vllm",
+        max_new_tokens=512,
+        sft_recipe=f"{RECIPES}/llama-3.1-8b-instruct/sft-full/config.yaml",
+        kd_recipe=f"{RECIPES}/llama-3.1-8b-instruct/gkd/config.yaml",
+        training={"num_train_epochs": 1, "max_length": 1024, "use_peft": False, "learning_rate": 1.0e-5},
+        seeds=(0, 1, 2),
+        selection_budget="20%",
+        merge_t=0.5,
+        eval_tasks=(*MC_TASKS, "mmlu"),
+        eval_items=2000,
+        eval_batch_size=64,
+        dtype="bfloat16",
+    ),
+    "gpu-8b": Preset(
+        name="gpu-8b",
+        model="meta-llama/Llama-3.1-8B-Instruct",
+        prune_candidates=(("angular", 6),),
+        max_nll_increase=10.0,
+        train_mix={"alpaca": 2000, "dolly": 2000, "gsm8k": 2000},
+        heldout_prompts=200,
+        engine="vllm",
+        max_new_tokens=1024,
+        sft_recipe=f"{RECIPES}/llama-3.1-8b-instruct/sft-lora/config.yaml",
+        kd_recipe=f"{RECIPES}/llama-3.1-8b-instruct/gkd/config.yaml",
+        training={"num_train_epochs": 1, "max_length": 2048},
+        seeds=(0, 1, 2),
+        selection_budget="20%",
+        merge_t=0.5,
+        eval_tasks=(*MC_TASKS, "mmlu"),
+        eval_items=5000,
+        eval_batch_size=64,
+        dtype="bfloat16",
+    ),
+}

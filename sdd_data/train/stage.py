@@ -171,8 +171,10 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
         raise SddError(f"TRL refused the recipe {config.recipe}: {first_line(error)}") from None
     over = rows_over_length(tokenizer, rows.conversations, args.max_length)
     if over and show_progress:
-        print(f"{over} of {len(rows.conversations)} conversations are longer than max_length {args.max_length} "
-              "tokens: TRL truncates them")
+        print(
+            f"{over} of {len(rows.conversations)} conversations are longer than max_length {args.max_length} "
+            "tokens: TRL truncates them"
+        )
     return PreparedTraining(trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints, over)
 
 

@@ -1,0 +1,185 @@
+"""The experiment's numbers: per-arm scores over seeds, retention, paired-bootstrap intervals, and the files.
+
+A comparison of arm A with arm B is the difference of their average accuracy over the multiple-choice
+tasks. Its 95% interval comes from a paired bootstrap: each resample draws the evaluation items with
+replacement (the same items for both arms, task by task) and each arm's seeds with replacement, and
+the interval is the 2.5th to 97.5th percentile of the resampled differences. An interval that spans
+zero reads "no clear difference".
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+from presets import Preset
+
+COMPARISONS = (
+    ("sdd", "sft"), ("sdd", "kd"), ("sdd", "pruned"), ("sdd-paser", "sdd-random"), ("sdd-paser", "sdd"),
+    ("sdd-random", "sdd"), ("merged", "sdd-math"), ("merged", "sdd-general"), ("merged", "sdd"), ("sft", "sdd"),
+)  # fmt: skip
+ARM_ORDER = ("original", "pruned", "sft", "sdd", "sdd-paser", "sdd-random", "kd", "sdd-math", "sdd-general", "merged")
+README_BEGIN, README_END = "<!-- recovery-results -->", "<!-- /recovery-results -->"
+
+
+def collect_arms(entries: list[dict]) -> dict[str, dict]:
+    """Per arm: its seeds, each task's score per seed, the average over ranked tasks per seed, item scores."""
+    arms: dict[str, dict] = {}
+    for entry in sorted(entries, key=lambda entry: (ARM_ORDER.index(entry["arm"]), entry["seed"] or 0)):
+        arm = arms.setdefault(entry["arm"], {"seeds": [], "tasks": {}, "average": [], "distribution": {},
+                                             "items": {}, "training": []})  # fmt: skip
+        arm["seeds"].append(entry["seed"])
+        ranked = []
+        for label, task in entry["tasks"].items():
+            name = label.split(":", 1)[1].rsplit("/", 1)[-1].removesuffix(".jsonl").removeprefix("eval_")
+            if task["higher_is_better"]:
+                arm["tasks"].setdefault(name, []).append(task["score"])
+                arm["items"].setdefault(name, []).append(task["items"])
+                ranked.append(task["score"])
+            else:
+                arm["distribution"].setdefault("heldout_answer_nll", []).append(task["score"])
+        arm["average"].append(sum(ranked) / len(ranked))
+        if entry.get("training"):
+            arm["training"].append(entry["training"])
+    return arms
+
+
+def paired_bootstrap(first: dict, second: dict, samples: int, seed: int = 0) -> tuple[float, float, float]:
+    """Difference of average accuracy (first − second) and its 95% paired-bootstrap interval over items and seeds."""
+    rng = np.random.default_rng(seed)
+    tasks = sorted(set(first["items"]) & set(second["items"]))
+    matrices = [(np.array(first["items"][task], dtype=float), np.array(second["items"][task], dtype=float))
+                for task in tasks]  # fmt: skip
+    point = float(np.mean([a.mean() - b.mean() for a, b in matrices]))
+    differences = np.empty(samples)
+    for sample in range(samples):
+        total = 0.0
+        for a, b in matrices:
+            items = rng.integers(a.shape[1], size=a.shape[1])
+            seeds_a, seeds_b = rng.integers(a.shape[0], size=a.shape[0]), rng.integers(b.shape[0], size=b.shape[0])
+            total += a[seeds_a][:, items].mean() - b[seeds_b][:, items].mean()
+        differences[sample] = total / len(matrices)
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
+def verdict(first: str, second: str, low: float, high: float) -> str:
+    if low <= 0 <= high:
+        return "no clear difference"
+    return f"{first} better" if low > 0 else f"{second} better"
+
+
+def build_results(preset: Preset, record: dict, entries: list[dict]) -> dict:
+    """results.json's content: config, arms (scores per seed), retention and comparisons."""
+    arms = collect_arms(entries)
+    original = statistics.mean(arms["original"]["average"]) if "original" in arms else None
+    comparisons = []
+    for first, second in COMPARISONS:
+        if first in arms and second in arms:
+            point, low, high = paired_bootstrap(arms[first], arms[second], preset.bootstrap_samples)
+            comparisons.append({"first": first, "second": second, "difference": point, "ci95": [low, high],
+                                "verdict": verdict(first, second, low, high)})  # fmt: skip
+    public = {
+        name: {
+            "seeds": arm["seeds"],
+            "tasks": arm["tasks"],
+            "average": arm["average"],
+            "retention": [100 * value / original for value in arm["average"]] if original else None,
+            "distribution": arm["distribution"],
+            "training": arm["training"],
+        }
+        for name, arm in arms.items()
+    }
+    return {"config": record, "arms": public, "comparisons": comparisons}
+
+
+def _mean_sd(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
+    mean = statistics.mean(values) * scale
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def render_markdown(results: dict) -> str:
+    """The results table and the comparisons, as Markdown (also the README's results section)."""
+    arms = results["arms"]
+    tasks = list(next(iter(arms.values()))["tasks"])
+    config = results["config"]["preset"]
+    lines = [
+        f"Preset `{config['name']}`: {config['model']}, acc_norm (%) on {config['eval_items']} items per task "
+        "(or the whole set), mean ± sd over seeds; retention = average / original average × 100; held-out NLL: "
+        "the original model's own answers to prompts no arm trains on (nats per token, lower is closer).",
+        "",
+        "| arm | seeds | " + " | ".join(tasks) + " | average | retention % | held-out NLL |",
+        "|---|---|" + "---|" * len(tasks) + "---|---|---|",
+    ]
+    for name, arm in arms.items():
+        nll = arm["distribution"].get("heldout_answer_nll")
+        lines.append(
+            f"| {name} | {len(arm['seeds'])} | "
+            + " | ".join(_mean_sd(arm["tasks"][task]) for task in tasks)
+            + f" | {_mean_sd(arm['average'])} | {_mean_sd(arm['retention'], 1.0) if arm['retention'] else '-'}"
+            + f" | {_mean_sd(nll, 1.0, 3) if nll else '-'} |"
+        )
+    lines += ["", "| comparison | difference (points) | 95% interval | reading |", "|---|---|---|---|"]
+    for item in results["comparisons"]:
+        low, high = item["ci95"]
+        lines.append(
+            f"| {item['first']} − {item['second']} | {100 * item['difference']:+.2f} | "
+            f"[{100 * low:+.2f}, {100 * high:+.2f}] | {item['verdict']} |"
+        )
+    pruning = results["config"].get("pruning")
+    if pruning:
+        chosen = pruning["chosen"]
+        lines += [
+            "",
+            f"Cut: {chosen['method']}, blocks {chosen['removed_blocks']} (held-out NLL "
+            f"{chosen['heldout_nll']:.3f} against the original's {pruning['original_heldout_nll']:.3f}).",
+        ]
+    removed = results["config"].get("decontamination", {}).get("removed_rows")
+    if removed is not None:
+        lines.append(f"Decontamination removed {removed} training rows sharing a 13-gram with an evaluation item.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    arms = results["arms"]
+    figure = Figure(figsize=(10, 4.5), dpi=120)
+    accuracy, distance = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    names = list(arms)
+    for index, name in enumerate(names):
+        values = [100 * value for value in arms[name]["average"]]
+        accuracy.bar(index, statistics.mean(values), color="tab:blue" if name.startswith("sdd") else "tab:gray")
+        accuracy.scatter([index] * len(values), values, color="black", s=8, zorder=3)
+        nll = arms[name]["distribution"].get("heldout_answer_nll")
+        if nll:
+            distance.bar(index, statistics.mean(nll), color="tab:orange")
+            distance.scatter([index] * len(nll), nll, color="black", s=8, zorder=3)
+    for axes, title in ((accuracy, "average acc_norm (%)"), (distance, "held-out NLL of the original's answers")):
+        axes.set_xticks(range(len(names)), names, rotation=40, ha="right")
+        axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+
+
+def write_results(preset: Preset, record: dict, entries: list[dict], folder: Path) -> dict:
+    """results.json, results.md and results.png in `folder`, and the README's results section."""
+    results = build_results(preset, record, entries)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = render_markdown(results)
+    (folder / "results.md").write_text(markdown)
+    plot(results, folder / "results.png")
+    print(markdown)
+    return results
+
+
+def readme_section(results: dict, image: str) -> str:
+    """The README's results block: the command, the table and the plot."""
+    command = f"python benchmarks/recovery/run.py --preset {results['config']['preset']['name']}"
+    table = render_markdown(results)
+    return f"{README_BEGIN}\n```bash\n{command}\n```\n\n{table}\n![recovery results]({image})\n{README_END}"

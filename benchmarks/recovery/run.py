@@ -1,0 +1,307 @@
+"""The recovery experiment: does self-distilled data recover a pruned model better than the alternatives?
+
+    python benchmarks/recovery/run.py --preset cpu
+
+Every arm runs through the project's own stages, as `sdd-data run` pipeline files under --work:
+
+| arm | what it is |
+|---|---|
+| original | the unpruned model |
+| pruned | the cut model, no recovery training |
+| sft | SFT on the source responses |
+| sdd | SFT on the self-distilled responses (the unpruned model is the teacher) |
+| sdd-paser | SFT on PASER's 20% of sdd |
+| sdd-random | SFT on a random 20% of sdd |
+| kd | logit distillation (GKD, no on-policy generation) from the unpruned model on the source data |
+| sdd-math, sdd-general | SFT on the math part, or the general part, of sdd |
+| merged | SLERP of sdd-math and sdd-general |
+
+Resuming: a pipeline step whose output folder holds the same options is skipped, and every finished
+arm's evaluation is kept in benchmarks/recovery/arms/<preset>/, committed with the results: a rerun on
+any machine recomputes only the arms missing there or whose settings changed.
+
+Writes benchmarks/recovery/results.json, results.md and results.png (--results-dir), and the README's
+results section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from analysis import README_BEGIN, README_END, readme_section, write_results
+from prepare import GENERAL_SOURCES, MC_DELIMITER, prepare_data, write_jsonl
+from presets import PRESETS, Preset
+
+from sdd_data.artifacts import DISTILLED_PARQUET, EVAL_RESULTS, STATS_FILE, TRAIN_RECORD
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+def options_hash(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Experiment:
+    """One preset's arms: pipeline files under `work`, finished evaluations under `arms`."""
+
+    def __init__(self, preset: Preset, work: Path, data_dir: Path, hub_ids: dict[str, str]):
+        self.preset, self.work, self.data_dir, self.hub_ids = preset, work, data_dir, hub_ids
+        self.arms_dir = HERE / "arms" / preset.name
+        self.record: dict = {"preset": preset.to_dict()}
+        self.results_dir = HERE
+
+    # --- running stages -------------------------------------------------------------------------
+
+    def pipeline(self, name: str, steps: list[dict]) -> None:
+        """Run (or resume) one pipeline file of steps through `sdd-data run`."""
+        path = self.work / "pipelines" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump({"steps": steps}, sort_keys=False))
+        print(f"--- {name}", flush=True)
+        result = subprocess.run([sys.executable, "-m", "sdd_data.cli", "run", "--pipeline", str(path)], cwd=REPO)
+        if result.returncode != 0:
+            raise SystemExit(f"pipeline {path} failed (exit {result.returncode}); fix it and rerun to resume")
+
+    def eval_step(self, name: str, model: str, tasks: list[str], output: Path) -> dict:
+        return {"eval": {"models": f"{name}={model}", "tasks": ",".join(tasks), "limit": None,
+                         "batch_size": self.preset.eval_batch_size, "mc_delimiter": MC_DELIMITER,
+                         "dtype": self.preset.dtype, "output": str(output)}}  # fmt: skip
+
+    # --- the shared inputs ----------------------------------------------------------------------
+
+    def heldout_answers(self, prompts: Path) -> Path:
+        """The original model's greedy answers to the held-out prompts (the distribution to preserve)."""
+        path = self.work / "data" / "heldout_answers.jsonl"
+        if path.is_file():
+            return path
+        from sdd_data.data.records import user_prompt
+        from sdd_data.engines import DecodingConfig, EngineConfig, load_engine
+        from sdd_data.models import resolve_model
+
+        rows = [json.loads(line) for line in prompts.read_text(encoding="utf-8").splitlines() if line.strip()]
+        turns = [[{"role": "user", "content": user_prompt(row["instruction"], row["input"])}] for row in rows]
+        engine = load_engine(
+            self.preset.engine, resolve_model(self.preset.model).path, EngineConfig(dtype=self.preset.dtype)
+        )
+        try:
+            rendered = [
+                engine.tokenizer.apply_chat_template(t, tokenize=False, add_generation_prompt=True) for t in turns
+            ]
+            decoding = DecodingConfig(max_new_tokens=self.preset.max_new_tokens)
+            generations = engine.generate(rendered, [0] * len(rendered), decoding)
+        finally:
+            engine.close()
+        answered = [{"messages": [*t, {"role": "assistant", "content": g.text.strip()}]}
+                    for t, g in zip(turns, generations) if g.text.strip()]  # fmt: skip
+        return write_jsonl(path, answered)
+
+    def choose_cut(self, train: Path, nll_task: str) -> Path:
+        """Prune every candidate cut, score each on the held-out answers, keep the one the preset's rule picks."""
+        original = self.work / "eval" / "original-heldout"
+        self.pipeline("original-heldout", [self.eval_step("original", self.preset.model, [nll_task], original)])
+        baseline = self.nll(original)
+        candidates = []
+        for method, count in self.preset.prune_candidates:
+            name = f"prune-{method}-{count}"
+            folder = self.work / "prune" / name
+            prune = {"model": self.preset.model, "method": method, "blocks_to_remove": count,
+                     "calibration_data": str(train), "output": str(folder)}  # fmt: skip
+            self.pipeline(
+                name, [{"prune": prune}, self.eval_step(name, str(folder), [nll_task], folder.with_name(f"{name}-nll"))]
+            )
+            record = json.loads((folder / "sdd_data_prune.json").read_text())
+            nll = self.nll(folder.with_name(f"{name}-nll"))
+            candidates.append({"method": method, "blocks": count, "removed_blocks": record["removed_blocks"],
+                               "heldout_nll": nll, "nll_increase": nll - baseline, "path": str(folder)})  # fmt: skip
+        fitting = [c for c in candidates if c["nll_increase"] <= self.preset.max_nll_increase] or candidates[:1]
+        chosen = max(fitting, key=lambda c: (c["blocks"], -c["heldout_nll"]))
+        self.record["pruning"] = {
+            "original_heldout_nll": baseline,
+            "max_nll_increase": self.preset.max_nll_increase,
+            "candidates": candidates,
+            "chosen": {key: value for key, value in chosen.items() if key != "path"},
+        }
+        print(
+            f"cut: {chosen['method']} removing blocks {chosen['removed_blocks']} "
+            f"(held-out NLL {chosen['heldout_nll']:.3f} vs {baseline:.3f})"
+        )
+        return Path(chosen["path"])
+
+    @staticmethod
+    def nll(eval_folder: Path) -> float:
+        report = json.loads((eval_folder / EVAL_RESULTS).read_text())
+        (task,) = [task for task in report["tasks"].values() if not task["higher_is_better"]]
+        return next(iter(task["scores"].values()))
+
+    def distill(self, train: Path, eval_files: list[Path]) -> Path:
+        folder = self.work / "sdd"
+        options = {"data": str(train), "teacher": self.preset.model, "engine": self.preset.engine,
+                   "max_new_tokens": self.preset.max_new_tokens, "dtype": self.preset.dtype,
+                   "decontaminate": ",".join(map(str, eval_files)), "output": str(folder)}  # fmt: skip
+        self.pipeline("distill", [{"distill": options}])
+        stats = json.loads((folder / STATS_FILE).read_text())
+        self.record["distill"] = {
+            key: stats[key] for key in ("rows_in", "rows_out", "decisions", "reasons_by_decision", "by_task")
+        }
+        self.record["decontamination"] = {"removed_rows": stats["reasons"].get("contaminated", 0),
+                                          "against": [path.name for path in eval_files]}  # fmt: skip
+        return folder
+
+    def training_sets(self, distilled: Path) -> dict[str, Path]:
+        """The data of each arm, from the distill run's kept rows: source responses, distilled ones, parts."""
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(distilled / DISTILLED_PARQUET).to_pylist()
+        folder = self.work / "data"
+        source = [{key: row[key] for key in ("id", "instruction", "input", "response", "task")} for row in rows]
+        math = [{"messages": row["messages"]} for row in rows if row["task"] == "math"]
+        general = [{"messages": row["messages"]} for row in rows if row["source"] in GENERAL_SOURCES]
+        return {"sft": write_jsonl(folder / "sft.jsonl", source), "kd": folder / "sft.jsonl", "sdd": distilled,
+                "sdd-math": write_jsonl(folder / "sdd_math.jsonl", math),
+                "sdd-general": write_jsonl(folder / "sdd_general.jsonl", general)}  # fmt: skip
+
+    def select(self, distilled: Path, pruned: Path, method: str, seed: int) -> Path:
+        folder = self.work / "select" / f"{method}-{seed}"
+        options = {"data": str(distilled), "pruned_model": str(pruned), "original_model": self.preset.model,
+                   "method": method, "budget": self.preset.selection_budget, "seed": seed, "dtype": self.preset.dtype,
+                   "output": str(folder)}  # fmt: skip
+        self.pipeline(f"select-{method}-{seed}", [{"select": options}])
+        return folder
+
+    # --- arms ------------------------------------------------------------------------------------
+
+    def arm(self, arm: str, seed: int | None, model_steps: list[dict], model: Path | str, tasks: list[str]) -> dict:
+        """Build one arm's model (steps), evaluate it, and keep the evaluation under `arms_dir` (cached)."""
+        name = arm if seed is None else f"{arm}-s{seed}"
+        key = options_hash({"steps": model_steps, "tasks": tasks, "model": str(model), "preset": self.preset.to_dict()})
+        cached = self.arms_dir / f"{name}.json"
+        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
+            return json.loads(cached.read_text())
+        output = self.work / "eval" / name
+        self.pipeline(name, [*model_steps, self.eval_step(name, str(model), tasks, output)])
+        report = json.loads((output / EVAL_RESULTS).read_text())
+        entry = {"key": key, "arm": arm, "seed": seed, "tasks": {}}
+        for label, task in report["tasks"].items():
+            entry["tasks"][label] = {"score": task["scores"][name], "higher_is_better": task["higher_is_better"],
+                                     "items": task["item_scores"].get(name)}  # fmt: skip
+        train_record = Path(str(model)) / TRAIN_RECORD
+        if train_record.is_file():
+            trained = json.loads(train_record.read_text())
+            entry["training"] = {
+                "rows": trained["rows"],
+                "rows_over_max_length": trained.get("rows_over_max_length"),
+                "steps": trained["metrics"].get("global_step"),
+                "train_loss": trained["metrics"].get("train_loss"),
+            }
+        self.arms_dir.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(entry) + "\n")
+        return entry
+
+    def train_step(
+        self, recipe: str, pruned: Path, data: Path, output: Path, seed: int, teacher: str | None = None
+    ) -> dict:
+        options = {"recipe": recipe, "model": str(pruned), "data": str(data), "output": str(output),
+                   "overrides": {**self.preset.training, "seed": seed}}  # fmt: skip
+        if teacher:
+            options["teacher"] = teacher
+        return {"train": options}
+
+    def run(self, only: set[str] | None) -> dict:
+        """Every arm, then the analysis; returns results.json's content."""
+        prepared = prepare_data(self.preset, self.data_dir, self.work, self.hub_ids)
+        self.record["data"] = prepared.counts
+        eval_files = list(prepared.eval_files.values())
+        nll_task = f"nll:{self.heldout_answers(prepared.heldout_prompts)}"
+        tasks = [*(f"mc:{path}" for path in eval_files), nll_task]
+        pruned = self.choose_cut(prepared.train, nll_task)
+        distilled = self.distill(prepared.train, eval_files)
+        data = self.training_sets(distilled)
+        wanted = lambda arm: only is None or arm in only  # noqa: E731
+        entries = []
+        if wanted("original"):
+            entries.append(self.arm("original", None, [], self.preset.model, tasks))
+        if wanted("pruned"):
+            entries.append(self.arm("pruned", None, [], pruned, tasks))
+        paser = self.select(distilled, pruned, "paser", 0) if wanted("sdd-paser") else None
+        for seed in self.preset.seeds:
+            models = self.work / "models"
+            plans = {
+                "sft": (self.preset.sft_recipe, data["sft"], None),
+                "sdd": (self.preset.sft_recipe, data["sdd"], None),
+                "kd": (self.preset.kd_recipe, data["kd"], self.preset.model),
+                "sdd-math": (self.preset.sft_recipe, data["sdd-math"], None),
+                "sdd-general": (self.preset.sft_recipe, data["sdd-general"], None),
+            }
+            if paser is not None:
+                plans["sdd-paser"] = (self.preset.sft_recipe, paser, None)
+            if wanted("sdd-random"):
+                plans["sdd-random"] = (self.preset.sft_recipe, self.select(distilled, pruned, "random", seed), None)
+            for arm, (recipe, arm_data, teacher) in plans.items():
+                if wanted(arm) or (arm in ("sdd-math", "sdd-general") and wanted("merged")):
+                    output = models / f"{arm}-s{seed}"
+                    step = self.train_step(recipe, pruned, arm_data, output, seed, teacher)
+                    entries.append(self.arm(arm, seed, [step], output, tasks))
+            if wanted("merged"):
+                entries.append(self.merged(seed, models, pruned, data, tasks))
+        return write_results(self.preset, self.record, entries, self.results_dir)
+
+    def merged(self, seed: int, models: Path, pruned: Path, data: dict[str, Path], tasks: list[str]) -> dict:
+        parts = [models / f"sdd-math-s{seed}", models / f"sdd-general-s{seed}"]
+        recipe = {"merge_method": "slerp", "base_model": str(parts[0]),
+                  "models": [{"model": str(part)} for part in parts], "parameters": {"t": self.preset.merge_t},
+                  "dtype": "float32"}  # fmt: skip
+        recipe_path = self.work / "pipelines" / f"merge-s{seed}.yaml"
+        recipe_path.parent.mkdir(parents=True, exist_ok=True)
+        recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        output = models / f"merged-s{seed}"
+        return self.arm(
+            "merged", seed, [{"merge": {"merge_config": str(recipe_path), "output": str(output)}}], output, tasks
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the recovery experiment (see the module docstring).")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "recovery", help="where models and data go")
+    parser.add_argument("--data-dir", type=Path, default=DATA, help="local copies of the datasets")
+    parser.add_argument(
+        "--hub",
+        action="append",
+        default=[],
+        metavar="SOURCE=ID",
+        help="take a training source from the Hub instead, e.g. gsm8k=openai/gsm8k",
+    )
+    parser.add_argument("--only", help="comma-separated arms to run (the others are left as they are)")
+    parser.add_argument("--results-dir", type=Path, help="where results.json/md/png go (default: beside this file)")
+    args = parser.parse_args()
+    preset = PRESETS[args.preset]
+    hub_ids = dict(entry.split("=", 1) for entry in args.hub)
+    experiment = Experiment(preset, args.work / preset.name, args.data_dir, hub_ids)
+    if args.results_dir is not None:
+        experiment.results_dir = args.results_dir
+    results = experiment.run(set(args.only.split(",")) if args.only else None)
+    if args.results_dir is None and not args.only:
+        update_readme(results)
+
+
+def update_readme(results: dict) -> None:
+    """Replace the README's results section (between its markers) with these results."""
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < 0:
+        raise SystemExit(f"README.md has no {README_BEGIN} ... {README_END} section to fill")
+    section = readme_section(results, "benchmarks/recovery/results.png")
+    readme.write_text(text[:start] + section + text[end + len(README_END) :])
+
+
+if __name__ == "__main__":
+    main()

@@ -19,12 +19,8 @@ from presets import Preset
 
 from sdd_data.data.sources import SourceSpec, load_rows
 
-TRAIN_SOURCES = {
-    "alpaca": ("alpaca/alpaca_2k.json", "alpaca"),
-    "dolly": ("dolly/dolly_2k.json", "dolly"),
-    "gsm8k": ("gsm8k/train.jsonl", "gsm8k"),
-}
-"""Source name -> (file under the data folder, column preset)."""
+TRAIN_SOURCES = {"alpaca": "alpaca/alpaca_2k.json", "dolly": "dolly/dolly_2k.json", "gsm8k": "gsm8k/train.jsonl"}
+"""Source name -> its file under the data folder (columns are recognised by the sources' presets)."""
 GENERAL_SOURCES = ("alpaca", "dolly")
 EVAL_FILES = {
     "arc_easy": "eval/arc_easy/llmfoundry_arc_easy.jsonl",
@@ -57,9 +53,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _source(data_dir: Path, name: str, hub_ids: dict[str, str]) -> tuple[str, str]:
-    file_name, preset = TRAIN_SOURCES[name]
-    return hub_ids.get(name) or str(data_dir / file_name), preset
+def _source(data_dir: Path, name: str, hub_ids: dict[str, str]) -> str:
+    return hub_ids.get(name) or str(data_dir / TRAIN_SOURCES[name])
 
 
 def _canonical(rows: list[dict], source: str) -> list[dict]:
@@ -72,8 +67,8 @@ def training_rows(preset: Preset, data_dir: Path, hub_ids: dict[str, str]) -> tu
     train, heldout = [], []
     per_source_heldout = -(-preset.heldout_prompts // len(GENERAL_SOURCES))
     for name, count in preset.train_mix.items():
-        data, column_preset = _source(data_dir, name, hub_ids)
-        rows = load_rows(SourceSpec(data=data, preset=column_preset)).rows
+        data = _source(data_dir, name, hub_ids)
+        rows = load_rows(SourceSpec(data=data)).rows
         reserved = per_source_heldout if name in GENERAL_SOURCES else 0
         if count + reserved > len(rows):
             raise SystemExit(f"{data} has {len(rows)} rows: too few for {count} training and {reserved} held-out rows")

@@ -17,7 +17,7 @@ Every arm runs through the project's own stages, as `sdd-data run` pipeline file
 | merged | SLERP of sdd-math and sdd-general |
 
 Resuming: a pipeline step whose output folder holds the same options is skipped, and every finished
-arm's evaluation is kept in benchmarks/recovery/arms/<preset>/, committed with the results: a rerun on
+arm's evaluation is kept in arms/<preset>/ beside the results, committed with them: a rerun on
 any machine recomputes only the arms missing there or whose settings changed.
 
 Writes benchmarks/recovery/results.json, results.md and results.png (--results-dir), and the README's
@@ -54,9 +54,13 @@ class Experiment:
 
     def __init__(self, preset: Preset, work: Path, data_dir: Path, hub_ids: dict[str, str]):
         self.preset, self.work, self.data_dir, self.hub_ids = preset, work, data_dir, hub_ids
-        self.arms_dir = HERE / "arms" / preset.name
         self.record: dict = {"preset": preset.to_dict()}
         self.results_dir = HERE
+
+    @property
+    def arms_dir(self) -> Path:
+        """Finished arms' evaluations, kept beside the results (committed with them)."""
+        return self.results_dir / "arms" / self.preset.name
 
     # --- running stages -------------------------------------------------------------------------
 

@@ -85,13 +85,14 @@ def format_table(report: dict) -> str:
         ]
         for label, task in report["tasks"].items()
     ]
-    rows.append(
-        [
-            "average",
-            *(_percent(100 * report["average"][name]) for name in names),
-            *(_percent(report["retention"][name]["average"]) for name in report["retention"]),
-        ]
-    )
+    if any(task["higher_is_better"] for task in report["tasks"].values()):
+        rows.append(
+            [
+                "average",
+                *(_percent(100 * report["average"][name]) for name in names),
+                *(_percent(report["retention"][name]["average"]) for name in report["retention"]),
+            ]
+        )
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     lines = [
         "  ".join(

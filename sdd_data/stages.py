@@ -178,6 +178,7 @@ PIPELINE_ORDER = (
             Need("matplotlib", "eval"),
             Need("lm_eval", "eval", "tasks", "lm-eval"),
             Need("lm_eval", "eval", "tasks", "leaderboard-v1"),
+            Need("lm_eval", "eval", "tasks", "lm-eval-mc"),
             Need("vllm", "vllm", "speculative_engine", "vllm"),
         ),
     ),

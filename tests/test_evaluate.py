@@ -202,6 +202,8 @@ def test_mc_accuracy_normalises_by_continuation_characters():
     item = MCItem((("Q:", "a"), ("Q:", "bbbbbbbbbb")), gold=1)
     scores = [-2.0, -5.0]  # the long choice is less likely in total, more likely per character
     assert mc_accuracy([item], scores) == {"acc": 0.0, "acc_norm": 1.0}
+    spaced = MCItem((("Q: ", "a"), ("Q: ", "bbb")), gold=1)  # per character of the choice, not of " a" and " bbb"
+    assert mc_accuracy([spaced], [-1.0, -2.5]) == {"acc": 0.0, "acc_norm": 1.0}
 
 
 # --- GSM8K ---------------------------------------------------------------------------------------
@@ -463,3 +465,28 @@ def test_lower_is_better_scores_stay_out_of_the_average_and_retention():
     assert report["tasks"]["mc"]["item_scores"]["pruned"] == [1.0, 0.0] and report["tasks"]["nll"]["item_scores"] == {}
     table = format_table(report)
     assert "nll (nll, lower is better)" in table and "2.400" in table
+
+
+def test_lm_eval_scores_the_same_items_as_the_built_in_scorer(tiny_llama_path, tmp_path):
+    """The offline lm-eval path (a task YAML through --include_path) agrees with mc: item by item."""
+    mc = write_jsonl(tmp_path / "tiny_mc.jsonl", MC_ROWS * 3)
+    output = tmp_path / "out"
+    report = evaluate(
+        EvalConfig(models=f"tiny={tiny_llama_path}", tasks=f"mc:{mc},lm-eval-mc:{mc}", limit=7, seed=1,
+                   batch_size=4, dtype="float32", device="cpu", output=str(output))
+    )  # fmt: skip
+    ours, theirs = report["tasks"]["mc:tiny_mc"], report["tasks"]["lm-eval-mc:tiny_mc"]
+    assert ours["rows"] == theirs["rows"] == 7 and theirs["metric"] == ours["metric"] == "acc_norm"
+    assert ours["higher_is_better"] is True and len(ours["item_scores"]["tiny"]) == 7
+    assert ours["item_scores"]["tiny"] == theirs["item_scores"]["tiny"]
+    assert ours["metrics"]["tiny"]["acc"] == pytest.approx(theirs["metrics"]["tiny"]["acc"])
+    assert ours["scores"]["tiny"] == pytest.approx(theirs["scores"]["tiny"])
+
+
+def test_lm_eval_task_yaml_splits_the_delimiter_like_the_built_in_scorer(tmp_path):
+    from sdd_data.evaluate.lm_eval_mc import task_yaml
+
+    config = task_yaml("sdd_mc_x", tmp_path / "x.jsonl", "\nAnswer: ")
+    assert config["doc_to_text"] == "{{query}}\nAnswer:" and config["target_delimiter"] == " "
+    assert config["dataset_kwargs"]["data_files"]["test"] == str((tmp_path / "x.jsonl").resolve())
+    assert task_yaml("t", tmp_path / "x.jsonl", " ")["doc_to_text"] == "{{query}}"

@@ -360,3 +360,19 @@ def test_conversations_longer_than_max_length_are_counted(tiny_llama_path: str):
     assert lengths[0] < lengths[1] < limit < lengths[2] < lengths[3]
     assert rows_over_length(tokenizer, conversations, limit) == 2
     assert rows_over_length(tokenizer, conversations, None) == 0
+
+
+def test_gkd_leaves_out_answers_that_fill_max_length_alone(tiny_llama_path: str):
+    from sdd_data.models import load_tokenizer
+    from sdd_data.train.data import TrainingRows
+    from sdd_data.train.stage import without_overlong_answers
+
+    tokenizer = load_tokenizer(tiny_llama_path)
+    short = [{"role": "user", "content": "Name a fox."}, {"role": "assistant", "content": "A quick fox."}]
+    long = [{"role": "user", "content": "Name a fox."}, {"role": "assistant", "content": "the quick brown fox " * 30}]
+    rows = TrainingRows([short, long, short], {"dropped": 1}, "rows")
+    kept = without_overlong_answers(tokenizer, rows, 40)
+    assert kept.conversations == [short, short] and kept.skipped == {"dropped": 1, "answer_fills_max_length": 1}
+    assert without_overlong_answers(tokenizer, rows, None) is rows
+    with pytest.raises(SddError, match="fills max_length 2 alone"):
+        without_overlong_answers(tokenizer, rows, 2)

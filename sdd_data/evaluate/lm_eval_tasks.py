@@ -45,9 +45,18 @@ class LmEvalTask:
     metric_key: str | None = None
     """`metric,filter` as lm-eval reports it; None takes the first of PREFERRED_METRICS it reports."""
     loads_own_model: bool = True
+    higher_is_better: bool = True
+    include_path: str | None = None
+    """A folder of task YAMLs of our own (lm-eval's --include_path)."""
+    indices: list[int] | None = None
+    """The documents to score (lm-eval's `samples`), instead of the first `limit`; their per-item scores are kept."""
+    name: str | None = None
+    """The label in tables, when it is not the lm-eval task name."""
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
         return self.task if self.shots is None else f"{self.task}:{self.shots}"
 
     @property
@@ -73,7 +82,11 @@ class LmEvalTask:
             )
         name = key.split(",")[0]
         clean = {metric.replace(",none", ""): value for metric, value in metrics.items()}
-        return TaskResult(self.label, name, metrics[key], None, clean)
+        items = None
+        if self.indices is not None:
+            by_document = {sample["doc_id"]: float(sample[name]) for sample in output["samples"][self.task]}
+            items = [by_document[index] for index in self.indices]
+        return TaskResult(self.label, name, metrics[key], len(items) if items else None, clean, item_scores=items)
 
 
 def lm_eval_arguments(task: LmEvalTask, model_path: str, settings: TaskSettings, device: str, dtype: str) -> dict:
@@ -86,12 +99,22 @@ def lm_eval_arguments(task: LmEvalTask, model_path: str, settings: TaskSettings,
         "num_fewshot": task.shots,
         "batch_size": settings.batch_size,
         "device": device,
-        "limit": settings.limit,
+        "limit": None if task.indices is not None else settings.limit,
+        "samples": None if task.indices is None else {task.task: task.indices},
+        "log_samples": task.indices is not None,
+        "task_manager": None if task.include_path is None else task_manager(task.include_path),
         "random_seed": settings.seed,
         "numpy_random_seed": settings.seed,
         "torch_random_seed": settings.seed,
         "fewshot_random_seed": settings.seed,
     }
+
+
+def task_manager(include_path: str):
+    """lm-eval's task index with our own task YAMLs added."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path)
 
 
 def read_task_metrics(output: dict, task: str) -> dict[str, float]:

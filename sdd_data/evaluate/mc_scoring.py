@@ -132,7 +132,7 @@ def split_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], l
 
 def mc_correct(items: list[MCItem], scores: list[float]) -> dict[str, list[int]]:
     """Per item, 1 or 0: acc (highest log-likelihood) and acc_norm (highest log-likelihood per character of the
-    continuation).
+    choice as written, without the whitespace the delimiter puts before it, as lm-evaluation-harness counts).
 
     `scores` holds one log-likelihood per (item, choice) pair, in the order of the items' pairs.
     Ties go to the first choice.
@@ -142,7 +142,7 @@ def mc_correct(items: list[MCItem], scores: list[float]) -> dict[str, list[int]]
     for item in items:
         choice_scores = scores[position : position + len(item.pairs)]
         position += len(item.pairs)
-        lengths = [len(split_text(context, continuation)[1]) for context, continuation in item.pairs]
+        lengths = [len(continuation) for _, continuation in item.pairs]
         normalised = [score / length for score, length in zip(choice_scores, lengths)]
         correct["acc"].append(int(_argmax(choice_scores) == item.gold))
         correct["acc_norm"].append(int(_argmax(normalised) == item.gold))

@@ -45,7 +45,7 @@ class MultipleChoiceTask:
             metrics[self.metric],
             len(self.items),
             metrics,
-            [float(value) for value in correct[self.metric]],
+            item_scores=[float(value) for value in correct[self.metric]],
         )
 
 

@@ -19,6 +19,7 @@ TASKS: Registry[TaskFactory] = Registry(
         "gsm8k": "sdd_data.evaluate.gsm8k:gsm8k_task",
         "mc": "sdd_data.evaluate.multiple_choice:mc_task",
         "lm-eval": "sdd_data.evaluate.lm_eval_tasks:lm_eval_task",
+        "lm-eval-mc": "sdd_data.evaluate.lm_eval_mc:lm_eval_mc_task",
         "leaderboard-v1": "sdd_data.evaluate.lm_eval_tasks:leaderboard_v1",
         "nll": "sdd_data.evaluate.nll:nll_task",
     },

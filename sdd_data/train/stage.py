@@ -13,7 +13,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,7 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
             f"the student {model_name}",
             chat_template=False,
         )
+        rows = without_overlong_answers(tokenizer, rows, args.max_length)
     model = load_model(model_path, recipe.model_args, trust)
     peft_config = get_peft_config(recipe.model_args)
     try:
@@ -176,6 +177,27 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
             "tokens: TRL truncates them"
         )
     return PreparedTraining(trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints, over)
+
+
+def without_overlong_answers(tokenizer: Any, rows: TrainingRows, max_length: int | None) -> TrainingRows:
+    """The rows whose answer leaves room for its prompt within max_length: TRL's GKD collator refuses the others
+    (SFT truncates them instead); those left out are counted as `answer_fills_max_length`."""
+    if not max_length:
+        return rows
+    kept = []
+    for turns in rows.conversations:
+        prompt = tokenizer.apply_chat_template(turns[:-1], tokenize=False, add_generation_prompt=True)
+        whole = tokenizer.apply_chat_template(turns, tokenize=False)
+        answer_tokens = len(tokenizer(whole, add_special_tokens=False)["input_ids"]) - len(
+            tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        )
+        if answer_tokens < max_length:
+            kept.append(turns)
+    left_out = len(rows.conversations) - len(kept)
+    if not kept:
+        raise SddError(f"every answer of {rows.name} fills max_length {max_length} alone: raise max_length")
+    skipped = {**rows.skipped, "answer_fills_max_length": left_out} if left_out else rows.skipped
+    return replace(rows, conversations=kept, skipped=skipped)
 
 
 def rows_over_length(tokenizer: Any, conversations: list[list[dict]], max_length: int | None) -> int:
@@ -260,7 +282,10 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     prepared = prepare_training(config, show_progress)
     trainer, output = prepared.trainer, prepared.output
     started = time.perf_counter()
-    metrics = dict(trainer.train().metrics)
+    try:
+        metrics = dict(trainer.train().metrics)
+    except ValueError as error:  # TRL refuses data it cannot batch (a row too long for max_length, say)
+        raise SddError(f"training stopped: {first_line(error)}") from None
     metrics["global_step"] = trainer.state.global_step
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     if losses and not all(math.isfinite(loss) for loss in losses):

@@ -51,7 +51,7 @@ PRESETS = {
         model="smollm2",
         prune_candidates=tuple((method, count) for count in (4, 6, 8) for method in ("angular", "block-influence")),
         max_nll_increase=0.6,
-        train_mix={"alpaca": 500, "dolly": 300, "gsm8k": 400},
+        train_mix={"alpaca": 350, "dolly": 250, "gsm8k": 400},
         heldout_prompts=100,
         engine="transformers",
         max_new_tokens=256,
@@ -59,7 +59,7 @@ PRESETS = {
         kd_recipe=f"{RECIPES}/smollm2-135m-instruct/gkd-cpu/config.yaml",
         training={
             "num_train_epochs": 1,
-            "max_length": 384,
+            "max_length": 256,
             "per_device_train_batch_size": 4,
             "gradient_accumulation_steps": 2,
             "learning_rate": 2.0e-5,

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 from analysis import README_BEGIN, README_END, readme_section, write_results
-from prepare import GENERAL_SOURCES, MC_DELIMITER, prepare_data, write_jsonl
+from prepare import MC_DELIMITER, prepare_data, write_jsonl
 from presets import PRESETS, Preset
 
 from sdd_data.artifacts import DISTILLED_PARQUET, EVAL_RESULTS, STATS_FILE, TRAIN_RECORD
@@ -47,6 +47,17 @@ DATA = REPO.parent / "shared" / "data"
 
 def options_hash(values: dict) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def content_digest(path: Path) -> str:
+    """What an arm's input holds: a data file or folder by its bytes, a pruned model by its prune record."""
+    if (path / "sdd_data_prune.json").is_file():
+        path = path / "sdd_data_prune.json"
+    files = sorted(file for file in path.rglob("*") if file.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class Experiment:
@@ -167,7 +178,7 @@ class Experiment:
         folder = self.work / "data"
         source = [{key: row[key] for key in ("id", "instruction", "input", "response", "task")} for row in rows]
         math = [{"messages": row["messages"]} for row in rows if row["task"] == "math"]
-        general = [{"messages": row["messages"]} for row in rows if row["source"] in GENERAL_SOURCES]
+        general = [{"messages": row["messages"]} for row in rows if row["task"] != "math"]
         return {"sft": write_jsonl(folder / "sft.jsonl", source), "kd": folder / "sft.jsonl", "sdd": distilled,
                 "sdd-math": write_jsonl(folder / "sdd_math.jsonl", math),
                 "sdd-general": write_jsonl(folder / "sdd_general.jsonl", general)}  # fmt: skip
@@ -185,7 +196,13 @@ class Experiment:
     def arm(self, arm: str, seed: int | None, model_steps: list[dict], model: Path | str, tasks: list[str]) -> dict:
         """Build one arm's model (steps), evaluate it, and keep the evaluation under `arms_dir` (cached)."""
         name = arm if seed is None else f"{arm}-s{seed}"
-        key = options_hash({"steps": model_steps, "tasks": tasks, "model": str(model), "preset": self.preset.to_dict()})
+        inputs = {
+            value: content_digest(Path(value))
+            for step in model_steps
+            for name, value in next(iter(step.values())).items()
+            if name in ("data", "model") and Path(str(value)).exists()
+        }
+        key = options_hash({"steps": model_steps, "tasks": tasks, "inputs": inputs, "preset": self.preset.to_dict()})
         cached = self.arms_dir / f"{name}.json"
         if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
             return json.loads(cached.read_text())

@@ -8,7 +8,7 @@ Each scorer is timed over the same items, alternating, --repeats times; the medi
 
 Goals: at least 10x the items per second of the old scorer, and every score within 1e-4 of it.
 
-    python benchmarks/bench_mc_scoring.py [--items 200] [--batch-size 32] [--repeats 2]
+    python benchmarks/bench_mc_scoring.py [--items 200] [--batch-size 8] [--repeats 2]
 
 Prints a table and writes benchmarks/results/mc_scoring.json.
 """
@@ -57,7 +57,7 @@ def timed(function, *args) -> tuple[float, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=DATA)
     args = parser.parse_args()

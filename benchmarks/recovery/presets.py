@@ -70,7 +70,7 @@ PRESETS = {
         merge_t=0.5,
         eval_tasks=MC_TASKS,
         eval_items=1000,
-        eval_batch_size=32,
+        eval_batch_size=8,
     ),
     "smoke": Preset(  # the plumbing of every arm in minutes: no result to read anything into
         name="smoke",
@@ -97,7 +97,7 @@ PRESETS = {
         merge_t=0.5,
         eval_tasks=("arc_easy", "hellaswag"),
         eval_items=16,
-        eval_batch_size=16,
+        eval_batch_size=8,
         bootstrap_samples=200,
     ),
     "gpu-1b": Preset(

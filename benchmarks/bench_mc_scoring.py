@@ -60,10 +60,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=DATA)
+    parser.add_argument("--model", default="smollm2", help="a checkpoint folder or `smollm2`")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "mc_scoring.json")
     args = parser.parse_args()
 
-    path = resolve_model("smollm2").path
-    model, tokenizer = load_causal_lm(path, dtype="float32", device="cpu"), load_tokenizer(path)
+    path = resolve_model(args.model).path
+    model, tokenizer = load_causal_lm(path, dtype="float32", device=args.device), load_tokenizer(path)
     rows = []
     for task, items in load_tasks(args.data_dir, args.items).items():
         pairs = [pair for item in items for pair in item.pairs]
@@ -87,10 +90,8 @@ def main() -> None:
             "acc_norm_new": mc_accuracy(items, new_scores)["acc_norm"],
         })  # fmt: skip
 
-    print(
-        f"SmolLM2-135M-Instruct fp32, {torch.get_num_threads()} threads, new batch {args.batch_size} rows, "
-        f"median of {args.repeats}"
-    )
+    where = f"{torch.get_num_threads()} threads" if args.device == "cpu" else torch.cuda.get_device_name()
+    print(f"{args.model} fp32 on {args.device} ({where}), new batch {args.batch_size} rows, median of {args.repeats}")
     header = (
         f"{'task':<10} {'items':>6} {'old it/s':>9} {'new it/s':>9} {'speedup':>8} {'max |diff|':>11} {'acc_norm':>9}"
     )
@@ -103,7 +104,7 @@ def main() -> None:
         )
     goal = all(row["speedup"] >= 10 and row["max_abs_difference"] <= 1e-4 for row in rows)
     print(f"goal (>= 10x, scores within 1e-4): {'met' if goal else 'NOT met'}")
-    output = Path(__file__).parent / "results" / "mc_scoring.json"
+    output = args.output
     output.parent.mkdir(exist_ok=True)
     output.write_text(
         json.dumps({"batch_size": args.batch_size, "repeats": args.repeats, "rows": rows}, indent=2) + "\n"

@@ -358,3 +358,59 @@ def test_tolerances_are_adjustable():
 
 def test_end_to_end_boxed_fraction_equals_decimal():
     assert answers_match(extract_answer("so we get \\boxed{\\frac{1}{2}}.", "math"), "0.5")
+
+
+# --- bounded parsing and optional LaTeX braces --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("predicted", "reference", "expected"),
+    [
+        ("1e400", "1e400", True),  # exact values too large for a float compare without overflow
+        ("1e400", "5", False),
+        ("1e9999999999", "5", False),  # never built: the exponent is beyond the parser's bound
+        ("9" * 5000, "9" * 5000, True),  # too long to parse, equal as text
+        ("1,000", "1e3", True),
+        ("$1,000", "1000.0", True),
+    ],
+)
+def test_huge_numbers_compare_without_error(predicted, reference, expected):
+    assert answers_match(predicted, reference) is expected
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("x^{2}", "x^2"),
+        ("\\frac12", "\\frac{1}{2}"),
+        ("\\frac1x", "\\frac{1}{x}"),
+        ("\\frac ab", "\\frac{a}{b}"),
+        ("2\\sqrt3", "2\\sqrt{3}"),
+        ("x_{1}+x_2", "x_1+x_{2}"),
+    ],
+)
+def test_latex_answers_that_differ_only_in_optional_braces_match(first, second):
+    assert answers_match(first, second) and answers_match(second, first)
+
+
+def test_optional_braces_do_not_hide_a_different_answer():
+    assert not answers_match("x^2", "x^3") and not answers_match("\\frac12", "\\frac{1}{3}")
+    assert normalize_latex("x^23") == normalize_latex("x^{2}3") != normalize_latex("x^{23}")
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("The correct option is (C) because metals conduct.", "C"),
+        ("I would pick option B.", "B"),
+        ("Option A is wrong. Option C is right.", "C"),
+        ("(D) is correct since it is a gas.", "D"),
+        ("B is the correct answer here.", "B"),
+        ("Choice: (B)", "B"),
+        ("So option C\nThanks!", "C"),
+        ("This is a choice I made.", None),
+        ("Option 3 is best", None),
+    ],
+)
+def test_option_letters_stated_in_a_sentence(text, letter):
+    assert extract_answer(text, "mc") == letter

@@ -23,6 +23,7 @@ from sdd_data.distill.consistency import (
     reference_answer,
     repeated_line_count,
     repeated_passage_count,
+    repeated_phrase_count,
 )
 from sdd_data.errors import SddError
 
@@ -150,6 +151,32 @@ def test_loop_in_the_middle_that_the_model_broke_out_of():
         + "Adding gives 48 + 24 = 72 clips, which is the number asked for. The answer is 72."
     )
     assert run(rewrite).reason == "looping"
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        "Sure! It is very " + "very " * 12 + "good. The answer is 72.",
+        "Here: " + "the the " * 10 + "answer is 72, told in a long line the passage probes never land on at all.",
+        "The answer is 72. " + "Yes, yes. " * 9,
+        "I think I think " * 5 + "that the answer is 72.",
+    ],
+)
+def test_a_short_word_or_phrase_said_again_and_again_on_one_line_is_a_loop(rewrite):
+    assert run(rewrite).reason == "looping"
+
+
+def test_a_few_repeated_words_are_not_a_loop():
+    assert repeated_phrase_count("It is very very good, and I am fine. I am fine.") == 2
+    assert run("Very very good: 48 + 24 = 72. The answer is 72.").reason == "ok"
+    counting = math_row(response="1 2 3 4 5 6 7 8 9 10 #### 10", reference="10")
+    assert run("Counting: 1 2 3 4 5 6 7 8 9 10. The answer is 10.", counting).reason == "ok"
+
+
+@pytest.mark.parametrize("answer", ["1e400", "1e9999999999", "9" * 100, "-1e-400"])
+def test_huge_numbers_in_a_rewrite_are_a_mismatch_not_a_crash(answer):
+    decision = run(f"48 + 24 = 72, or so I thought. The answer is {answer}.")
+    assert decision == Decision("original", "answer_mismatch", answer)
 
 
 def test_ten_step_numbered_list_is_not_a_loop():

@@ -7,7 +7,6 @@ tolerance) when both sides parse as numbers, otherwise as normalised LaTeX strin
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from fractions import Fraction
@@ -187,6 +186,27 @@ def _stated_letter(text: str) -> str | None:
     return None
 
 
+_MC_OPTION_STATEMENTS = (
+    # "(C) is correct", "C is the right answer"
+    re.compile(r"(?<![\w(])\(?([A-J])\)?[ \t]+is[ \t]+(?:the[ \t]+)?(?i:correct|right)\b"),
+    # "the correct option is (C)", "option C", "choice: (B)"
+    re.compile(
+        r"\b(?i:option|choice)\b[ \t]*(?i:is)?[ \t]*[:：]?[ \t]*(?:\(([A-J])\)|([A-J])"
+        r"(?=[ \t]*(?:[.,;:!?]|$)|[ \t]+(?i:is|because|since|as)\b))",
+        re.MULTILINE,
+    ),
+)
+
+
+def _option_statement(text: str) -> str | None:
+    """The letter of the last sentence naming an option as the answer: "(C) is correct", "option C"."""
+    for pattern in _MC_OPTION_STATEMENTS:
+        matches = list(pattern.finditer(text))
+        if matches:
+            return next(group for group in matches[-1].groups() if group).upper()
+    return None
+
+
 def _lone_letter(text: str) -> str | None:
     """The letter of the last line that holds only an option letter ("C", "(C)", "C.")."""
     for line in reversed(text.split("\n")):
@@ -207,9 +227,9 @@ def _leading_option(text: str) -> str | None:
 
 
 def extract_mc_letter(text: str) -> str | None:
-    """An option letter A-J: the last "answer is (C)" / "Answer: C", else a line holding only "(C)",
-    else an opening that quotes an option ("D. Helium")."""
-    return _stated_letter(text) or _lone_letter(text) or _leading_option(text)
+    """An option letter A-J: the last "answer is (C)" / "Answer: C", else the last "(C) is correct" or "option C",
+    else a line holding only "(C)", else an opening that quotes an option ("D. Helium")."""
+    return _stated_letter(text) or _option_statement(text) or _lone_letter(text) or _leading_option(text)
 
 
 EXTRACTORS: Registry[Extractor] = Registry(
@@ -247,6 +267,8 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|operator
 _LATEX_SPACING = re.compile(r"(?<!\\)\\[!,;: ]|\\(?:left|right|displaystyle)(?![a-zA-Z])|~")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°")
 _SHORT_FRACTION = re.compile(r"\\frac(\d)(\d)")
+_BRACELESS_FRACTION = re.compile(r"\\frac\s*(\w|\{[^{}]*\})\s*(\w|\{[^{}]*\})")
+_BRACELESS_ARGUMENT = re.compile(r"(\^|_|\\sqrt)\s*(\w)")
 _FRACTION_ALIASES = re.compile(r"\\[dt]frac")
 
 
@@ -275,9 +297,20 @@ def normalize_latex(answer: str) -> str:
         answer = _LATEX_SPACING.sub("", answer)
         answer = _DEGREES.sub("", answer)
         answer = _FRACTION_ALIASES.sub(r"\\frac", answer)
-        answer = _SHORT_FRACTION.sub(r"\\frac{\1}{\2}", answer)
+        answer = _BRACELESS_FRACTION.sub(_braced_fraction, answer)
+    # Optional braces: x^2 and x^{2}, \sqrt2 and \sqrt{2} are the same answer.
+    answer = _BRACELESS_ARGUMENT.sub(r"\1{\2}", answer)
     answer = "".join(answer.split())
     return answer.rstrip(".")
+
+
+def _braced(argument: str) -> str:
+    return argument if argument.startswith("{") else "{" + argument + "}"
+
+
+def _braced_fraction(match: re.Match) -> str:
+    """`\\frac12`, `\\frac1{x}` and `\\frac{1}{2}` written the same way."""
+    return f"\\frac{_braced(match.group(1))}{_braced(match.group(2))}"
 
 
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?:/[-+]?\d+(?:\.\d+)?)?")
@@ -290,7 +323,7 @@ _SPACED_SLASH = re.compile(r"\s*/\s*")
 
 def _decimal(text: str) -> Fraction | None:
     """The exact value of `-1,234.50`-style numbers (optional `$` and `%`); None for other forms."""
-    match = _DECIMAL.fullmatch(text)
+    match = _DECIMAL.fullmatch(text) if len(text) <= MAX_NUMBER_CHARS else None
     if match is None:
         return None
     sign, whole, decimals = match.groups()
@@ -299,9 +332,18 @@ def _decimal(text: str) -> Fraction | None:
     return value / 10 ** len(decimals) if decimals else value
 
 
+MAX_NUMBER_CHARS = 64
+"""Longer digit strings are not parsed as numbers (compared as text instead): parsing stays bounded."""
+MAX_EXPONENT = 400
+"""Exponents beyond ±this (`1e9999999999`) are not parsed: the exact value would not fit in memory."""
+_EXPONENT = re.compile(r"[eE]([-+]?\d+)")
+
+
 def _fraction(text: str) -> Fraction | None:
-    """`Fraction` of a plain number, a ratio `a/b`, `.5` or `1e3`; None if it is not one."""
-    if not _PLAIN_NUMBER.fullmatch(text):
+    """`Fraction` of a plain number, a ratio `a/b`, `.5` or `1e3`; None if it is not one, or too large to parse."""
+    if len(text) > MAX_NUMBER_CHARS or not _PLAIN_NUMBER.fullmatch(text):
+        return None
+    if any(abs(int(exponent)) > MAX_EXPONENT for exponent in _EXPONENT.findall(text)):
         return None
     numerator, _, denominator = text.partition("/")
     try:
@@ -366,9 +408,9 @@ def answers_match(predicted: str, reference: str, rel_tol: float = 1e-4, abs_tol
     """Whether two answers agree: numerically within tolerance, else as normalised strings."""
     predicted_value, reference_value = parse_number(predicted), parse_number(reference)
     if predicted_value is not None and reference_value is not None:
-        return predicted_value == reference_value or math.isclose(
-            predicted_value, reference_value, rel_tol=rel_tol, abs_tol=abs_tol
-        )
+        # Exact arithmetic: huge values never overflow a float conversion.
+        tolerance = max(Fraction(rel_tol) * max(abs(predicted_value), abs(reference_value)), Fraction(abs_tol))
+        return abs(predicted_value - reference_value) <= tolerance
     predicted_letter, reference_letter = _option_letter(predicted), _option_letter(reference)
     if predicted_letter is not None and reference_letter is not None:
         return predicted_letter == reference_letter

@@ -62,6 +62,9 @@ class FilterConfig:
     """Shortest passage that counts when looking for a passage repeated back to back."""
     loop_passage_repeats: int = 3
     """A passage repeated back to back this many times marks a loop, unless the source does too; 0 = off."""
+    loop_word_repeats: int = 8
+    """A word, or a phrase of up to 3 words, said this many times in a row marks a loop, unless the source does
+    too; 0 = off."""
     banned_phrases: tuple[str, ...] = SDFT_BANNED_PHRASES
     """Phrases (any case) that show the rewrite talks about the prompt instead of answering."""
     banned_prefixes: tuple[str, ...] = SDFT_BANNED_PREFIXES
@@ -129,23 +132,42 @@ def repeated_passage_count(text: str, min_chars: int) -> int:
     return most
 
 
-def _loops(text: str, config: FilterConfig) -> tuple[int, int]:
-    """The line and passage repeat counts of a text that reach the config's thresholds (else 0)."""
+_WORDS = re.compile(r"\w+")
+_LONGEST_REPEATED_PHRASE = 3  # words
+
+
+def repeated_phrase_count(text: str) -> int:
+    """Most times a word, or a phrase of up to 3 words, is said in a row ("no no no", "I am I am I am")."""
+    words = _WORDS.findall(text.lower())
+    most = 1 if words else 0
+    for size in range(1, _LONGEST_REPEATED_PHRASE + 1):
+        # A run of words each equal to the word `size` places back is a phrase of `size` words said again and again.
+        run = 0
+        for word, earlier in zip(words[size:], words):
+            run = run + 1 if word == earlier else 0
+            most = max(most, 1 + run // size)
+    return most
+
+
+def _loops(text: str, config: FilterConfig) -> tuple[int, int, int]:
+    """The line, passage and phrase repeat counts of a text that reach the config's thresholds (else 0)."""
     lines = repeated_line_count(text, config.loop_min_line_chars, config.loop_line_repeats)
     passages = repeated_passage_count(text, config.loop_passage_chars) if config.loop_passage_repeats > 0 else 0
+    phrases = repeated_phrase_count(text) if config.loop_word_repeats > 0 else 0
     return (
         lines if lines >= config.loop_line_repeats > 0 else 0,
         passages if passages >= config.loop_passage_repeats else 0,
+        phrases if phrases >= config.loop_word_repeats else 0,
     )
 
 
 def check_looping(row: Mapping[str, Any], text: str, finish_reason: str, config: FilterConfig) -> Verdict:
-    """Fails a rewrite that repeats a line or passage more than the source response does."""
-    lines, passages = _loops(text, config)
-    if not lines and not passages:
+    """Fails a rewrite that repeats a line, a passage or a short phrase more than the source response does."""
+    counts = _loops(text, config)
+    if not any(counts):
         return PASS
-    source_lines, source_passages = _loops(row.get("response") or "", config)
-    if lines > source_lines or passages > source_passages:
+    source_counts = _loops(row.get("response") or "", config)
+    if any(count > source for count, source in zip(counts, source_counts)):
         return Verdict(False, "looping")
     return PASS
 

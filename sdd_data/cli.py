@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from sdd_data.config import add_config_arguments, config_from_sources
 from sdd_data.errors import SddError
@@ -22,6 +23,13 @@ OPTIONS_NOTE = (
     " Every option can also be set in a YAML file (--config) under the same name with underscores; "
     "flags override the file."
 )
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the command and the fix, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_config_stage(stages, stage: Stage) -> None:
@@ -60,7 +68,7 @@ def _templates(args: argparse.Namespace, values: dict) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `sdd-data` argument parser with one subparser per stage."""
-    parser = argparse.ArgumentParser(prog="sdd-data", description="Self-distilled data for recovering pruned LLMs.")
+    parser = OneLineErrorParser(prog="sdd-data", description="Self-distilled data for recovering pruned LLMs.")
     stages = parser.add_subparsers(dest="stage", required=True)
     for _, stage in STAGES.items():
         _add_config_stage(stages, stage)

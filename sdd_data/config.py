@@ -82,12 +82,19 @@ def _unwrap_optional(kind: Any) -> tuple[Any, bool]:
 def _parse_mapping(text: str) -> dict:
     """A mapping from the command line: JSON (`{"a": 1}`) or comma-separated `key=value` pairs."""
     text = text.strip()
-    if text.startswith("{"):
-        return json.loads(text)
-    pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise argparse.ArgumentTypeError(f"expected key=value[,key=value...] or JSON, got {text!r}")
-    return {key.strip(): yaml.safe_load(value.strip()) for key, value in pairs}
+    expected = f"expected key=value[,key=value...] or a JSON object, got {text!r}"
+    try:
+        if text.startswith("{"):
+            values = json.loads(text)
+            if not isinstance(values, dict):
+                raise argparse.ArgumentTypeError(expected)
+            return values
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise argparse.ArgumentTypeError(expected)
+        return {key.strip(): yaml.safe_load(value.strip()) for key, value in pairs}
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise argparse.ArgumentTypeError(f"{expected} ({' '.join(str(error).split())})") from None
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:

@@ -66,3 +66,20 @@ def test_every_stage_help_renders():
     subcommands = build_parser()._subparsers._group_actions[0].choices
     for name, parser in subcommands.items():
         assert parser.format_help().startswith("usage: "), name
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["distill", "--columns", "{bad"], "argument --columns: expected key=value[,key=value...] or a JSON object"),
+        (["distill", "--columns", "a=["], "argument --columns: expected key=value"),
+        (["distill", "--columns", "[1, 2]"], "argument --columns: expected key=value"),
+        (["distill", "--shard-size", "many"], "argument --shard-size: invalid int value: 'many'"),
+        (["distil"], "argument stage: invalid choice: 'distil'"),
+    ],
+)
+def test_malformed_arguments_are_one_line_errors(arguments, expected, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(arguments)
+    error = capsys.readouterr().err
+    assert exited.value.code == 2 and error.count("\n") == 1 and expected in error and "usage:" not in error

@@ -153,3 +153,11 @@ def test_packaged_example_is_usable():
     assert len(loaded.rows) >= 30
     assert {"math", "mc", "free", "code"} <= {row["task"] for row in loaded.rows}
     assert all(row["reference_answer"] for row in loaded.rows if row["task"] in ("math", "mc"))
+
+
+def test_duplicate_ids_are_refused_when_the_rows_load(tmp_path):
+    rows = [{"id": key, "instruction": f"q{n}", "input": "", "output": "a"} for n, key in enumerate("abacbd")]
+    path = tmp_path / "dups.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(SddError, match=r"2 row id\(s\) are not unique: 'a' \(rows 0, 2\); 'b' \(rows 1, 4\)"):
+        load_rows(SourceSpec(data=str(path)))

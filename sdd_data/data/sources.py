@@ -168,9 +168,10 @@ def load_rows(spec: SourceSpec, strict: bool = False) -> LoadedSource:
     preset, mapping = resolve_columns(spec, dataset.column_names)
     used = {column for column in mapping.values() if column}
     default_task = spec.task or (preset.task if preset else "free")
-    rows, invalid = [], []
+    rows, invalid, ids = [], [], []
     for index, raw in enumerate(dataset):
         row = _canonical_row(raw, index, name, mapping, preset, default_task, used, spec.task is not None)
+        ids.append(row["id"])
         problem = _invalid_field(row)
         if problem is None:
             rows.append(row)
@@ -180,7 +181,23 @@ def load_rows(spec: SourceSpec, strict: bool = False) -> LoadedSource:
         invalid.append({**_stringified(row), "reason": f"invalid_row:{problem}"})
     if not rows:
         raise SddError(f"{name}: none of its {len(dataset)} rows is usable (first problem: {invalid[0]['reason']})")
+    check_unique_ids(name, ids)
     return LoadedSource(rows, invalid, name, fingerprint, preset.name if preset else None, dataset.column_names)
+
+
+def check_unique_ids(name: str, ids: list[str]) -> None:
+    """Refuse a source in which two rows share an id, naming the ids and their rows (before any model runs)."""
+    seen: dict[str, int] = {}
+    repeated: dict[str, list[int]] = {}
+    for index, identifier in enumerate(ids):
+        if identifier in seen:
+            repeated.setdefault(identifier, [seen[identifier]]).append(index)
+        else:
+            seen[identifier] = index
+    if repeated:
+        shown = "; ".join(f"{key!r} (rows {', '.join(map(str, where))})" for key, where in list(repeated.items())[:5])
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        raise SddError(f"{name}: {len(repeated)} row id(s) are not unique: {shown}{more}; every row needs its own id")
 
 
 def _canonical_row(

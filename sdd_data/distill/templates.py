@@ -138,6 +138,13 @@ def load_template_file(path: str | Path) -> Template:
         raise SddError(
             f"template file {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
+    text_keys = {"name", "system", "user", "assistant_prefix", "description"}
+    wrong = sorted(key for key in text_keys & set(values) if not isinstance(values[key], str))
+    if wrong:
+        found = ", ".join(f"{key} is a {type(values[key]).__name__}" for key in wrong)
+        raise SddError(f"template file {path}: {', '.join(wrong)} must be text ({found})")
+    if not isinstance(values.get("chat", True), bool):
+        raise SddError(f"template file {path}: chat must be true or false, got {values['chat']!r}")
     if "{instruction}" not in values["user"]:
         raise SddError(f"template file {path}: the user turn has no {{instruction}} placeholder")
     values.setdefault("name", path.stem)

@@ -81,10 +81,15 @@ def test_bad_templates_are_clear_errors(tmp_path):
 
 def test_template_fields_of_the_wrong_type_are_clear_errors(tmp_path):
     listed = tmp_path / "listed.yaml"
-    listed.write_text("user: [Rewrite {instruction}]\n")
+    listed.write_text("user:\n  - Rewrite {instruction}\n")
     with pytest.raises(SddError, match=r"user must be text \(user is a list\)"):
         load_template_file(listed)
     maybe = tmp_path / "maybe.yaml"
     maybe.write_text("user: Rewrite {instruction}.\nchat: maybe\n")
     with pytest.raises(SddError, match="chat must be true or false, got 'maybe'"):
         load_template_file(maybe)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("user: [Rewrite {instruction}]\n")
+    with pytest.raises(SddError, match="could not be read") as raised:
+        load_template_file(broken)
+    assert "\n" not in str(raised.value)

@@ -129,7 +129,7 @@ def load_template_file(path: str | Path) -> Template:
     try:
         values = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise SddError(f"template file {path} could not be read: {error}") from None
+        raise SddError(f"template file {path} could not be read: {' '.join(str(error).split())}") from None
     if not isinstance(values, dict) or "user" not in values:
         raise SddError(f"template file {path} must be a mapping with at least a `user` key")
     allowed = {"name", "system", "user", "assistant_prefix", "chat", "description"}

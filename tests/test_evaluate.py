@@ -280,7 +280,10 @@ def test_leaderboard_suite_and_lm_eval_arguments():
     settings = TaskSettings(limit=50, seed=3, batch_size=4, trust_remote_code=False)
     arguments = lm_eval_arguments(tasks[0], "/models/pruned", settings, "cpu", "float32")
     assert arguments["model"] == "hf" and arguments["tasks"] == ["arc_challenge"]
-    assert arguments["model_args"] == "pretrained=/models/pruned,dtype=float32,trust_remote_code=False"
+    assert arguments["model_args"] == {"pretrained": "/models/pruned", "dtype": "float32", "trust_remote_code": False}
+    commas = lm_eval_arguments(tasks[0], "/models/a,trust_remote_code=True", settings, "cpu", "float32")
+    assert commas["model_args"]["pretrained"] == "/models/a,trust_remote_code=True"
+    assert commas["model_args"]["trust_remote_code"] is False
     assert (arguments["num_fewshot"], arguments["limit"], arguments["batch_size"]) == (25, 50, 4)
     assert arguments["fewshot_random_seed"] == 3 and arguments["device"] == "cpu"
 

@@ -192,6 +192,12 @@ def test_malformed_t_settings_are_refused(bad):
         parse_t_setting(bad)
 
 
+@pytest.mark.parametrize("outside", [1.5, -0.1, [0.0, 1.2], [{"filter": "mlp", "value": [0.5, -1]}, {"value": 0.5}]])
+def test_t_outside_zero_to_one_would_extrapolate_and_is_refused(outside):
+    with pytest.raises(SddError, match=r"t must lie in \[0, 1\]"):
+        parse_t_setting(outside)
+
+
 def test_printed_schedule_of_a_mergekit_recipe(models, tmp_path, capsys):
     recipe = write_recipe(tmp_path, models["a"], models["b"], CANONICAL_T)
     assert main(["merge", "--merge-config", str(recipe), "--output", str(tmp_path / "unused"), "--print-schedule"]) == 0

@@ -526,3 +526,13 @@ def test_pruned_smollm2_runs_in_vllm(pruned_smollm2_path, tmp_path):
     assert looks_like_english(result["text"]), result["text"]
     transformers_answer = greedy_answer(pruned_smollm2_path, "Give three tips for staying healthy.")
     assert result["text"].split()[:5] == transformers_answer.split()[:5]
+
+
+def test_config_lists_that_are_not_per_layer_keep_every_entry(tiny_llama_path, tmp_path):
+    folder = Path(build_model(tmp_path / "l", tiny_llama_path, "llama", layers=4))
+    config = json.loads((folder / "config.json").read_text())
+    config["my_scores"] = [0.1, 0.2, 0.3, 0.4]  # as long as the layer stack, by chance
+    (folder / "config.json").write_text(json.dumps(config))
+    pruned = save_pruned_checkpoint(str(folder), [1], tmp_path / "lp")
+    saved = json.loads((pruned / "config.json").read_text())
+    assert saved["my_scores"] == [0.1, 0.2, 0.3, 0.4] and saved["num_hidden_layers"] == 3

@@ -376,3 +376,14 @@ def test_gkd_leaves_out_answers_that_fill_max_length_alone(tiny_llama_path: str)
     assert without_overlong_answers(tokenizer, rows, None) is rows
     with pytest.raises(SddError, match="fills max_length 2 alone"):
         without_overlong_answers(tokenizer, rows, 2)
+
+
+def test_a_recipe_cannot_turn_on_remote_code_without_the_flag(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
+    trusting = {"trust_remote_code": True}
+    with pytest.raises(SddError, match="sets trust_remote_code: true.*pass --trust-remote-code"):
+        prepare_training(_config(SFT_CPU, tiny_llama_path, chat_rows, tmp_path / "out", overrides=trusting))
+    prepared = prepare_training(
+        _config(SFT_CPU, tiny_llama_path, chat_rows, tmp_path / "ok", overrides=trusting, trust_remote_code=True),
+        show_progress=False,
+    )
+    assert prepared.recipe.training_args.trust_remote_code

@@ -91,7 +91,8 @@ class LmEvalTask:
 
 def lm_eval_arguments(task: LmEvalTask, model_path: str, settings: TaskSettings, device: str, dtype: str) -> dict:
     """The keyword arguments of `lm_eval.simple_evaluate` for one task on one checkpoint."""
-    model_args = f"pretrained={model_path},dtype={dtype},trust_remote_code={settings.trust_remote_code}"
+    # A mapping, not lm-eval's "key=value,..." text: a comma in the path cannot add arguments.
+    model_args = {"pretrained": model_path, "dtype": dtype, "trust_remote_code": settings.trust_remote_code}
     return {
         "model": "hf",
         "model_args": model_args,

@@ -53,12 +53,19 @@ def layer_index(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _interpolating(value: float) -> float:
+    """A t in [0, 1]: outside it SLERP would extrapolate past both models."""
+    if not 0.0 <= value <= 1.0:
+        raise SddError(f"t must lie in [0, 1] (0 keeps the base model, 1 the other one), got {value}")
+    return value
+
+
 def parse_t_setting(raw: Any) -> TSetting:
     """Check a `t` setting from a mergekit YAML file and turn it into a TSetting."""
     if _is_number(raw):
-        return float(raw)
+        return _interpolating(float(raw))
     if isinstance(raw, list) and raw and all(_is_number(item) for item in raw):
-        return tuple(float(item) for item in raw)
+        return tuple(_interpolating(float(item)) for item in raw)
     if isinstance(raw, list) and raw and all(isinstance(item, dict) for item in raw):
         return tuple(_parse_filtered(item) for item in raw)
     raise SddError(f"t must be a number, a list of numbers or a list of {{filter, value}} entries, got {raw!r}")

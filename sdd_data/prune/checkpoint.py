@@ -22,7 +22,8 @@ SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "smollm3")
 SIDE_FILE_PATTERNS = [
     pattern for pattern in HUB_ALLOW_PATTERNS if "safetensors" not in pattern and pattern != "config.json"
 ]
-NOT_PER_LAYER_KEYS = frozenset({"architectures"})
+PER_LAYER_KEYS = ("layer_types", "no_rope_layers")
+"""Config lists with one entry per decoder layer in the supported model types (Qwen2/3, SmolLM3)."""
 
 
 def read_model_type(model_path: str | Path) -> tuple[str, str]:
@@ -92,13 +93,15 @@ def remove_blocks(model: Any, blocks: Sequence[int]) -> list[int]:
 
 
 def _cut_per_layer_lists(config: Any, num_layers: int, kept: list[int]) -> None:
-    """Keep the kept layers' entries of every config list as long as the old layer count (layer_types...)."""
-    for key, value in config.to_dict().items():
-        if key in NOT_PER_LAYER_KEYS or key.endswith(("token_id", "token_ids")):
+    """Keep the kept layers' entries of the config's per-layer lists (layer_types, no_rope_layers); any other list,
+    whatever its length, is left as it is."""
+    for key in PER_LAYER_KEYS:
+        current = getattr(config, key, None)
+        if current is None:
             continue
-        if isinstance(value, (list, tuple)) and len(value) == num_layers:
-            current = getattr(config, key)
-            setattr(config, key, type(current)(current[index] for index in kept))
+        if len(current) != num_layers:
+            raise SddError(f"the config's {key} has {len(current)} entries for {num_layers} layers: cannot prune it")
+        setattr(config, key, type(current)(current[index] for index in kept))
 
 
 def save_pruned_checkpoint(

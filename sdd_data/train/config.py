@@ -31,4 +31,4 @@ class TrainConfig:
     data_config: str | None = None
     """Config to train on, for a published folder holding several."""
     trust_remote_code: bool = False
-    """Run code shipped with the model (only for models you trust); the recipe's trust_remote_code also allows it."""
+    """Run code shipped with the model (only for models you trust); a recipe setting trust_remote_code needs it too."""

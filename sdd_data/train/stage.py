@@ -134,7 +134,12 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
         raise SddError("sdd-data train trains on the whole distilled set and has no eval split: set eval_strategy: no")
     rows = load_training_rows(config.data, config.data_split, config.data_config)
 
-    trust = config.trust_remote_code or bool(args.trust_remote_code)
+    if args.trust_remote_code and not config.trust_remote_code:
+        raise SddError(
+            f"recipe {config.recipe} sets trust_remote_code: true, which runs code from the model's "
+            "repository; pass --trust-remote-code to allow it"
+        )
+    trust = config.trust_remote_code
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust, chat_template=True)
     if method == GKD:
         # Logit distillation compares distributions token by token: the vocabularies must be identical.

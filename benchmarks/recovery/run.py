@@ -144,6 +144,7 @@ class Experiment:
             "candidates": candidates,
             "chosen": {key: value for key, value in chosen.items() if key != "path"},
         }
+        self.keep("pruning", self.record["pruning"])
         print(
             f"cut: {chosen['method']} removing blocks {chosen['removed_blocks']} "
             f"(held-out NLL {chosen['heldout_nll']:.3f} vs {baseline:.3f})"
@@ -243,14 +244,14 @@ class Experiment:
         nll_task = f"nll:{self.heldout_answers(prepared.heldout_prompts)}"
         tasks = [*(f"mc:{path}" for path in eval_files), nll_task]
         pruned = self.choose_cut(prepared.train, nll_task)
-        distilled = self.distill(prepared.train, eval_files)
-        data = self.training_sets(distilled)
         wanted = lambda arm: only is None or arm in only  # noqa: E731
         entries = []
         if wanted("original"):
             entries.append(self.arm("original", None, [], self.preset.model, tasks))
         if wanted("pruned"):
             entries.append(self.arm("pruned", None, [], pruned, tasks))
+        distilled = self.distill(prepared.train, eval_files)
+        data = self.training_sets(distilled)
         paser = self.select(distilled, pruned, "paser", 0) if wanted("sdd-paser") else None
         for seed in self.preset.seeds:
             models = self.work / "models"

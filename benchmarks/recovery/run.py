@@ -73,6 +73,11 @@ class Experiment:
         """Finished arms' evaluations, kept beside the results (committed with them)."""
         return self.results_dir / "arms" / self.preset.name
 
+    def keep(self, name: str, values: dict) -> None:
+        """Record a shared step's outcome beside the arms (the cut, the distillation), committed with them."""
+        self.arms_dir.mkdir(parents=True, exist_ok=True)
+        (self.arms_dir / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
+
     # --- running stages -------------------------------------------------------------------------
 
     def pipeline(self, name: str, steps: list[dict]) -> None:
@@ -169,6 +174,7 @@ class Experiment:
         }
         self.record["decontamination"] = {"removed_rows": stats["reasons"].get("contaminated", 0),
                                           "against": [path.name for path in eval_files]}  # fmt: skip
+        self.keep("distill", {"distill": self.record["distill"], "decontamination": self.record["decontamination"]})
         return folder
 
     def training_sets(self, distilled: Path) -> dict[str, Path]:

@@ -209,6 +209,7 @@ class Experiment:
             for name, value in next(iter(step.values())).items()
             if name in ("data", "model") and Path(str(value)).exists()
         }
+        inputs.update({task: content_digest(Path(task.split(":", 1)[1])) for task in tasks})
         key = options_hash({"steps": model_steps, "tasks": tasks, "inputs": inputs, "preset": self.preset.to_dict()})
         cached = self.arms_dir / f"{name}.json"
         if cached.is_file() and json.loads(cached.read_text()).get("key") == key:

@@ -141,8 +141,11 @@ class Experiment:
             nll = self.nll(folder.with_name(f"{name}-nll"))
             candidates.append({"method": method, "blocks": count, "removed_blocks": record["removed_blocks"],
                                "heldout_nll": nll, "nll_increase": nll - baseline, "path": str(folder)})  # fmt: skip
-        fitting = [c for c in candidates if c["nll_increase"] <= self.preset.max_nll_increase] or candidates[:1]
-        chosen = max(fitting, key=lambda c: (c["blocks"], -c["heldout_nll"]))
+        fitting = [c for c in candidates if c["nll_increase"] <= self.preset.max_nll_increase]
+        if fitting:
+            chosen = max(fitting, key=lambda c: (c["blocks"], -c["heldout_nll"]))
+        else:  # every cut breaks the model more than allowed: take the gentlest
+            chosen = min(candidates, key=lambda c: c["heldout_nll"])
         self.record["pruning"] = {
             "original_heldout_nll": baseline,
             "max_nll_increase": self.preset.max_nll_increase,
@@ -210,12 +213,14 @@ class Experiment:
             if name in ("data", "model") and Path(str(value)).exists()
         }
         inputs.update({task: content_digest(Path(task.split(":", 1)[1])) for task in tasks})
-        key = options_hash({"steps": model_steps, "tasks": tasks, "inputs": inputs, "preset": self.preset.to_dict()})
+        output = self.work / "eval" / name
+        evaluation = self.eval_step(name, str(model), tasks, output)
+        # What the arm's scores depend on: its steps, its evaluation and the content of their inputs.
+        key = options_hash({"steps": model_steps, "eval": evaluation, "inputs": inputs})
         cached = self.arms_dir / f"{name}.json"
         if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
             return json.loads(cached.read_text())
-        output = self.work / "eval" / name
-        self.pipeline(name, [*model_steps, self.eval_step(name, str(model), tasks, output)])
+        self.pipeline(name, [*model_steps, evaluation])
         report = json.loads((output / EVAL_RESULTS).read_text())
         entry = {"key": key, "arm": arm, "seed": seed, "tasks": {}}
         for label, task in report["tasks"].items():

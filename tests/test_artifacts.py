@@ -20,10 +20,15 @@ from sdd_data.train.data import load_training_rows
 @pytest.fixture
 def selected(distilled: Path, tiny_llama_path: str, tmp_path: Path) -> Path:
     """A random selection of two rows made from the finished distill run (no clustering: the run is small)."""
+    return random_selection(distilled, tiny_llama_path, tmp_path)
+
+
+def random_selection(data: Path, model: str, tmp_path: Path) -> Path:
+    """Two rows of `data` chosen at random (no clustering, the inputs are small) by the select stage."""
     config = SelectStageConfig(
-        source=SourceSpec(data=str(distilled)),
-        pruned_model=tiny_llama_path,
-        original_model=tiny_llama_path,
+        source=SourceSpec(data=str(data)),
+        pruned_model=model,
+        original_model=model,
         output=str(tmp_path / "selected"),
         cache_dir=str(tmp_path / "cache"),
         max_length=64,
@@ -76,16 +81,7 @@ def test_a_selection_of_raw_data_cannot_be_published(tiny_llama_path, tmp_path):
     rows.write_text(
         "".join(json.dumps({"instruction": f"q{i}", "input": "", "output": f"a{i}"}) + "\n" for i in range(3))
     )
-    config = SelectStageConfig(
-        source=SourceSpec(data=str(rows)),
-        pruned_model=tiny_llama_path,
-        original_model=tiny_llama_path,
-        output=str(tmp_path / "selected"),
-        cache_dir=str(tmp_path / "cache"),
-        max_length=64,
-        selection=SelectConfig(method="random", budget="2"),
-    )
-    selected = select(config, show_progress=False).output
+    selected = random_selection(rows, tiny_llama_path, tmp_path)
     with pytest.raises(SddError, match="no distill run made"):
         publish(PublishConfig(distilled=str(selected), output_dir=str(tmp_path / "published")))
 

@@ -188,4 +188,26 @@ def test_a_distill_run_folder_is_read_through_its_messages(tiny_llama_path, tmp_
     )
     selected = datasets.load_from_disk(str(outcome.output / "data"))
     assert len(selected) == 4 and "r0" not in selected["id"] and "messages" in selected.column_names
-    assert outcome.provenance["counts"]["rows"] == 9
+    assert outcome.provenance["counts"]["rows"] == 9 and outcome.provenance["counts"]["set_aside"] == 1
+    dropped = pq.read_table(outcome.output / "outcome.parquet").to_pylist()[-1]
+    assert dropped["id"] == "r0" and dropped["reason"] == "dropped_by_distill" and not dropped["selected"]
+
+
+def test_rows_set_aside_before_selection_are_in_the_outcome(tiny_llama_path, variant, tmp_path):
+    from sdd_data.data.sources import load_rows
+
+    rows = [{key: row[key] for key in ("id", "instruction", "input", "response")} for row in
+            load_rows(SourceSpec(data="example")).rows]  # fmt: skip
+    rows += [{"id": "blank", "instruction": "Say nothing.", "input": "", "response": "  "},
+             {"id": "no-question", "instruction": "", "input": "", "response": "An answer."}]  # fmt: skip
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = select(config(tmp_path, tiny_llama_path, pruned_model=variant, source=SourceSpec(data=str(data))),
+                    show_progress=False)  # fmt: skip
+    outcome = {row["id"]: row for row in pq.read_table(result.output / "outcome.parquet").to_pylist()}
+    assert set(outcome) == {row["id"] for row in rows}
+    assert outcome["blank"]["reason"] == "invalid_row:response_empty" and not outcome["blank"]["selected"]
+    assert outcome["no-question"]["selection_reason"] == "set aside before selection: invalid_row:instruction_empty"
+    assert outcome["blank"]["cluster"] is None and outcome["blank"]["degradation"] is None
+    assert result.provenance["counts"]["set_aside"] == 2 and result.provenance["counts"]["selected"] == 12
+    assert len(datasets.load_from_disk(str(result.output / "data"))) == 12

@@ -99,6 +99,7 @@ def _reasons(result: SelectionResult) -> list[str]:
 
 
 def _outcome_table(source: SelectionSource, result: SelectionResult, scored) -> pa.Table:
+    """Every input row's outcome: the scored rows, then the rows set aside before selection (not selected)."""
     columns = {
         "id": [row["id"] for row in source.rows],
         **result.columns(),
@@ -107,7 +108,15 @@ def _outcome_table(source: SelectionSource, result: SelectionResult, scored) -> 
         "truncated": [row.truncated for row in scored],
         "selection_reason": _reasons(result),
     }
-    return pa.table(columns)
+    scored_table = pa.table(columns)
+    if not source.set_aside:
+        return scored_table
+    aside = {name: [None] * len(source.set_aside) for name in columns}
+    aside["id"] = [row["id"] for row in source.set_aside]
+    aside["selected"] = [False] * len(source.set_aside)
+    aside["reason"] = [row["reason"] for row in source.set_aside]
+    aside["selection_reason"] = [f"set aside before selection: {row['reason']}" for row in source.set_aside]
+    return pa.concat_tables([scored_table, pa.table(aside, schema=scored_table.schema)])
 
 
 def _selected_table(source: SelectionSource, outcome: pa.Table, result: SelectionResult) -> pa.Table:
@@ -207,6 +216,7 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
             "selected": int(result.selected.sum()),
             "budget": result.budget,
             "truncated_rows": sum(row.truncated for row in scored),
+            "set_aside": len(source.set_aside),
             "outcomes": dict(Counter(reason.split(":", 1)[0] for reason in result.reason)),
         },
         "degradation": {"mean": float(degradation.mean()), "max": float(degradation.max())},

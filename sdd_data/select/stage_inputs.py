@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,6 +23,8 @@ class SelectionSource:
     rows: list[dict]
     """Per row: id, instruction, input and response (the final assistant turn)."""
     provenance: dict
+    set_aside: list[dict] = field(default_factory=list)
+    """Rows not offered to selection: their id and why (an invalid field, or dropped by distill)."""
 
     @property
     def user_turns(self) -> list[str]:
@@ -51,8 +53,14 @@ def _from_stage_output(folder: Path, limit: int | None) -> SelectionSource:
     table = dataset.table
     if "messages" not in table.column_names:
         raise SddError(f"{folder}: the rows have no `messages` column, so there are no responses to score")
+    set_aside = []
     if "decision" in table.column_names:
-        table = table.filter(pc.not_equal(table.column("decision"), "dropped"))
+        dropped = pc.equal(table.column("decision"), "dropped")
+        reasons = table.column("reason").to_pylist() if "reason" in table.column_names else None
+        for index in pc.indices_nonzero(dropped).to_pylist():
+            reason = f"dropped_by_distill:{reasons[index]}" if reasons and reasons[index] else "dropped_by_distill"
+            set_aside.append({"id": table.column("id")[index].as_py(), "reason": reason})
+        table = table.filter(pc.invert(dropped))
     if limit is not None:
         table = table.slice(0, limit)
     rows = []
@@ -75,10 +83,10 @@ def _from_stage_output(folder: Path, limit: int | None) -> SelectionSource:
         "config_name": dataset.config_name,
         "fingerprint": (stats.get("source") or {}).get("fingerprint"),
         "teacher": stats.get("teacher"),
-        "rows_set_aside": 0,
+        "rows_set_aside": len(set_aside),
         "distill_stats": stats or None,
     }
-    return SelectionSource(table, rows, provenance)
+    return SelectionSource(table, rows, provenance, set_aside)
 
 
 def load_selection_source(spec: SourceSpec) -> SelectionSource:
@@ -107,7 +115,8 @@ def load_selection_source(spec: SourceSpec) -> SelectionSource:
             "preset": loaded.preset,
             "rows_set_aside": len(loaded.invalid),
         }
-        source = SelectionSource(pa.Table.from_pylist(loaded.rows), rows, provenance)
+        set_aside = [{"id": row["id"], "reason": row["reason"]} for row in loaded.invalid]
+        source = SelectionSource(pa.Table.from_pylist(loaded.rows), rows, provenance, set_aside)
     if not source.rows:
         raise SddError(f"{spec.data} has no rows to select from")
     return source

@@ -18,12 +18,13 @@ Extractor = Callable[[str], str | None]
 
 
 # A number as written in prose: optional sign and currency, comma thousands groups of exactly
-# three digits, decimals, a simple fraction and a percent sign. Spaces never join digits,
-# so "3 4" stays two numbers.
+# three digits, decimals, an exponent (`1e3`, `2.5E+4`), a simple fraction and a percent sign.
+# Spaces never join digits, so "3 4" stays two numbers.
 _NUMBER_TOKEN = (
     r"(?<![\w./])[-+]?\$?"
     r"(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+|(?=\.\d))"
     r"(?:\.\d+)?"
+    r"(?:[eE][-+]?\d+(?![\w.]))?"
     r"(?:/\d+(?:\.\d+)?)?"
     r"%?"
 )
@@ -150,7 +151,7 @@ _DIGIT = re.compile(r"\d")
 
 
 def extract_last_number(text: str) -> str | None:
-    """The last number in the text (`-5`, `1,000`, `2.50`, `.5`, `3/4`, `$5.00`, `50%`)."""
+    """The last number in the text (`-5`, `1,000`, `2.50`, `.5`, `1e3`, `3/4`, `$5.00`, `50%`)."""
     digit = _DIGIT.search(text[::-1])
     if digit is None:
         return None
@@ -408,6 +409,8 @@ def answers_match(predicted: str, reference: str, rel_tol: float = 1e-4, abs_tol
     """Whether two answers agree: numerically within tolerance, else as normalised strings."""
     predicted_value, reference_value = parse_number(predicted), parse_number(reference)
     if predicted_value is not None and reference_value is not None:
+        if predicted_value.denominator == 1 and reference_value.denominator == 1:
+            return predicted_value == reference_value  # whole numbers (counts, totals) agree exactly or not at all
         # Exact arithmetic: huge values never overflow a float conversion.
         tolerance = max(Fraction(rel_tol) * max(abs(predicted_value), abs(reference_value)), Fraction(abs_tol))
         return abs(predicted_value - reference_value) <= tolerance

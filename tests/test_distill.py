@@ -1,8 +1,10 @@
 """The distill stage end to end with a scripted engine: decisions, outputs, stats, resume and refusals."""
 
 import json
+import os
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -170,3 +172,100 @@ def test_bad_options_fail_before_anything_is_written(source, teacher, tmp_path):
         distill(config_for(source, str(tmp_path / "no-model"), tmp_path / "c"), show_progress=False)
     assert not any((tmp_path / name).exists() for name in "abc")
     assert "scripted" in ENGINES
+
+
+def test_a_run_killed_before_its_manifest_landed_starts_on_rerun(source, teacher, tmp_path):
+    output = tmp_path / "out"
+    (output / "shards").mkdir(parents=True)  # an empty shards folder and a half-written manifest, no run.json
+    (output / ".run.json.tmp-999999").write_text('{"ident')
+    result = distill(config_for(source, teacher, output), show_progress=False)
+    assert result.stats["rows_in"] == len(ROWS)
+    assert not list(output.glob(".*.tmp-*"))
+
+
+def test_a_corrupt_manifest_is_one_line_error(source, teacher, tmp_path):
+    config = config_for(source, teacher, tmp_path / "out")
+    distill(config, show_progress=False)
+    for text in ('{"identity": {"con', "[1, 2]", ""):
+        (tmp_path / "out" / "run.json").write_text(text)
+        with pytest.raises(SddError, match=r"run.json is not a readable run manifest; use --overwrite") as error:
+            distill(config, show_progress=False)
+        assert "\n" not in str(error.value)
+    config.overwrite = True
+    assert distill(config, show_progress=False).stats["rows_in"] == len(ROWS)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "old_schema"])
+def test_a_damaged_shard_is_redone(source, teacher, tmp_path, damage, capsys):
+    config = config_for(source, teacher, tmp_path / "out")
+    first = distill(config, show_progress=False)
+    shard = first.output / "shards" / "shard-00001.parquet"
+    if damage == "truncated":
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    elif damage == "empty":
+        shard.write_bytes(b"")
+    elif damage == "garbage":
+        shard.write_bytes(b"PAR1" + b"\x00" * 64 + b"PAR1")
+    else:
+        pq.write_table(pq.read_table(shard).drop_columns(["prompt_tokens"]), shard)
+    (first.output / "stats.json").unlink()
+    CALLS.clear()
+    second = distill(config, show_progress=False)
+    assert CALLS == [2]
+    assert "shard-00001.parquet" in capsys.readouterr().err
+    assert second.stats["decisions"] == first.stats["decisions"]
+    ids = pq.read_table(second.output / "distilled.parquet").column("id").to_pylist()
+    assert sorted(ids) == sorted(row["id"] for row in ROWS[:5])
+
+
+def test_a_shard_holding_other_rows_is_refused(source, teacher, tmp_path):
+    config = config_for(source, teacher, tmp_path / "out")
+    first = distill(config, show_progress=False)
+    shard = first.output / "shards" / "shard-00001.parquet"
+    table = pq.read_table(shard)
+    pq.write_table(table.set_column(0, "id", pa.array(["other-1", "other-2"])), shard)
+    (first.output / "stats.json").unlink()
+    with pytest.raises(SddError, match=r"shard-00001.parquet holds other rows than this run's; use --overwrite"):
+        distill(config, show_progress=False)
+
+
+def test_stray_files_in_the_shards_folder_are_ignored(source, teacher, tmp_path):
+    config = config_for(source, teacher, tmp_path / "out")
+    (tmp_path / "out" / "shards").mkdir(parents=True)
+    distill(config, show_progress=False)
+    (tmp_path / "out" / "shards" / "shard-copy.parquet").write_bytes(b"x")
+    (tmp_path / "out" / "stats.json").unlink()
+    assert distill(config, show_progress=False).stats["rows_in"] == len(ROWS)
+
+
+def test_an_output_that_is_a_file_is_one_line_error(source, teacher, tmp_path):
+    (tmp_path / "out").write_text("mine")
+    with pytest.raises(SddError, match="is a file"):
+        distill(config_for(source, teacher, tmp_path / "out"), show_progress=False)
+    assert (tmp_path / "out").read_text() == "mine"
+
+
+def test_a_finished_run_is_left_as_it_is(source, teacher, tmp_path):
+    config = config_for(source, teacher, tmp_path / "out")
+    first = distill(config, show_progress=False)
+    written = {path: path.stat().st_mtime_ns for path in first.output.rglob("*")}
+    stats = (first.output / "stats.json").read_text()
+    CALLS.clear()
+    again = distill(config, show_progress=False)
+    assert CALLS == [] and again.stats == json.loads(stats)
+    assert {path: path.stat().st_mtime_ns for path in first.output.rglob("*")} == written
+    assert again.stats["throughput"]["generated_rows"] == 5  # what the run that did the work counted
+
+
+def test_a_second_run_in_the_same_folder_at_once_is_refused(source, teacher, tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    output = tmp_path / "out"
+    output.mkdir()
+    holder = os.open(output, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SddError, match="is in use by another distill run"):
+            distill(config_for(source, teacher, output), show_progress=False)
+    finally:
+        os.close(holder)
+    assert distill(config_for(source, teacher, output), show_progress=False).stats["rows_in"] == len(ROWS)

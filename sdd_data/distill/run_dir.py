@@ -2,12 +2,19 @@
 
 A shard file appears whole or not at all (written to a temporary name, flushed, then renamed), so a
 run killed at any moment, even with SIGKILL, leaves only complete shards behind; the rerun skips them.
+The manifest is written before anything else, and the stats file, written last, marks a finished run:
+the final phase removes it before it rewrites anything, so a run killed there never looks finished.
+A shard that cannot be read back whole (damaged on disk, or written by another version) is done again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,11 +28,13 @@ from sdd_data.artifacts import (
     SHARDS_DIR,
     STATS_FILE,
 )
-from sdd_data.errors import SddError
+from sdd_data.errors import SddError, first_line
 from sdd_data.output_folder import write_atomically, write_json
 
-# Everything a run writes; --overwrite removes exactly these, never anything else in the folder.
-RUN_OUTPUTS = (RUN_MANIFEST, SHARDS_DIR, DATA_DIR, DISTILLED_PARQUET, DROPPED_PARQUET, STATS_FILE)
+# Everything a run writes; --overwrite removes exactly these (the finished marker first, the manifest last).
+RUN_OUTPUTS = (STATS_FILE, DATA_DIR, DISTILLED_PARQUET, DROPPED_PARQUET, SHARDS_DIR, RUN_MANIFEST)
+LEFTOVER_PATTERN = ".*.tmp-*"
+"""Temporary names of half-written files and folders (`write_atomically`, the `data/` staging folder)."""
 
 
 class RunDir:
@@ -35,25 +44,76 @@ class RunDir:
         self.path = Path(path)
         self.shard_dir = self.path / SHARDS_DIR
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder for this process (creating it), so that two runs never write into it at once.
+
+        The lock is the kernel's (`flock` on the folder): it goes away with the process, even on SIGKILL.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise SddError(f"output {self.path} is a file; choose a folder for --output")
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: run unguarded
+            yield
+            return
+        handle = os.open(self.path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SddError(
+                    f"{self.path} is in use by another distill run; wait for it to end or choose another --output"
+                ) from None
+            yield
+        finally:
+            os.close(handle)
+
     def open(self, identity: dict, overwrite: bool) -> None:
         """Start or resume the run named by `identity`; refuse to mix it with another run's results."""
         manifest = self.path / RUN_MANIFEST
         if overwrite:
             self.clear()
         elif manifest.exists():
-            previous = json.loads(manifest.read_text())
+            previous = self._read_manifest()
             if previous.get("identity") != identity:
                 changed = sorted(_changed_keys(previous.get("identity", {}), identity))
                 raise SddError(
                     f"{self.path} holds results of another run (differs in: {', '.join(changed) or 'format'}); "
                     "use --overwrite to start over or choose another --output"
                 )
-        elif self.path.exists() and any(self.path.iterdir()):
+        elif not self._holds_only_a_start():
             raise SddError(f"{self.path} is not empty and holds no sdd-data run; choose another --output")
-        self.shard_dir.mkdir(parents=True, exist_ok=True)
         self.remove_leftovers()
         if not manifest.exists():
+            self.path.mkdir(parents=True, exist_ok=True)
             write_json(manifest, {"identity": identity})
+        self.shard_dir.mkdir(exist_ok=True)
+
+    def _read_manifest(self) -> dict:
+        manifest = self.path / RUN_MANIFEST
+        try:
+            previous = json.loads(manifest.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise SddError(
+                f"{manifest} is not a readable run manifest; use --overwrite to start over ({first_line(error)})"
+            ) from None
+        if not isinstance(previous, dict) or not isinstance(previous.get("identity"), dict):
+            raise SddError(f"{manifest} is not a readable run manifest; use --overwrite to start over")
+        return previous
+
+    def _holds_only_a_start(self) -> bool:
+        """Whether the folder is missing, empty, or holds only what a run killed before its manifest landed."""
+        if not self.path.exists():
+            return True
+        for entry in self.path.iterdir():
+            if entry.name == SHARDS_DIR and entry.is_dir() and not any(entry.iterdir()):
+                continue  # made before the manifest by earlier versions
+            if entry.match(LEFTOVER_PATTERN) and entry.name.startswith(f".{RUN_MANIFEST}."):
+                continue
+            return False
+        return True
 
     def clear(self) -> None:
         """Remove what a previous run wrote here (and nothing else)."""
@@ -66,15 +126,40 @@ class RunDir:
 
     def remove_leftovers(self) -> None:
         """Delete temporary files that a killed run left half-written."""
-        for leftover in [*self.path.glob(".*.tmp-*"), *self.shard_dir.glob(".*.tmp-*")]:
+        for leftover in [*self.path.glob(LEFTOVER_PATTERN), *self.shard_dir.glob(LEFTOVER_PATTERN)]:
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
 
     def shard_path(self, index: int) -> Path:
         return self.shard_dir / f"shard-{index:05d}.parquet"
 
-    def completed_shards(self) -> set[int]:
-        """Indices of the shards already written."""
-        return {int(path.stem.split("-")[1]) for path in self.shard_dir.glob("shard-*.parquet")}
+    def completed_shards(self, expected_ids: list[list[str]], schema: pa.Schema) -> set[int]:
+        """Indices of the shards already written whole, for shards meant to hold `expected_ids`, in order.
+
+        A shard that cannot be read, or has another schema, is deleted (with a note) so it is done again;
+        one that holds other rows means the rows changed under the run, and is refused.
+        """
+        done = set()
+        for index, ids in enumerate(expected_ids):
+            path = self.shard_path(index)
+            if not path.exists():
+                continue
+            try:
+                table = pq.read_table(path)
+                readable = table.schema.equals(schema)
+                problem = "another schema"
+            except (OSError, pa.ArrowException) as error:
+                readable, problem = False, first_line(error)
+            if not readable:
+                print(f"sdd-data distill: {path} cannot be used ({problem}); doing it again", file=sys.stderr)
+                path.unlink()
+                continue
+            if table.column("id").to_pylist() != ids:
+                raise SddError(
+                    f"{path} holds other rows than this run's; use --overwrite to start over (did the source or "
+                    "the --decontaminate files change?)"
+                )
+            done.add(index)
+        return done
 
     def write_shard(self, index: int, table: pa.Table) -> None:
         """Write one shard atomically."""
@@ -86,6 +171,30 @@ class RunDir:
         if missing:
             raise SddError(f"{self.path}: shard(s) {missing[:5]} missing; rerun the same command to finish them")
         return pa.concat_tables([pq.read_table(self.shard_path(index)) for index in range(count)])
+
+    def finished_stats(self) -> dict | None:
+        """The stats of a finished run (every output in place), or None when the final phase has to run."""
+        if not all((self.path / name).exists() for name in (DATA_DIR, DISTILLED_PARQUET, DROPPED_PARQUET)):
+            return None
+        try:
+            stats = json.loads((self.path / STATS_FILE).read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        return stats if isinstance(stats, dict) else None
+
+    def unmark_finished(self) -> None:
+        """Remove the stats file, the mark of a finished run, before any output is rewritten."""
+        (self.path / STATS_FILE).unlink(missing_ok=True)
+
+    def replace_data_dir(self, staging: Path) -> None:
+        """Put a fully written `data/` folder in place of the old one (moved aside first, then deleted)."""
+        target = self.path / DATA_DIR
+        retired = self.path / f".{DATA_DIR}.old.tmp-{os.getpid()}"
+        if target.exists():
+            os.rename(target, retired)
+        os.rename(staging, target)
+        if retired.exists():
+            shutil.rmtree(retired)
 
 
 def _changed_keys(old: dict, new: dict) -> set[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -148,51 +147,62 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
         "rows": len(loaded.rows),
     }
     run = RunDir(config.output)
-    run.open({**identity, "hash": config_hash(identity)}, overwrite=config.overwrite)
+    with run.locked():
+        run.open({**identity, "hash": config_hash(identity)}, overwrite=config.overwrite)
+        shards = [
+            loaded.rows[start : start + config.shard_size] for start in range(0, len(loaded.rows), config.shard_size)
+        ]
+        done = run.completed_shards([[row["id"] for row in shard] for shard in shards], DISTILLED_SCHEMA)
+        pending = [index for index in range(len(shards)) if index not in done]
+        finished = None if pending else run.finished_stats()
+        if finished is not None:  # nothing left to do: the outputs and their stats stay as the run wrote them
+            if show_progress:
+                print_summary(finished, run.path)
+            return DistillResult(run.path, finished)
+        engine_info, generated_rows, generated_tokens, started = {}, 0, 0, time.perf_counter()
+        if pending:
+            engine = load_engine(config.engine, teacher.path, config.engine_options)
+            engine_info = engine.describe()
+            started = time.perf_counter()
+            with tqdm(
+                total=sum(len(shards[i]) for i in pending), unit="row", desc="distill", disable=not show_progress
+            ) as bar:
+                for index in pending:
+                    shard = _distill_shard(shards[index], engine, template, config, bar.update)
+                    run.write_shard(index, shard)
+                    generated_rows += len(shard)
+                    generated_tokens += pc.sum(shard.column("teacher_tokens")).as_py() or 0
+            engine.close()
+        seconds = time.perf_counter() - started
 
-    shards = [loaded.rows[start : start + config.shard_size] for start in range(0, len(loaded.rows), config.shard_size)]
-    pending = [index for index in range(len(shards)) if index not in run.completed_shards()]
-    engine_info, generated_rows, generated_tokens, started = {}, 0, 0, time.perf_counter()
-    if pending:
-        engine = load_engine(config.engine, teacher.path, config.engine_options)
-        engine_info = engine.describe()
-        started = time.perf_counter()
-        with tqdm(
-            total=sum(len(shards[i]) for i in pending), unit="row", desc="distill", disable=not show_progress
-        ) as bar:
-            for index in pending:
-                shard = _distill_shard(shards[index], engine, template, config, bar.update)
-                run.write_shard(index, shard)
-                generated_rows += len(shard)
-                generated_tokens += pc.sum(shard.column("teacher_tokens")).as_py() or 0
-        engine.close()
-    seconds = time.perf_counter() - started
-
-    table, invalid = run.read_shards(len(shards)), _invalid_table(loaded)
-    stats = distill_stats(
-        table=table,
-        invalid=invalid,
-        config=flat_config,
-        template=template.to_dict(),
-        teacher=teacher,
-        engine=engine_info,
-        source=loaded,
-        work={
-            "generated_rows": generated_rows,
-            "generated_tokens": generated_tokens,
-            "resumed_shards": len(shards) - len(pending),
-            "seconds": seconds,
-        },
-        version=__version__,
-    )
-    _write_outputs(run, table, invalid, stats)
+        table, invalid = run.read_shards(len(shards)), _invalid_table(loaded)
+        stats = distill_stats(
+            table=table,
+            invalid=invalid,
+            config=flat_config,
+            template=template.to_dict(),
+            teacher=teacher,
+            engine=engine_info,
+            source=loaded,
+            work={
+                "generated_rows": generated_rows,
+                "generated_tokens": generated_tokens,
+                "resumed_shards": len(shards) - len(pending),
+                "seconds": seconds,
+            },
+            version=__version__,
+        )
+        _write_outputs(run, table, invalid, stats)
     if show_progress:
         print_summary(stats, run.path)
     return DistillResult(run.path, stats)
 
 
 def _write_outputs(run: RunDir, table: pa.Table, invalid: pa.Table, stats: dict) -> None:
-    """The kept rows as a `datasets` folder and Parquet, dropped rows apart, then the stats (written last)."""
+    """The kept rows as a `datasets` folder and Parquet, dropped rows apart, then the stats (written last).
+
+    The stats file marks a finished run, so it goes first: a run killed in here is never taken for finished.
+    """
     import datasets
 
     ids = table.column("id")
@@ -201,12 +211,11 @@ def _write_outputs(run: RunDir, table: pa.Table, invalid: pa.Table, stats: dict)
     is_dropped = pc.equal(table.column("decision"), "dropped")
     kept = table.filter(pc.invert(is_dropped))
     dropped = pa.concat_tables([table.filter(is_dropped), invalid])
+    run.unmark_finished()
     write_atomically(run.path / DISTILLED_PARQUET, lambda target: pq.write_table(kept, target))
     write_atomically(run.path / DROPPED_PARQUET, lambda target: pq.write_table(dropped, target))
     run.remove_leftovers()
-    staging = run.path / f".data.tmp-{os.getpid()}"
+    staging = run.path / f".{DATA_DIR}.tmp-{os.getpid()}"
     datasets.Dataset(kept).save_to_disk(str(staging))
-    if (run.path / DATA_DIR).exists():
-        shutil.rmtree(run.path / DATA_DIR)
-    staging.rename(run.path / DATA_DIR)
+    run.replace_data_dir(staging)
     write_json(run.path / STATS_FILE, stats)

@@ -93,6 +93,22 @@ class VllmEngine:
         tracker.finish()
         return [_to_generation(output) for output in outputs]
 
+    def prompt_logprobs(self, token_ids: list[list[int]], progress: ProgressCallback | None = None) -> list:
+        """For each prompt (token ids, scored as they are), vLLM's log-probability of every prompt token given
+        the tokens before it: a list per prompt with None first, then a {token id: Logprob} mapping per position
+        that holds at least the prompt's own token (the raw model distribution: no temperature or penalties)."""
+        if any(not ids for ids in token_ids):
+            raise SddError("cannot score an empty prompt")
+        params = self._sampling_params_class(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
+        tracker = _ProgressTracker(progress, total=len(token_ids))
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": ids} for ids in token_ids],
+            params,
+            use_tqdm=tracker.progress_bar if progress is not None else False,
+        )
+        tracker.finish()
+        return [output.prompt_logprobs for output in outputs]
+
     def _sampling_params(self, decoding: DecodingConfig, seed: int):
         sampling = {"temperature": 0.0}
         if not decoding.greedy:

@@ -7,6 +7,8 @@ continuation is scored exactly as if it followed the context alone. Rows of simi
 padded batch. Only the positions that predict continuation tokens go through the output layer, in fp32.
 
 Scores equal one forward pass per (context, continuation) pair up to floating-point reordering.
+`engine_logprobs` scores through whichever engine the eval stage loaded: this packed scorer for the
+transformers engine, vLLM's prompt log-probabilities (`vllm_loglikelihood`) for the vllm engine.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from sdd_data.errors import SddError, require
 from sdd_data.evaluate.mc_scoring import split_pair
+from sdd_data.registry import Registry
 
 LOGIT_CHUNK = 1024
 """Scored positions per fp32 log-softmax: bounds the [positions, vocabulary] temporaries."""
@@ -150,3 +153,29 @@ def continuation_logprobs(
         if progress is not None:
             progress(sum(len(layout[3]) for layout in layouts))
     return scores
+
+
+def transformers_continuation_logprobs(
+    engine: Any, pairs: list[tuple[str, str]], batch_size: int, progress: Callable[[int], None] | None = None
+) -> list[float]:
+    """`continuation_logprobs` with a TransformersEngine's model and tokenizer."""
+    return continuation_logprobs(engine.model, engine.tokenizer, pairs, batch_size, progress)
+
+
+ScoringFunction = Callable[[Any, list[tuple[str, str]], int, Callable[[int], None] | None], list[float]]
+
+SCORING_ENGINES: Registry[ScoringFunction] = Registry(
+    "scoring engine",
+    {
+        "transformers": transformers_continuation_logprobs,
+        "vllm": "sdd_data.evaluate.vllm_loglikelihood:vllm_continuation_logprobs",
+    },
+)
+"""Engine name -> function(engine, pairs, batch_size, progress) giving each pair's continuation log-likelihood."""
+
+
+def engine_logprobs(
+    engine: Any, pairs: list[tuple[str, str]], batch_size: int, progress: Callable[[int], None] | None = None
+) -> list[float]:
+    """Sum of log p(continuation token | everything before it) per (context, continuation), by a loaded engine."""
+    return SCORING_ENGINES.get(engine.name)(engine, pairs, batch_size, progress)

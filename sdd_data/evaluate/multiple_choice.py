@@ -30,13 +30,12 @@ class MultipleChoiceTask:
 
     def run(self, model: EvalModel, settings: TaskSettings) -> TaskResult:
         """Score every choice's continuation and pick the most likely."""
-        from sdd_data.evaluate.loglikelihood import continuation_logprobs
+        from sdd_data.evaluate.loglikelihood import engine_logprobs
         from sdd_data.evaluate.mc_scoring import mc_correct
 
         pairs = [pair for item in self.items for pair in item.pairs]
-        engine = model.engine
         with tqdm(total=len(pairs), desc=f"{model.name} {self.label}", unit="choice") as bar:
-            scores = continuation_logprobs(engine.model, engine.tokenizer, pairs, settings.batch_size, bar.update)
+            scores = engine_logprobs(model.engine, pairs, settings.batch_size, bar.update)
         correct = mc_correct(self.items, scores)
         metrics = {metric: sum(values) / len(values) for metric, values in correct.items()}
         return TaskResult(

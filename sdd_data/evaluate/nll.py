@@ -68,7 +68,7 @@ class AnswerNllTask:
 
     def run(self, model: EvalModel, settings: TaskSettings) -> TaskResult:
         """Score every answer after its rendered prompt."""
-        from sdd_data.evaluate.loglikelihood import continuation_logprobs
+        from sdd_data.evaluate.loglikelihood import engine_logprobs
         from sdd_data.evaluate.mc_scoring import split_pair
 
         tokenizer = model.engine.tokenizer
@@ -82,7 +82,7 @@ class AnswerNllTask:
             for turns in self.conversations
         ]
         with tqdm(total=len(pairs), desc=f"{model.name} {self.label}", unit="answer") as bar:
-            scores = continuation_logprobs(model.engine.model, tokenizer, pairs, settings.batch_size, bar.update)
+            scores = engine_logprobs(model.engine, pairs, settings.batch_size, bar.update)
         per_answer = [-score / len(split_pair(tokenizer, *pair)[1]) for score, pair in zip(scores, pairs)]
         mean = sum(per_answer) / len(per_answer)
         return TaskResult(self.label, self.metric, mean, len(per_answer), {"nll": mean}, False, per_answer)

@@ -180,6 +180,7 @@ PIPELINE_ORDER = (
             Need("lm_eval", "eval", "tasks", "leaderboard-v1"),
             Need("lm_eval", "eval", "tasks", "lm-eval-mc"),
             Need("vllm", "vllm", "speculative_engine", "vllm"),
+            Need("vllm", "vllm", "engine", "vllm"),
         ),
     ),
 )

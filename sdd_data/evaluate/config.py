@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sdd_data.evaluate.mc_scoring import DEFAULT_DELIMITER
 
 SPECULATIVE_ENGINES = ("transformers", "vllm")
+EVAL_ENGINES = ("transformers", "vllm")
+"""Engines the built-in tasks run on (each has a scorer in `loglikelihood.SCORING_ENGINES`)."""
 
 
 @dataclass
@@ -24,8 +26,12 @@ class EvalConfig:
     """Rows per task (the same seeded random subset for every model); null for every row."""
     seed: int = 0
     """Seed of the row subset (and of lm-eval's few-shot sampling)."""
+    engine: str = "transformers"
+    """Engine of the built-in tasks (gsm8k, mc, nll): transformers (packed exact scoring, batched generation) or
+    vllm (prompt log-probabilities, one prompt per choice; vLLM batches on its own). lm-eval tasks load their own."""
     batch_size: int = 8
-    """Sequences per forward pass (choices for mc, prompts for gsm8k, lm-eval's batch size)."""
+    """Sequences per forward pass (questions for mc, prompts for gsm8k, lm-eval's batch size); the vllm engine
+    batches on its own."""
     max_new_tokens: int = 256
     """Most tokens generated per gsm8k answer."""
     mc_delimiter: str = DEFAULT_DELIMITER

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from sdd_data.artifacts import EVAL_PLOT, EVAL_RESULTS
 from sdd_data.config import config_to_flat_dict
 from sdd_data.errors import SddError
-from sdd_data.evaluate.config import SPECULATIVE_ENGINES, EvalConfig
+from sdd_data.evaluate.config import EVAL_ENGINES, SPECULATIVE_ENGINES, EvalConfig
 from sdd_data.evaluate.report import build_report, format_table, write_report
 from sdd_data.evaluate.task_base import EvalModel, EvalTask, TaskResult, TaskSettings
 from sdd_data.evaluate.tasks import parse_tasks
@@ -57,10 +57,10 @@ def _resolve(name: str, model: str):
 
 
 def _load_engine(path: str, config: EvalConfig):
-    from sdd_data.engines.base import EngineConfig
-    from sdd_data.engines.transformers_engine import TransformersEngine
+    from sdd_data.engines import EngineConfig, load_engine
 
-    return TransformersEngine(
+    return load_engine(
+        config.engine,
         path,
         EngineConfig(
             dtype=config.dtype,
@@ -147,6 +147,8 @@ def _run_model(
 
 def evaluate(config: EvalConfig) -> dict:
     """Score every model on every task, print the table, write results.json and results.png; return the report."""
+    if config.engine not in EVAL_ENGINES:
+        raise SddError(f"unknown engine {config.engine!r}; use {' or '.join(EVAL_ENGINES)}")
     models = parse_models(config.models)
     baseline = choose_baseline(models, config.baseline)
     tasks = parse_tasks(config.tasks)

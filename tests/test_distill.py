@@ -269,3 +269,15 @@ def test_a_second_run_in_the_same_folder_at_once_is_refused(source, teacher, tmp
     finally:
         os.close(holder)
     assert distill(config_for(source, teacher, output), show_progress=False).stats["rows_in"] == len(ROWS)
+
+
+def test_an_option_newer_than_the_run_left_at_its_default_still_resumes(source, teacher, tmp_path):
+    config = config_for(source, teacher, tmp_path / "out")
+    distill(config, show_progress=False)
+    identity = json.loads((tmp_path / "out" / "run.json").read_text())["identity"]
+    assert "truncate_long_prompts" not in identity["config"]  # as a run begun before the option existed
+    (tmp_path / "out" / "stats.json").unlink()
+    assert distill(config, show_progress=False).stats["rows_in"] == len(ROWS)
+    changed = config_for(source, teacher, tmp_path / "out", truncate_long_prompts=True)
+    with pytest.raises(SddError, match=r"differs in: config.truncate_long_prompts"):
+        distill(changed, show_progress=False)

@@ -35,6 +35,11 @@ class DistillConfig:
     rows sharing a word n-gram with an item are set aside with the reason `contaminated`, before the teacher runs."""
     decontamination_ngram: int = 13
     """Words per n-gram for --decontaminate (13 is the usual rule)."""
+    truncate_long_prompts: bool = False
+    """Rows whose rewrite prompt leaves no room in the teacher's context are set aside with the reason
+    `prompt_too_long`; with this, the reference response inside the prompt is cut instead (from its end, leaving
+    room for max_new_tokens new tokens, at most half the context) and a rewrite kept from it has the reason
+    `prompt_truncated`."""
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     engine_options: EngineConfig = field(default_factory=EngineConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)

@@ -24,7 +24,8 @@ from sdd_data.data.decontaminate import build_index, row_text, split_paths
 from sdd_data.data.records import sft_messages
 from sdd_data.data.sources import LoadedSource, load_rows
 from sdd_data.distill.config import DistillConfig
-from sdd_data.distill.consistency import FilterConfig, decide
+from sdd_data.distill.consistency import FAILURE_DECISIONS, FilterConfig, decide
+from sdd_data.distill.prompt_length import PROMPT_TOO_LONG, PROMPT_TRUNCATED, FittedPrompt, fit_prompt
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.stats import distill_stats, print_summary
 from sdd_data.distill.templates import Template, get_template
@@ -55,6 +56,12 @@ DISTILLED_SCHEMA = pa.schema(
         ("teacher_tokens", pa.int64()),
     ]
 )
+
+
+NEWER_OPTIONS = {"truncate_long_prompts": False}
+"""Options added after run folders existed, with their defaults: left at the default they are no part of a
+run's identity, so a run begun by an earlier version still resumes."""
+_UNSET = object()
 
 
 @dataclass
@@ -102,15 +109,54 @@ def judge_rows(
 
 
 def _distill_shard(rows: list[dict], engine: Engine, template: Template, config: DistillConfig, progress) -> pa.Table:
-    prompts = [template.render(row, engine.tokenizer) for row in rows]
-    seeds = [row_seed(config.decoding.seed, row["id"]) for row in rows]
-    generations = engine.generate(prompts, seeds, config.decoding, progress)
-    texts = [generation.text.strip() for generation in generations]
-    distilled = judge_rows(rows, texts, [g.finish_reason for g in generations], config.filter)
-    for row, generation in zip(distilled, generations):
+    """Generate and judge one shard; rows whose prompt does not fit the teacher's context are not generated."""
+    context_length = getattr(engine, "context_length", None)
+    fitted = [
+        fit_prompt(
+            row,
+            template,
+            engine.tokenizer,
+            context_length,
+            config.decoding.max_new_tokens,
+            config.truncate_long_prompts,
+        )
+        for row in rows
+    ]
+    todo = [index for index, prompt in enumerate(fitted) if prompt.text is not None]
+    if len(todo) < len(rows):
+        progress(len(rows) - len(todo))
+    generations = []
+    if todo:
+        prompts = [fitted[index].text for index in todo]
+        seeds = [row_seed(config.decoding.seed, rows[index]["id"]) for index in todo]
+        generations = engine.generate(prompts, seeds, config.decoding, progress)  # type: ignore[arg-type]
+    judged = judge_rows(
+        [rows[index] for index in todo],
+        [generation.text.strip() for generation in generations],
+        [generation.finish_reason for generation in generations],
+        config.filter,
+    )
+    distilled = [_too_long_row(row, prompt, config) for row, prompt in zip(rows, fitted)]
+    for index, row, generation in zip(todo, judged, generations):
         row["prompt_tokens"] = generation.prompt_tokens
         row["teacher_tokens"] = generation.completion_tokens
+        if fitted[index].truncated and row["decision"] == "rewrite":
+            row["reason"] = PROMPT_TRUNCATED
+        distilled[index] = row
     return pa.Table.from_pylist(distilled, schema=DISTILLED_SCHEMA)
+
+
+def _too_long_row(row: dict, prompt: FittedPrompt, config: DistillConfig) -> dict:
+    """A row whose prompt leaves no room in the teacher's context: the filter's failure decision, not generated."""
+    decision = FAILURE_DECISIONS[config.filter.on_failure]
+    return {
+        **row,
+        "messages": None if decision == "dropped" else sft_messages(row, row["response"]),
+        "decision": decision,
+        "reason": PROMPT_TOO_LONG,
+        "prompt_tokens": prompt.tokens,
+        "teacher_tokens": 0,
+    }
 
 
 def _invalid_table(loaded: LoadedSource) -> pa.Table:
@@ -141,7 +187,11 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     teacher = resolve_model(config.teacher, revision=config.revision)
     flat_config = config_to_flat_dict(config)
     identity = {
-        "config": {k: v for k, v in flat_config.items() if k not in ("output", "overwrite")},
+        "config": {
+            key: value
+            for key, value in flat_config.items()
+            if key not in ("output", "overwrite") and NEWER_OPTIONS.get(key, _UNSET) != value
+        },
         "source_fingerprint": loaded.fingerprint,
         "template": template.to_dict(),
         "rows": len(loaded.rows),

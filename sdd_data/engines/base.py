@@ -56,7 +56,8 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     """vllm engine: fraction of GPU memory for weights and KV cache."""
     max_model_len: int | None = None
-    """vllm engine: context length cap (defaults to the model's)."""
+    """Context length of the teacher in tokens, prompt and generation together (defaults to the model's).
+    A prompt must leave room for at least one new token; generation stops at the end of the context."""
     trust_remote_code: bool = False
     """Run model code from the checkpoint. Off unless you trust the model's authors."""
     extra: dict = field(default_factory=dict)
@@ -71,6 +72,7 @@ class Engine(Protocol):
 
     name: str
     tokenizer: object  # a transformers tokenizer; templates render prompts with it
+    context_length: int | None  # tokens of prompt and generation together; None when unknown
 
     def generate(
         self,
@@ -97,7 +99,47 @@ def end_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | N
     return list(dict.fromkeys(token for token in [*ids, tokenizer_eos] if token is not None))
 
 
-def tokenize_prompts(tokenizer, prompts: list[str], seeds: list[int], decoding: DecodingConfig) -> list[list[int]]:
+CONTEXT_LENGTH_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+"""Model config fields that give the context length, by name, most common first."""
+
+
+def model_context_length(model_config) -> int | None:
+    """The context length a transformers model config declares (of its text model), or None when it names none."""
+    text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+    for key in CONTEXT_LENGTH_KEYS:
+        value = getattr(text_config, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def resolve_context_length(model_limit: int | None, max_model_len: int | None, model_path: str) -> int | None:
+    """The context to work in: `max_model_len` when set (no longer than the model's), else the model's own."""
+    if max_model_len is None:
+        return model_limit
+    if max_model_len < 2:
+        raise SddError(f"max_model_len must be at least 2, got {max_model_len}")
+    if model_limit is not None and max_model_len > model_limit:
+        raise SddError(
+            f"max_model_len {max_model_len} is longer than the context of {model_path} ({model_limit} tokens); "
+            "lower it or leave it unset"
+        )
+    return max_model_len
+
+
+def prompt_fits(prompt_tokens: int, context_length: int | None) -> bool:
+    """Whether a prompt leaves room in the context for at least one new token."""
+    return context_length is None or prompt_tokens + 1 <= context_length
+
+
+def count_tokens(tokenizer, text: str) -> int:
+    """Tokens of a rendered prompt as the engines feed it (no special tokens added: they are in the text)."""
+    return len(tokenizer(text, add_special_tokens=False).input_ids)
+
+
+def tokenize_prompts(
+    tokenizer, prompts: list[str], seeds: list[int], decoding: DecodingConfig, context_length: int | None = None
+) -> list[list[int]]:
     """Check a generate() call and tokenize its rendered prompts (no special tokens added: they are in the text)."""
     if len(prompts) != len(seeds):
         raise SddError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
@@ -107,4 +149,10 @@ def tokenize_prompts(tokenizer, prompts: list[str], seeds: list[int], decoding: 
     empty = [index for index, ids in enumerate(token_ids) if not ids]
     if empty:
         raise SddError(f"cannot generate from empty prompts (rows {empty[:5]})")
+    too_long = [index for index, ids in enumerate(token_ids) if not prompt_fits(len(ids), context_length)]
+    if too_long:
+        raise SddError(
+            f"prompts of rows {too_long[:5]} leave no room for a new token in the {context_length}-token context; "
+            "shorten them or raise max_model_len"
+        )
     return token_ids

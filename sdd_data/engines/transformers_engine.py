@@ -10,6 +10,8 @@ from sdd_data.engines.base import (
     Generation,
     ProgressCallback,
     end_token_ids,
+    model_context_length,
+    resolve_context_length,
     tokenize_prompts,
 )
 from sdd_data.errors import SddError, require
@@ -20,7 +22,8 @@ class TransformersEngine:
     """Teacher generation with `AutoModelForCausalLM.generate`, batching prompts of similar length.
 
     Sampling seeds torch once per batch from the seeds of the rows in it, so a row's sample
-    depends on its batch mates; per-row seeding is exact only in the vllm engine.
+    depends on its batch mates; per-row seeding is exact only in the vllm engine. As in vLLM, a
+    row's generation ends at the end of the context (finish reason "length").
     """
 
     name = "transformers"
@@ -39,6 +42,9 @@ class TransformersEngine:
             model_path, dtype=self.dtype, device=self.device, trust_remote_code=config.trust_remote_code, **config.extra
         )
 
+        self.context_length = resolve_context_length(
+            model_context_length(model.config), config.max_model_len, model_path
+        )
         self.eos_token_ids = end_token_ids(model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
         if not self.eos_token_ids:
             raise SddError(f"{model_path}: neither the generation config nor the tokenizer names an eos token")
@@ -60,7 +66,7 @@ class TransformersEngine:
         progress: ProgressCallback | None = None,
     ) -> list[Generation]:
         """Generate one completion per rendered prompt, in input order."""
-        token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding)
+        token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding, self.context_length)
         # Longest first: similar lengths share a batch (less padding) and memory errors show up early.
         order = sorted(range(len(prompts)), key=lambda index: len(token_ids[index]), reverse=True)
         generation_config = self._generation_config(decoding)
@@ -70,7 +76,9 @@ class TransformersEngine:
             batch = order[start : start + batch_size]
             if not decoding.greedy:
                 self._torch.manual_seed(_batch_seed([seeds[index] for index in batch]))
-            batch_results = self._generate_batch([token_ids[index] for index in batch], generation_config)
+            batch_token_ids = [token_ids[index] for index in batch]
+            room = [self._room(len(ids), decoding.max_new_tokens) for ids in batch_token_ids]
+            batch_results = self._generate_batch(batch_token_ids, room, generation_config)
             for index, generation in zip(batch, batch_results):
                 results[index] = generation
             if progress is not None:
@@ -90,7 +98,13 @@ class TransformersEngine:
             **sampling,
         )
 
-    def _generate_batch(self, batch_token_ids: list[list[int]], generation_config) -> list[Generation]:
+    def _room(self, prompt_tokens: int, max_new_tokens: int) -> int:
+        """How many tokens a row may generate: max_new_tokens, or fewer where the context ends first."""
+        if self.context_length is None:
+            return max_new_tokens
+        return min(max_new_tokens, self.context_length - prompt_tokens)
+
+    def _generate_batch(self, batch_token_ids: list[list[int]], room: list[int], generation_config) -> list[Generation]:
         torch = self._torch
         width = max(len(ids) for ids in batch_token_ids)
         input_ids = torch.full((len(batch_token_ids), width), self.pad_token_id, dtype=torch.long)
@@ -103,12 +117,16 @@ class TransformersEngine:
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 generation_config=generation_config,
+                max_new_tokens=max(room),
             )
         completions = output[:, width:].tolist()
-        return [self._to_generation(len(ids), tokens) for ids, tokens in zip(batch_token_ids, completions)]
+        return [
+            self._to_generation(len(ids), tokens[:limit])
+            for ids, tokens, limit in zip(batch_token_ids, completions, room)
+        ]
 
     def _to_generation(self, prompt_tokens: int, generated: list[int]) -> Generation:
-        """Cut a generated row at its first eos (later tokens are batch padding)."""
+        """Cut a generated row at its first eos (later tokens are batch padding, or beyond the row's room)."""
         end = next((position for position, token in enumerate(generated) if token in self.eos_token_ids), None)
         if end is None:
             completion, finish_reason = generated, "length"
@@ -129,6 +147,7 @@ class TransformersEngine:
             "dtype": self.dtype,
             "device": str(self.device),
             "batch_size": self.config.batch_size,
+            "context_length": self.context_length,
         }
 
     def close(self) -> None:

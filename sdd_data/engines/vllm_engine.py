@@ -73,6 +73,7 @@ class VllmEngine:
             self.llm = vllm.LLM(**engine_kwargs)
         except Exception as error:  # noqa: BLE001 -- vLLM reports a bad checkpoint with many exception types
             raise SddError(f"cannot load the model in {model_path} with vLLM: {first_line(error)}") from None
+        self.context_length: int | None = self.llm.llm_engine.model_config.max_model_len
 
     def generate(
         self,
@@ -82,7 +83,7 @@ class VllmEngine:
         progress: ProgressCallback | None = None,
     ) -> list[Generation]:
         """Generate one completion per rendered prompt, in input order, each row with its own seed."""
-        token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding)
+        token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding, self.context_length)
         sampling_params = [self._sampling_params(decoding, seed) for seed in seeds]
         tracker = _ProgressTracker(progress, total=len(prompts))
         outputs = self.llm.generate(
@@ -130,7 +131,7 @@ class VllmEngine:
             "device": "cpu" if self.on_cpu else "cuda",
             "tensor_parallel_size": self.config.tensor_parallel_size,
             "data_parallel_size": self.config.data_parallel_size,
-            "max_model_len": self.llm.llm_engine.model_config.max_model_len,
+            "max_model_len": self.context_length,
             "enforce_eager": self.on_cpu,
         }
 

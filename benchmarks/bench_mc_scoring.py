@@ -8,7 +8,10 @@ Each scorer is timed over the same items, alternating, --repeats times; the medi
 
 Goals: at least 10x the items per second of the old scorer, and every score within 1e-4 of it.
 
-    python benchmarks/bench_mc_scoring.py [--items 200] [--batch-size 8] [--repeats 2]
+`--backend vllm` also times the eval stage's vllm engine (prompt log-probabilities, fp32, one prompt per
+choice) on the same items and reports its largest score difference from the packed scorer.
+
+    python benchmarks/bench_mc_scoring.py [--items 200] [--batch-size 8] [--repeats 2] [--backend vllm]
 
 Prints a table and writes benchmarks/results/mc_scoring.json.
 """
@@ -26,7 +29,9 @@ from pathlib import Path
 import torch
 from mc_baseline import continuation_logprobs as old_scorer
 
+from sdd_data.engines import EngineConfig, load_engine
 from sdd_data.evaluate.loglikelihood import continuation_logprobs as new_scorer
+from sdd_data.evaluate.loglikelihood import engine_logprobs
 from sdd_data.evaluate.mc_scoring import DEFAULT_DELIMITER, MCItem, mc_accuracy, read_mc_items
 from sdd_data.models import load_causal_lm, load_tokenizer, resolve_model
 
@@ -62,11 +67,24 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DATA)
     parser.add_argument("--model", default="smollm2", help="a checkpoint folder or `smollm2`")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--backend",
+        choices=("transformers", "vllm"),
+        default="transformers",
+        help="vllm: also time the vllm engine's scorer on the same items",
+    )
+    parser.add_argument(
+        "--gpu-memory-utilization", type=float, default=0.5, help="vllm's share of GPU memory (the HF model is there)"
+    )
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "mc_scoring.json")
     args = parser.parse_args()
 
     path = resolve_model(args.model).path
     model, tokenizer = load_causal_lm(path, dtype="float32", device=args.device), load_tokenizer(path)
+    vllm_engine = None
+    if args.backend == "vllm":
+        engine_config = EngineConfig(dtype="float32", gpu_memory_utilization=args.gpu_memory_utilization)
+        vllm_engine = load_engine("vllm", path, engine_config)
     rows = []
     for task, items in load_tasks(args.data_dir, args.items).items():
         pairs = [pair for item in items for pair in item.pairs]
@@ -78,6 +96,17 @@ def main() -> None:
             new_times.append(seconds)
         old_rate, new_rate = len(items) / statistics.median(old_times), len(items) / statistics.median(new_times)
         largest_difference = max(abs(a - b) for a, b in zip(old_scores, new_scores))
+        vllm_row = {}
+        if vllm_engine is not None:
+            vllm_times = []
+            for _ in range(args.repeats):
+                seconds, vllm_scores = timed(engine_logprobs, vllm_engine, pairs, args.batch_size)
+                vllm_times.append(seconds)
+            vllm_row = {
+                "vllm_items_per_second": len(items) / statistics.median(vllm_times),
+                "vllm_max_abs_difference": max(abs(a - b) for a, b in zip(vllm_scores, new_scores)),
+                "acc_norm_vllm": mc_accuracy(items, vllm_scores)["acc_norm"],
+            }
         rows.append({
             "task": task,
             "items": len(items),
@@ -88,7 +117,10 @@ def main() -> None:
             "max_abs_difference": largest_difference,
             "acc_norm_old": mc_accuracy(items, old_scores)["acc_norm"],
             "acc_norm_new": mc_accuracy(items, new_scores)["acc_norm"],
+            **vllm_row,
         })  # fmt: skip
+    if vllm_engine is not None:
+        vllm_engine.close()
 
     where = f"{torch.get_num_threads()} threads" if args.device == "cpu" else torch.cuda.get_device_name()
     print(f"{args.model} fp32 on {args.device} ({where}), new batch {args.batch_size} rows, median of {args.repeats}")
@@ -102,12 +134,21 @@ def main() -> None:
             f"{row['new_items_per_second']:>9.2f} {row['speedup']:>7.1f}x {row['max_abs_difference']:>11.2e} "
             f"{row['acc_norm_new']:>9.3f}"
         )
+    for row in rows:
+        if "vllm_items_per_second" in row:
+            print(
+                f"{row['task']:<10} vllm: {row['vllm_items_per_second']:.2f} it/s, max |diff| from packed "
+                f"{row['vllm_max_abs_difference']:.2e}, acc_norm {row['acc_norm_vllm']:.3f}"
+            )
     goal = all(row["speedup"] >= 10 and row["max_abs_difference"] <= 1e-4 for row in rows)
     print(f"goal (>= 10x, scores within 1e-4): {'met' if goal else 'NOT met'}")
     output = args.output
     output.parent.mkdir(exist_ok=True)
     output.write_text(
-        json.dumps({"batch_size": args.batch_size, "repeats": args.repeats, "rows": rows}, indent=2) + "\n"
+        json.dumps(
+            {"batch_size": args.batch_size, "repeats": args.repeats, "backend": args.backend, "rows": rows}, indent=2
+        )
+        + "\n"
     )
     print(f"wrote {output}")
 

@@ -1,7 +1,8 @@
 """The eval stage: score models on a task set, retention against the original, speculative acceptance.
 
 Modules: `config` (the options), `stage` (the run), `task_base` and `tasks` (what a task is, and the
-tasks by name), `gsm8k`, `multiple_choice` and `mc_scoring` (the built-in tasks), `lm_eval_tasks`
+tasks by name), `gsm8k`, `multiple_choice`, `mc_scoring` and `nll` (the built-in tasks), `loglikelihood` and
+`vllm_loglikelihood` (continuation scoring on the transformers and vllm engines), `lm_eval_tasks`
 (lm-evaluation-harness), `report` (retention, table, JSON and chart) and `speculative` (acceptance).
 """
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -138,6 +139,36 @@ def test_vllm_scorer_sends_the_transformers_token_split_and_scores_the_continuat
     assert scores[0] == pytest.approx(-(ord(" ") + ord("4")) / 1000)
     assert seen == [3]
     assert vllm_continuation_logprobs(engine, pairs[:1], 1) == scores[:1]
+
+
+class FakeLLM:
+    """Records what `VllmEngine.prompt_logprobs` asks vLLM for and answers like `vllm.LLM.generate`."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def generate(self, prompts, params, use_tqdm):
+        self.calls.append((prompts, params))
+        if use_tqdm:
+            bar = use_tqdm(total=len(prompts))
+            bar.update(len(prompts))
+        return [SimpleNamespace(prompt_logprobs=[None] * len(prompt["prompt_token_ids"])) for prompt in prompts]
+
+
+def test_vllm_engine_asks_for_prompt_logprobs_and_refuses_prompts_beyond_its_context():
+    from sdd_data.engines.vllm_engine import VllmEngine
+
+    engine = object.__new__(VllmEngine)  # no vLLM needed: only the request it sends is checked
+    engine.llm, engine.context_length, engine._sampling_params_class = FakeLLM(), 4, dict
+    seen: list[int] = []
+    assert engine.prompt_logprobs([[1, 2, 3], [4]], seen.append) == [[None] * 3, [None]]
+    prompts, params = engine.llm.calls[0]
+    assert prompts == [{"prompt_token_ids": [1, 2, 3]}, {"prompt_token_ids": [4]}] and sum(seen) == 2
+    assert params["prompt_logprobs"] == 1 and params["max_tokens"] == 1 and params["temperature"] == 0.0
+    with pytest.raises(SddError, match="1 prompt\\(s\\) to score do not fit the model's context of 4 tokens"):
+        engine.prompt_logprobs([[1], [1, 2, 3, 4]])
+    with pytest.raises(SddError, match="empty prompt"):
+        engine.prompt_logprobs([[1], []])
 
 
 def test_each_eval_engine_has_a_scorer_and_the_vllm_extra_is_declared():

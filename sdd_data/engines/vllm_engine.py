@@ -100,6 +100,14 @@ class VllmEngine:
         that holds at least the prompt's own token (the raw model distribution: no temperature or penalties)."""
         if any(not ids for ids in token_ids):
             raise SddError("cannot score an empty prompt")
+        limit = self.context_length
+        too_long = [index for index, ids in enumerate(token_ids) if limit is not None and len(ids) >= limit]
+        if too_long:
+            first = too_long[0]
+            raise SddError(
+                f"{len(too_long)} prompt(s) to score do not fit the model's context of {limit} tokens with the one"
+                f" token vLLM generates (first: prompt {first}, {len(token_ids[first])} tokens)"
+            )
         params = self._sampling_params_class(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
         tracker = _ProgressTracker(progress, total=len(token_ids))
         outputs = self.llm.generate(

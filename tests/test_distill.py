@@ -281,3 +281,37 @@ def test_an_option_newer_than_the_run_left_at_its_default_still_resumes(source, 
     changed = config_for(source, teacher, tmp_path / "out", truncate_long_prompts=True)
     with pytest.raises(SddError, match=r"differs in: config.truncate_long_prompts"):
         distill(changed, show_progress=False)
+
+
+def test_a_full_disk_is_one_line_error_and_the_rerun_resumes(source, teacher, tmp_path, monkeypatch):
+    import errno
+
+    from sdd_data.distill import run_dir
+
+    real_write_table, calls = run_dir.pq.write_table, []
+
+    def write_table(table, where, **options):
+        calls.append(where)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(where))
+        return real_write_table(table, where, **options)
+
+    config = config_for(source, teacher, tmp_path / "out")
+    monkeypatch.setattr(run_dir.pq, "write_table", write_table)
+    with pytest.raises(SddError, match=r"cannot write in .*out: No space left on device; make room or fix it") as error:
+        distill(config, show_progress=False)
+    assert "\n" not in str(error.value)
+    monkeypatch.setattr(run_dir.pq, "write_table", real_write_table)
+    CALLS.clear()
+    assert distill(config, show_progress=False).stats["throughput"]["resumed_shards"] == 1
+    assert CALLS == [2, 1]  # shards 1 and 2 of 2, 2 and 1 rows
+
+
+def test_an_unreadable_stats_file_makes_the_final_phase_run_again(source, teacher, tmp_path):
+    config = config_for(source, teacher, tmp_path / "out")
+    first = distill(config, show_progress=False)
+    (first.output / "stats.json").write_text('{"rows_in": ')
+    CALLS.clear()
+    again = distill(config, show_progress=False)
+    assert CALLS == [] and again.stats["decisions"] == first.stats["decisions"]
+    assert json.loads((first.output / "stats.json").read_text())["rows_in"] == len(ROWS)

@@ -10,6 +10,7 @@ A shard that cannot be read back whole (damaged on disk, or written by another v
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -33,6 +34,8 @@ from sdd_data.output_folder import write_atomically, write_json
 
 # Everything a run writes; --overwrite removes exactly these (the finished marker first, the manifest last).
 RUN_OUTPUTS = (STATS_FILE, DATA_DIR, DISTILLED_PARQUET, DROPPED_PARQUET, SHARDS_DIR, RUN_MANIFEST)
+FULL_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+PERMISSION_ERRORS = {errno.EACCES, errno.EPERM}
 LEFTOVER_PATTERN = ".*.tmp-*"
 """Temporary names of half-written files and folders (`write_atomically`, the `data/` staging folder)."""
 
@@ -49,10 +52,26 @@ class RunDir:
         """Hold the folder for this process (creating it), so that two runs never write into it at once.
 
         The lock is the kernel's (`flock` on the folder): it goes away with the process, even on SIGKILL.
+        A full disk, a read-only file system or a folder it may not write is reported in one line.
         """
         if self.path.exists() and not self.path.is_dir():
             raise SddError(f"output {self.path} is a file; choose a folder for --output")
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with self._flock():
+                yield
+        except OSError as error:
+            if error.errno in FULL_DISK_ERRORS or (
+                error.errno in PERMISSION_ERRORS and str(error.filename or "").startswith(str(self.path))
+            ):
+                raise SddError(
+                    f"cannot write in {self.path}: {os.strerror(error.errno)}; make room or fix it, then run the "
+                    "same command again to resume"
+                ) from None
+            raise
+
+    @contextlib.contextmanager
+    def _flock(self) -> Iterator[None]:
         try:
             import fcntl
         except ImportError:  # no flock on this platform: run unguarded
@@ -193,8 +212,10 @@ class RunDir:
         if target.exists():
             os.rename(target, retired)
         os.rename(staging, target)
-        if retired.exists():
+        if retired.is_dir():
             shutil.rmtree(retired)
+        elif retired.exists():
+            retired.unlink()
 
 
 def _changed_keys(old: dict, new: dict) -> set[str]:

@@ -13,6 +13,7 @@ from importlib import resources
 import yaml
 
 from sdd_data import __version__
+from sdd_data.errors import SddError
 
 TEMPLATE_PACKAGE = "sdd_data.card_templates"
 DATASET_TAGS = ("self-distillation", "pruning-recovery", "sdd-data")
@@ -107,7 +108,10 @@ def dataset_card_metadata(
         "config_name": config_name,
         "data_files": [{"split": split, "path": f"data/{config_name}/{split}-*"} for split in splits],
     }
-    kept = [item for item in existing.get("configs") or [] if item.get("config_name") != config_name]
+    existing_configs = existing.get("configs") or []
+    if not isinstance(existing_configs, list) or not all(isinstance(item, dict) for item in existing_configs):
+        raise SddError("the card's YAML metadata has a `configs` that is not a list of mappings")
+    kept = [item for item in existing_configs if item.get("config_name") != config_name]
     hub_sources = [config["source"]["hub_id"] for config in configs.values() if config["source"].get("hub_id")]
     total_rows = sum(sum(config["splits"].values()) for config in configs.values())
     metadata = {
@@ -150,11 +154,16 @@ def dataset_card(
                 "splits": value["splits"],
                 "source": value["source"]["name"],
                 "teacher": value["teacher"]["name"],
+                "teacher_quantization": value["teacher"].get("quantization"),
             }
             for key, value in configs.items()
         ],
     )
-    section = render_template("dataset_config.md", name=config_name, dataset_path=dataset_path, **configs[config_name])
+    config = configs[config_name]
+    teacher = {"revision": None, "quantization": None, **config["teacher"]}  # older provenance lacks some keys
+    section = render_template(
+        "dataset_config.md", name=config_name, dataset_path=dataset_path, **{**config, "teacher": teacher}
+    )
     merged_metadata = dataset_card_metadata(metadata, configs, config_name, license_id=license_id, pretty_name=name)
     return join_card(merged_metadata, merge_regions(body, header, f"config {config_name}", section))
 

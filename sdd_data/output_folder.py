@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -34,17 +37,54 @@ def staged_output(output: Path, replace: bool = False) -> Iterator[Path]:
     try:
         yield staging
         staging.chmod(0o755)  # mkdtemp makes it private; the output is an ordinary folder
-        retired = None
-        if output.exists() and replace:
-            retired = output.with_name(f"{staging.name}.old")
-            os.rename(output, retired)
-        elif output.exists():
-            output.rmdir()  # empty, checked above
-        os.rename(staging, output)
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
+        swap_in(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_current_dir, rename_exchange = -100, 2
+    if renameat2(at_current_dir, os.fsencode(first), at_current_dir, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # a kernel or file system without exchange
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
+
+
+def swap_in(staging: Path, output: Path) -> None:
+    """Make the complete folder `staging` appear as `output`, replacing the old one, then delete the old one.
+
+    Where the system can swap two paths in one step (Linux), `output` is at every moment either the
+    old folder or the new one, whenever the process dies. Elsewhere the old folder is renamed aside
+    first, so a crash between the two renames leaves the old folder beside `output`, whole.
+    """
+    if not output.exists():
+        os.rename(staging, output)
+        return
+    if _exchange(staging, output):
+        shutil.rmtree(staging, ignore_errors=True)  # now the old folder
+        return
+    retired = staging.with_name(f"{staging.name}.old")
+    os.rename(output, retired)
+    os.rename(staging, output)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive fcntl lock on `lock_path` (released by the OS if the process dies)."""
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:

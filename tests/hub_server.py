@@ -1,7 +1,8 @@
 """A small Hugging Face Hub look-alike for tests: dataset repos, commits, LFS uploads, downloads.
 
-It serves the routes that `huggingface_hub` and `datasets` call to create a repo, upload files (regular
-and LFS), commit them, list and download them, create branches and validate card metadata. Each commit
+It serves the routes that `huggingface_hub` and `datasets` call to create and delete a repo, upload files
+(regular and LFS), commit them, list and download them, create and delete branches and validate card
+metadata. Each commit
 is an immutable snapshot (path -> bytes); branches point at commits. Failures can be injected per route.
 """
 
@@ -108,6 +109,14 @@ def card_metadata_errors(content: str) -> list[str]:
         errors.append("pretty_name must be a string")
     errors += _configs_errors(metadata.get("configs"))
     return errors
+
+
+def _card_data(text: str):
+    """A card's metadata as the Hub lists it (None when it does not parse)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
 
 
 def _is_str_list(value) -> bool:
@@ -219,9 +228,13 @@ class HubHandler(BaseHTTPRequestHandler):
     def do_PUT(self):
         self._dispatch("PUT")
 
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
     ROUTES = [
         ("GET", r"/api/whoami-v2", "whoami"),
         ("POST", r"/api/repos/create", "create_repo"),
+        ("DELETE", r"/api/repos/delete", "delete_repo"),
         ("POST", r"/api/validate-yaml", "validate_yaml"),
         ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)(/revision/(?P<rev>[^/]+))?", "repo_info"),
         ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)", "preupload"),
@@ -229,6 +242,7 @@ class HubHandler(BaseHTTPRequestHandler):
         ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(/(?P<path>.*))?", "tree"),
         ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)", "paths_info"),
         ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/branch/(?P<branch>[^/]+)", "create_branch"),
+        ("DELETE", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/branch/(?P<branch>[^/]+)", "delete_branch"),
         ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/refs", "refs"),
         ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/commits/(?P<rev>[^/]+)", "commits"),
         ("POST", r"/datasets/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", "lfs_batch"),
@@ -339,9 +353,12 @@ class HubHandler(BaseHTTPRequestHandler):
         payload = json.loads(self.body)
         if payload.get("type") != "dataset":
             raise HubError(400, "this test server only holds dataset repos")
-        repo_id = f"{payload.get('organization') or user}/{payload['name']}"
+        namespace = payload.get("organization") or user
+        repo_id = f"{namespace}/{payload['name']}"
         if repo_id in self.state.repos:
             raise HubError(409, "You already created this dataset repo")
+        if namespace != user:
+            raise HubError(403, f"You don't have the rights to create a dataset under the namespace {namespace}")
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
         self.state.create_repo(repo_id, user, private)
         return self._send_json({"url": f"{self._base()}/datasets/{repo_id}", "name": repo_id})
@@ -369,7 +386,7 @@ class HubHandler(BaseHTTPRequestHandler):
                 "likes": 0,
                 "gated": False,
                 "disabled": False,
-                "cardData": yaml.safe_load(match.group(1)) if match else None,
+                "cardData": _card_data(match.group(1)) if match else None,
                 "siblings": [{"rfilename": path} for path in sorted(commit.files)],
             }
         )
@@ -498,6 +515,22 @@ class HubHandler(BaseHTTPRequestHandler):
         payload = json.loads(self.body or b"{}")
         start = self._commit(repository, payload.get("startingPoint") or "main")
         repository.branches[branch] = start.oid
+        return self._send_json({})
+
+    def handle_delete_repo(self):
+        user = self._require_user()
+        payload = json.loads(self.body)
+        repo_id = f"{payload.get('organization') or user}/{payload['name']}"
+        self._repo(repo_id, write=True)
+        del self.state.repos[repo_id]
+        return self._send_json({})
+
+    def handle_delete_branch(self, repo, branch):
+        repository = self._repo(repo, write=True)
+        if branch == "main":
+            raise HubError(403, "Cannot delete the main branch")
+        if repository.branches.pop(branch, None) is None:
+            raise HubError(404, f"Invalid rev id: {branch}", "RevisionNotFound")
         return self._send_json({})
 
     def handle_refs(self, repo):

@@ -113,7 +113,7 @@ def test_a_failure_midway_leaves_the_repo_unchanged(hub, distilled, route, statu
     publish(PublishConfig(distilled=str(distilled), repo_id=REPO))
     before = (list(hub.repo(REPO).commits), dict(hub.repo(REPO).branches), dict(hub.files(REPO)))
     hub.state.inject_failure(route, status=status, times=10)
-    with pytest.raises(SddError, match="nothing was committed"):
+    with pytest.raises(SddError, match="nothing was published"):
         publish(PublishConfig(distilled=str(distilled), repo_id=REPO, config_name="second", shard_rows=3))
     assert (hub.repo(REPO).commits, hub.repo(REPO).branches, hub.files(REPO)) == before
 

@@ -32,7 +32,8 @@ class StageDataset:
     """The config read from a published folder."""
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """A JSON object from a stage output's record file; one line naming the file when it is damaged."""
     try:
         values = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -63,7 +64,11 @@ def _read_saved_dataset(folder: Path) -> Any:
 
 def published_config(folder: Path, config_name: str | None) -> tuple[str, dict]:
     """The config to read from a published folder (the only one, or `config_name`) and its provenance."""
-    configs = _read_json(folder / artifacts.PROVENANCE_FILE).get("configs") or {}
+    configs = read_json_object(folder / artifacts.PROVENANCE_FILE).get("configs") or {}
+    if not isinstance(configs, dict) or not all(isinstance(value, dict) for value in configs.values()):
+        raise SddError(
+            f"{folder / artifacts.PROVENANCE_FILE}: `configs` must map names to objects; the folder is damaged"
+        )
     names = sorted(configs)
     if config_name is None:
         if len(names) != 1:
@@ -86,13 +91,13 @@ def read_stage_dataset(folder: str | Path, split: str = "train", config_name: st
         raise SddError(f"unknown split {split!r}; stage outputs hold {', '.join(SPLITS)}")
     path = output.folder
     if output.kind == artifacts.DISTILL_RUN:
-        stats = _read_json(path / artifacts.STATS_FILE)
+        stats = read_json_object(path / artifacts.STATS_FILE)
         name = artifacts.DISTILLED_PARQUET if split == "train" else artifacts.DROPPED_PARQUET
         return StageDataset(output.kind, path, _read_parquet([path / name]), stats)
     if output.kind == artifacts.SELECT_OUTPUT:
         if split != "train":
             raise SddError(f"{folder} is a select output: it holds the selected rows only (split train)")
-        provenance = _read_json(path / artifacts.PROVENANCE_FILE)
+        provenance = read_json_object(path / artifacts.PROVENANCE_FILE)
         return StageDataset(output.kind, path, _read_saved_dataset(path / artifacts.DATA_DIR), provenance)
     config_name, provenance = published_config(path, config_name)
     files = sorted((path / artifacts.DATA_DIR / config_name).glob(f"{split}-*.parquet"))

@@ -1,7 +1,8 @@
 """The publish stage: a distilled (or selected) dataset with its card, saved locally or pushed to the Hub.
 
-Modules: `config` (the options), `stage` (staging the files and landing them in one step) and
-`hub_repo` (the Hub repo: token check, what it holds, one all-or-nothing commit).
+Modules: `config` (the options), `stage` (the checks and the two targets), `layout` (the files every
+target gets: shards, card, sdd_data.json), `hub_repo` (the Hub repo: token check, what it holds, one
+all-or-nothing commit, every Hub error as one line) and `local_folder` (a folder replaced in one step).
 """
 
 from sdd_data.publish.config import PublishConfig

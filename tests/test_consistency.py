@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from data_samples import ALPACA, DOLLY, GSM8K_TRAIN, MATH, OPENMATHINSTRUCT
 
 from sdd_data.data.records import DECISIONS, gsm8k_reference
 from sdd_data.distill.consistency import (
@@ -26,9 +27,6 @@ from sdd_data.distill.consistency import (
     repeated_phrase_count,
 )
 from sdd_data.errors import SddError
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-GSM8K_TRAIN = SHARED_DATA / "gsm8k" / "train.jsonl"
 
 CONFIG = FilterConfig()
 
@@ -385,17 +383,14 @@ def test_drop_policy_drops_failed_rows_and_keeps_passing_ones():
 # --- real data ----------------------------------------------------------------------------
 
 
-def shared_json(relative: str) -> list[dict]:
-    """A JSON or JSON-lines file from the shared data folder (the test skips without it)."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"{relative} not available")
-    text = path.read_text()
+def sample_rows(path: Path) -> list[dict]:
+    """The rows of a JSON or JSON-lines data sample from tests/data."""
+    text = path.read_text(encoding="utf-8")
     return json.loads(text) if path.suffix == ".json" else [json.loads(line) for line in text.splitlines()]
 
 
 def gsm8k_rows() -> list[dict]:
-    return shared_json("gsm8k/train.jsonl")
+    return sample_rows(GSM8K_TRAIN)
 
 
 def keep_rate(pairs: list[tuple[dict, str]]) -> tuple[float, list[tuple[Decision, str]]]:
@@ -444,25 +439,23 @@ def test_loop_detectors_never_fire_on_gsm8k_solutions_alone():
 
 
 @pytest.mark.parametrize(
-    "relative, response_key, answer_key",
-    [
-        ("eval/openmathinstruct2/openmathinstruct-2-train.json", "generated_solution", "expected_answer"),
-        ("eval/math/llmfoundry_math.jsonl", "chain_of_thought", "answer"),
-    ],
+    "path, response_key, answer_key",
+    [(OPENMATHINSTRUCT, "generated_solution", "expected_answer"), (MATH, "chain_of_thought", "answer")],
+    ids=["openmathinstruct2", "math"],
 )
-def test_boxed_math_solutions_match_their_expected_answers(relative, response_key, answer_key):
+def test_boxed_math_solutions_match_their_expected_answers(path, response_key, answer_key):
     """Base-n subscripts, factorials and unevaluated products are the known misses."""
-    pairs = [(math_row(item[response_key], item[answer_key]), item[response_key]) for item in shared_json(relative)]
+    pairs = [(math_row(item[response_key], item[answer_key]), item[response_key]) for item in sample_rows(path)]
     rate, failures = keep_rate(pairs)
     assert rate >= 0.98, failures[:10]
 
 
-@pytest.mark.parametrize("relative", ["alpaca/alpaca_2k.json", "dolly/dolly_2k.json"])
-def test_free_text_responses_are_kept_as_their_own_rewrites(relative):
+@pytest.mark.parametrize("path", [ALPACA, DOLLY], ids=["alpaca", "dolly"])
+def test_free_text_responses_are_kept_as_their_own_rewrites(path):
     """Only SDFT's ban list removes any (a letter that says "your response")."""
     pairs = [
         ({"task": "free", "response": item["output"], "reference_answer": None}, item["output"])
-        for item in shared_json(relative)
+        for item in sample_rows(path)
     ]
     rate, failures = keep_rate(pairs)
     assert rate >= 0.995, failures[:10]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from data_samples import GSM8K_TRAIN
 
 from sdd_data.data.answers import answers_match
 from sdd_data.data.sources import SourceSpec, load_rows
@@ -15,20 +16,19 @@ from sdd_data.engines.base import DecodingConfig
 
 pytestmark = pytest.mark.slow
 
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
 ROWS = 200
 MAX_NEW_TOKENS = 128  # keeps the two runs within a few minutes on 2 CPU cores
 
 
 @pytest.fixture(scope="module")
 def expected_ids():
-    return sorted(row["id"] for row in load_rows(SourceSpec(data=str(GSM8K), limit=ROWS)).rows)
+    return sorted(row["id"] for row in load_rows(SourceSpec(data=str(GSM8K_TRAIN), limit=ROWS)).rows)
 
 
 @pytest.fixture(scope="module")
 def transformers_run(smollm2_path, tmp_path_factory):
     config = DistillConfig(
-        source=SourceSpec(data=str(GSM8K), limit=ROWS),
+        source=SourceSpec(data=str(GSM8K_TRAIN), limit=ROWS),
         teacher=smollm2_path,
         output=str(tmp_path_factory.mktemp("hf") / "run"),
         decoding=DecodingConfig(max_new_tokens=MAX_NEW_TOKENS),
@@ -39,7 +39,6 @@ def transformers_run(smollm2_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vllm_run(smollm2_path, tmp_path_factory):
-    pytest.importorskip("vllm")
     output = tmp_path_factory.mktemp("vllm") / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     command = [
@@ -50,7 +49,7 @@ def vllm_run(smollm2_path, tmp_path_factory):
         "--engine",
         "vllm",
         "--data",
-        str(GSM8K),
+        str(GSM8K_TRAIN),
         "--limit",
         str(ROWS),
         "--teacher",

@@ -30,7 +30,6 @@ def render(tokenizer, question: str) -> str:
 
 
 def test_engines_are_found_by_name():
-    pytest.importorskip("torch")
     from sdd_data.engines import ENGINES
     from sdd_data.engines.transformers_engine import TransformersEngine
 
@@ -161,7 +160,6 @@ VLLM_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_vllm_greedy_agrees_with_transformers(smollm2_path, smollm2_engine, smollm2_prompts, smollm2_greedy, tmp_path):
-    pytest.importorskip("vllm")
     script = tmp_path / "run_vllm.py"
     script.write_text(VLLM_SCRIPT)
     prompts_file, output_file = tmp_path / "prompts.json", tmp_path / "out.json"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from data_samples import ARC_EASY, GSM8K_TEST
 
 from sdd_data.evaluate.speculative import speculative_generate
 from sdd_data.evaluate.stage import EvalConfig, evaluate
@@ -16,9 +15,6 @@ def load_model_and_tokenizer(path: str):
     return load_causal_lm(path, dtype="float32", device="cpu"), load_tokenizer(path)
 
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-ARC_EASY = DATA / "eval" / "arc_easy" / "llmfoundry_arc_easy.jsonl"
-GSM8K_TEST = DATA / "gsm8k" / "test.jsonl"
 QUESTION = (
     "A bakery sells muffins for $3 each. Nora buys 4 muffins and pays with a $20 bill. How much change does she get?"
 )
@@ -44,11 +40,10 @@ def test_smollm2_accepts_itself_fully_and_a_pruned_draft_less(smollm2_path, prun
     assert pruned_tokens == own_tokens  # the target's greedy text, whichever draft proposes
 
 
-@pytest.mark.skipif(not ARC_EASY.is_file() or not GSM8K_TEST.is_file(), reason="shared eval data missing")
 def test_smollm2_on_arc_easy_and_gsm8k(smollm2_path, tmp_path):
     arc = evaluate(
         EvalConfig(models=f"original={smollm2_path}", tasks=f"mc:{ARC_EASY}", limit=20, output=str(tmp_path / "arc"))
-    )["tasks"]["mc:llmfoundry_arc_easy"]
+    )["tasks"]["mc:arc_easy"]
     gsm8k = evaluate(
         EvalConfig(
             models=f"original={smollm2_path}",

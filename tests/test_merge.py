@@ -8,20 +8,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+import safetensors.torch as safetensors_torch
+import torch
+import transformers
 import yaml
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-safetensors_torch = pytest.importorskip("safetensors.torch")
-
-from sdd_data.cli import main  # noqa: E402
-from sdd_data.errors import SddError  # noqa: E402
-from sdd_data.merge.checkpoints import one_intra_op_thread  # noqa: E402
-from sdd_data.merge.recipe import parse_recipe  # noqa: E402
-from sdd_data.merge.safetensors_stream import INDEX_FILE, CheckpointReader  # noqa: E402
-from sdd_data.merge.schedule import layer_index, parse_t_setting, t_for_tensor  # noqa: E402
-from sdd_data.merge.slerp import slerp, slerp_weights, slerp_with_method  # noqa: E402
-from sdd_data.merge.stage import MergeConfig, merge, parse_size  # noqa: E402
+from sdd_data.cli import main
+from sdd_data.errors import SddError
+from sdd_data.merge.checkpoints import one_intra_op_thread
+from sdd_data.merge.recipe import parse_recipe
+from sdd_data.merge.safetensors_stream import INDEX_FILE, CheckpointReader
+from sdd_data.merge.schedule import layer_index, parse_t_setting, t_for_tensor
+from sdd_data.merge.slerp import slerp, slerp_weights, slerp_with_method
+from sdd_data.merge.stage import MergeConfig, merge, parse_size
 
 GRADIENT = [0, 0.5, 0.3, 0.7, 1]
 CANONICAL_T = [

@@ -12,9 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
+from data_samples import ALPACA, ALPACA_HELD_OUT
 
 from sdd_data.errors import SddError
 from sdd_data.models import load_causal_lm
@@ -32,9 +32,6 @@ from sdd_data.prune.block_scores import (
 )
 from sdd_data.prune.calibration import calibration_texts, score_blocks
 from sdd_data.prune.checkpoint import remove_blocks
-
-ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "alpaca_2k.json"
-
 
 # --- the maths, on hand-made tensors ---------------------------------------------------------------
 
@@ -413,8 +410,6 @@ def test_prune_stage_refuses_bad_configs(overrides, message, six_block_llama, tm
 
 @pytest.fixture(scope="module")
 def smollm2_pruned_by_angle(smollm2_path, tmp_path_factory):
-    if not ALPACA.is_file():
-        pytest.skip(f"{ALPACA} is missing")
     output = tmp_path_factory.mktemp("smollm2-angular") / "pruned"
     config = PruneConfig(
         model=smollm2_path,
@@ -445,10 +440,10 @@ def looks_like_english(text: str) -> bool:
 
 
 def held_out_nll(model, tokenizer) -> float:
-    """Mean next-token NLL on 8 Alpaca rows after the 64 calibration rows, rendered with the chat template."""
+    """Mean next-token NLL on the 8 held-out Alpaca rows (never calibration rows), rendered with the chat template."""
     from sdd_data.data.sources import SourceSpec, load_rows
 
-    rows = load_rows(SourceSpec(data=str(ALPACA))).rows[1000:1008]
+    rows = load_rows(SourceSpec(data=str(ALPACA))).rows[-ALPACA_HELD_OUT:]
     total, count = 0.0, 0
     with torch.inference_mode():
         for text in calibration_texts(rows, tokenizer):
@@ -508,7 +503,6 @@ VLLM_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_pruned_smollm2_runs_in_vllm(pruned_smollm2_path, tmp_path):
-    pytest.importorskip("vllm")
     script, output_file = tmp_path / "run_vllm.py", tmp_path / "out.json"
     script.write_text(VLLM_SCRIPT)
     environment = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}

@@ -29,8 +29,8 @@ def entry(arm: str, seed: int | None, arc: list[int], nll: float) -> dict:
         "arm": arm,
         "seed": seed,
         "tasks": {
-            "mc:/work/data/eval_arc_easy.jsonl": {"score": sum(arc) / len(arc), "higher_is_better": True, "items": arc},
-            "nll:/work/data/heldout_answers.jsonl": {"score": nll, "higher_is_better": False, "items": None},
+            "mc:inputs/eval_arc_easy.jsonl": {"score": sum(arc) / len(arc), "higher_is_better": True, "items": arc},
+            "nll:inputs/heldout_answers.jsonl": {"score": nll, "higher_is_better": False, "items": None},
         },
     }
 

@@ -10,23 +10,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from data_samples import ARC_EASY, GSM8K_TRAIN
 
 from sdd_data.cli import main
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-GSM8K_TRAIN = DATA / "gsm8k" / "train.jsonl"
-ARC_EASY = DATA / "eval" / "arc_easy" / "llmfoundry_arc_easy.jsonl"
 CPU_RECIPE = REPO / "recipes" / "smollm2-135m-instruct" / "sft-cpu" / "config.yaml"
 
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory, smollm2_path):
     """Run the pipeline once; returns the folder holding every step's output."""
-    if not GSM8K_TRAIN.is_file() or not ARC_EASY.is_file():
-        pytest.skip("the shared GSM8K and ARC-Easy files are not on this machine")
     work = tmp_path_factory.mktemp("loop")
     merge_recipe = work / "merge.yaml"
     merge_recipe.write_text(

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from data_samples import GSM8K_TRAIN
 
 from sdd_data.data.sources import SourceSpec, load_rows
 
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
 ROWS = 120
 
 
@@ -22,7 +22,7 @@ def distill_command(teacher: str, output: Path) -> list[str]:
         "sdd_data.cli",
         "distill",
         "--data",
-        str(GSM8K),
+        str(GSM8K_TRAIN),
         "--limit",
         str(ROWS),
         "--teacher",
@@ -61,7 +61,7 @@ def test_rerun_after_sigkill_finishes_with_every_row_once(tiny_llama_path, tmp_p
     for name, mtime in survivors.items():
         assert (shards / name).stat().st_mtime_ns == mtime, f"{name} was redone"
 
-    expected = [row["id"] for row in load_rows(SourceSpec(data=str(GSM8K), limit=ROWS)).rows]
+    expected = [row["id"] for row in load_rows(SourceSpec(data=str(GSM8K_TRAIN), limit=ROWS)).rows]
     distilled = pq.read_table(output / "distilled.parquet").column("id").to_pylist()
     dropped = pq.read_table(output / "dropped.parquet").column("id").to_pylist()
     assert sorted(distilled + dropped) == sorted(expected)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
-pytest.importorskip("sklearn")
-pytest.importorskip("scipy")
-from sklearn.metrics import adjusted_rand_score  # noqa: E402
-
-from sdd_data.errors import SddError  # noqa: E402
-from sdd_data.select.cluster import ClusterConfig, cluster_rows, eigengap_clusters  # noqa: E402
-from sdd_data.select.neighbors import nearest_neighbours  # noqa: E402
+from sdd_data.errors import SddError
+from sdd_data.select.cluster import ClusterConfig, cluster_rows, eigengap_clusters
+from sdd_data.select.neighbors import nearest_neighbours
 
 
 def blobs(n_rows: int = 300, n_blobs: int = 5, dims: int = 384, seed: int = 0):

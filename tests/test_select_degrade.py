@@ -8,9 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
 
 from sdd_data.errors import SddError
 from sdd_data.models import check_same_tokenizer

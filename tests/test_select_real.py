@@ -1,4 +1,4 @@
-"""Selection with the real SmolLM2 teacher and a depth-pruned copy, on 500 Alpaca rows (slow)."""
+"""Selection with the real SmolLM2 teacher and a depth-pruned copy, on 200 Alpaca rows (slow)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from data_samples import ALPACA
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("sentence_transformers")
-pytest.importorskip("sklearn")
-
-ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "alpaca_2k.json"
-ROWS = 500
-# Two 135M models score about 150 tokens/s each on one busy CPU core: the 500-row stage runs use the
+ROWS = 200
+# Two 135M models score about 150 tokens/s each on one busy CPU core: the 200-row stage runs use the
 # cheap instruction mode (about 15 tokens per row); the response mode is checked on RESPONSE_ROWS rows.
 MODE = "instruction"
 RESPONSE_ROWS = 24
@@ -37,7 +34,7 @@ PLANTED_CONCEPTS = {"water boil", "100 degree", "ice melt", "50 degree"}
 def rows_file(tmp_path_factory) -> Path:
     rows = json.loads(ALPACA.read_text())[:ROWS]
     rows += [{"instruction": instruction, "input": "", "output": output} for instruction, output in PLANTED]
-    path = tmp_path_factory.mktemp("alpaca") / "alpaca_500_planted.json"
+    path = tmp_path_factory.mktemp("alpaca") / "alpaca_planted.json"
     path.write_text(json.dumps(rows))
     return path
 

@@ -7,12 +7,9 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-pytest.importorskip("scipy")
-
-from sdd_data.errors import SddError  # noqa: E402
-from sdd_data.select import SELECTORS, ClusterConfig, SelectConfig, select_rows  # noqa: E402
-from sdd_data.select.report import report_table, write_report  # noqa: E402
+from sdd_data.errors import SddError
+from sdd_data.select import SELECTORS, ClusterConfig, SelectConfig, select_rows
+from sdd_data.select.report import report_table, write_report
 
 
 def dataset(n_rows: int = 240, n_blobs: int = 4, seed: int = 0):

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import pytest
-
-pytest.importorskip("torch")
-sentence_transformers = pytest.importorskip("sentence_transformers")
-pytest.importorskip("sklearn")
-
 import datasets
+import numpy as np
 import pyarrow.parquet as pq
+import pytest
+import sentence_transformers
 
 from sdd_data.data.sources import SourceSpec
 from sdd_data.errors import SddError

@@ -9,12 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+import transformers
 
 pytestmark = pytest.mark.slow
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("vllm")
 
 ROWS = [
     {"id": "a", "instruction": "What is 12 + 30?", "input": "", "response": "The answer is 42."},

@@ -4,11 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from data_samples import ALPACA, DOLLY, GSM8K_TEST, GSM8K_TRAIN
 
 from sdd_data.data.sources import SourceSpec, load_rows
 from sdd_data.errors import SddError
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -17,7 +16,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def test_gsm8k_preset_extracts_the_reference_answer():
-    loaded = load_rows(SourceSpec(data=str(DATA / "gsm8k" / "train.jsonl"), limit=20))
+    loaded = load_rows(SourceSpec(data=str(GSM8K_TRAIN), limit=20))
     assert loaded.preset == "gsm8k"
     assert len(loaded.rows) == 20
     first = loaded.rows[0]
@@ -27,14 +26,14 @@ def test_gsm8k_preset_extracts_the_reference_answer():
 
 
 def test_alpaca_json_array_with_input_field():
-    loaded = load_rows(SourceSpec(data=str(DATA / "alpaca" / "alpaca_2k.json"), limit=50))
+    loaded = load_rows(SourceSpec(data=str(ALPACA), limit=50))
     assert loaded.preset == "alpaca"
     assert any(row["input"] for row in loaded.rows)
     assert {row["task"] for row in loaded.rows} == {"free"}
 
 
 def test_row_ids_are_stable_and_unique(tmp_path):
-    spec = SourceSpec(data=str(DATA / "dolly" / "dolly_2k.json"), limit=100)
+    spec = SourceSpec(data=str(DOLLY), limit=40)
     first, second = load_rows(spec), load_rows(spec)
     ids = [row["id"] for row in first.rows]
     assert ids == [row["id"] for row in second.rows]
@@ -127,7 +126,7 @@ def test_empty_missing_and_malformed_sources(tmp_path):
     with pytest.raises(SddError, match="could not be read"):
         load_rows(SourceSpec(data=str(tmp_path / "broken.jsonl")))
     with pytest.raises(SddError, match="unknown preset"):
-        load_rows(SourceSpec(data=str(DATA / "gsm8k" / "test.jsonl"), preset="nope"))
+        load_rows(SourceSpec(data=str(GSM8K_TEST), preset="nope"))
 
 
 def test_unreachable_hub_dataset_is_one_clear_error(monkeypatch):

@@ -129,7 +129,6 @@ if __name__ == "__main__":
 
 @pytest.mark.slow
 def test_vllm_draft_model_accepts_itself_fully(tiny_llama_path, tmp_path):
-    pytest.importorskip("vllm")
     import json
     import os
     import subprocess

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from data_samples import GSM8K_TRAIN
 
 from sdd_data.errors import SddError
 from sdd_data.train.data import load_training_rows
@@ -23,7 +24,6 @@ RECIPES = REPO / "recipes"
 TRAINING_RECIPES = sorted(path for path in RECIPES.glob("*/*/*.yaml") if path.parent.parent.name != "accelerate")
 SFT_CPU = RECIPES / "smollm2-135m-instruct" / "sft-cpu" / "config.yaml"
 GKD_CPU = RECIPES / "smollm2-135m-instruct" / "gkd-cpu" / "config.yaml"
-GSM8K_TRAIN = Path("/work/shared/data/gsm8k/train.jsonl")
 QUICK = {"logging_steps": 1, "max_length": 128, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1}
 CHAT_ROWS = [
     {
@@ -301,8 +301,6 @@ def _gsm8k_distilled(folder: Path, count: int) -> str:
 def test_the_smollm2_cpu_recipe_trains(pruned_smollm2_path: str, tmp_path: Path):
     from transformers import AutoModelForCausalLM
 
-    if not GSM8K_TRAIN.is_file():
-        pytest.skip("GSM8K data not available")
     data = _gsm8k_distilled(tmp_path, 24)
     config = TrainConfig(
         recipe=str(SFT_CPU),

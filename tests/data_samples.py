@@ -1,0 +1,16 @@
+"""Paths of the small real data samples the tests read, shipped in tests/data/ (sources and licenses in its README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
+
+GSM8K_TRAIN = DATA / "gsm8k" / "train.jsonl"  # the first 200 rows of GSM8K train
+GSM8K_TEST = DATA / "gsm8k" / "test.jsonl"  # the first 10 rows of GSM8K test
+ALPACA = DATA / "alpaca.json"  # 208 Alpaca rows: the first 200, then 8 held-out rows
+ALPACA_HELD_OUT = 8  # the last rows of ALPACA, never among the first 200
+DOLLY = DATA / "dolly.json"  # 40 Dolly rows
+ARC_EASY = DATA / "arc_easy.jsonl"  # 20 ARC-Easy test items as {query, choices, gold}
+MATH = DATA / "math.jsonl"  # 40 MATH test problems with boxed solutions, all seven subjects
+OPENMATHINSTRUCT = DATA / "openmathinstruct2.json"  # 30 OpenMathInstruct-2 training solutions

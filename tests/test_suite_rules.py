@@ -1,0 +1,123 @@
+"""The test suite's own rules: it reads only the data it ships, and a skipped test fails the run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+DATA = TESTS / "data"
+# Folders outside a fresh clone: a sibling data folder ("shared" joined to "data" in any spelling), a
+# machine's absolute work folder, or a path that climbs out of the repository from a test file.
+OUTSIDE = re.compile(r"shared[\"']?\s*[/\\]\s*[\"']?data|(?<![\w.])/work/|parents\[[2-9]\]")
+SAMPLES_LIMIT = 512 * 1024  # bytes, every file in tests/data together
+
+
+def text_files(folder: Path):
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and ".pytest_cache" not in path.parts:
+            try:
+                yield path, path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+
+
+def test_no_file_under_tests_reads_data_from_outside_the_repository():
+    found = [
+        f"{path.relative_to(TESTS)}:{text.count(chr(10), 0, match.start()) + 1}: {match.group(0)}"
+        for path, text in text_files(TESTS)
+        if path != Path(__file__).resolve()  # this file spells the patterns it looks for
+        for match in OUTSIDE.finditer(text)
+    ]
+    assert not found, "tests must read their samples from tests/data:\n" + "\n".join(found)
+
+
+def test_the_pattern_catches_the_usual_spellings():
+    spellings = [
+        'Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"',
+        "../shared/data/gsm8k/train.jsonl",
+        '"/work/shared/data/alpaca/alpaca_2k.json"',
+        "REPO.parents[2]",
+    ]
+    assert all(OUTSIDE.search(spelling) for spelling in spellings)
+    assert not OUTSIDE.search('Path(__file__).resolve().parents[1] / "tests" / "data" / "gsm8k" / "train.jsonl"')
+
+
+def test_every_data_sample_is_listed_in_the_readme_and_all_stay_small():
+    readme = (DATA / "README.md").read_text(encoding="utf-8")
+    files = [path for path in DATA.rglob("*") if path.is_file() and path.name != "README.md"]
+    unlisted = [str(path.relative_to(DATA)) for path in files if f"`{path.relative_to(DATA).as_posix()}`" not in readme]
+    assert not unlisted, f"add these to tests/data/README.md: {unlisted}"
+    assert sum(path.stat().st_size for path in files) < SAMPLES_LIMIT
+
+
+# --- a skipped test fails the run --------------------------------------------------------------------
+
+CASES = """
+import pytest
+
+def test_passes():
+    pass
+
+@pytest.mark.xfail(reason="a known bug")
+def test_expected_failure():
+    assert False
+
+@pytest.mark.gpu
+def test_needs_a_gpu():
+    pytest.skip("no GPU here")
+"""
+SKIPPING_CASES = """
+import pytest
+
+def test_reads_a_missing_file():
+    pytest.skip("the data file is missing")
+
+@pytest.mark.skipif(True, reason="a package is missing")
+def test_marked_to_skip():
+    pass
+"""
+SKIPPED_MODULE = """
+import pytest
+
+pytest.skip("an optional package is missing", allow_module_level=True)
+
+def test_never_collected():
+    pass
+"""
+
+
+def run_pytest(folder: Path, files: dict[str, str]) -> subprocess.CompletedProcess:
+    """Pytest with only the skip policy loaded, in its own process, on the given test files."""
+    (folder / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs a GPU\n")
+    for name, source in files.items():
+        (folder / name).write_text(textwrap.dedent(source))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "pytest", "-p", "skip_policy", "-p", "no:cacheprovider", "-q", "-rs"]
+    return subprocess.run(command + list(files), cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_gpu_skips_and_expected_failures_leave_a_run_passing(tmp_path):
+    result = run_pytest(tmp_path, {"test_cases.py": CASES})
+    assert result.returncode == pytest.ExitCode.OK, result.stdout + result.stderr
+    assert "1 passed, 1 skipped, 1 xfailed" in result.stdout
+    assert "which fails this run" not in result.stdout
+
+
+def test_any_other_skip_fails_the_run_and_is_named_with_its_reason(tmp_path):
+    files = {"test_cases.py": CASES, "test_skipping.py": SKIPPING_CASES, "test_skipped_module.py": SKIPPED_MODULE}
+    result = run_pytest(tmp_path, files)
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert "3 skipped, which fails this run" in result.stdout
+    named = {line for line in result.stdout.splitlines() if line.startswith("SKIPPED test_")}
+    assert named == {
+        "SKIPPED test_skipping.py::test_reads_a_missing_file: the data file is missing",
+        "SKIPPED test_skipping.py::test_marked_to_skip: a package is missing",
+        "SKIPPED test_skipped_module.py: an optional package is missing",
+    }, result.stdout

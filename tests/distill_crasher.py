@@ -6,13 +6,14 @@ JSON job per line on stdin and answers one JSON line per job on stdout: `{"exit"
 
     {"argv": [...distill arguments...], "log": "<file for the child's stdout and stderr>",
      "timeout": <seconds>, "kill": null | {"target": "module:attribute.path", "match": "<text>",
-                                            "nth": <n>, "when": "before" | "after" | "torn"}}
+                                            "nth": <n>, "when": "before" | "after" | "torn" | "partly"}}
 
 With a kill, the callable at `target` is wrapped in the child: its n-th call whose arguments contain `match`
-ends the process before the call, right after it, or after it with its output damaged ("torn": a file
+ends the process before the call, right after it, after it with its output damaged ("torn": a file
 written by the call is cut to half its size, a folder loses half its files), as if killed half-way
-through the write. Nothing of the kind lives in the product code: the patch exists only in the child.
-Forking a warm process keeps each run to the distill work itself (imports take seconds on a small machine).
+through the write, or with only that damage done instead of the call ("partly": a deletion half done).
+Nothing of the kind lives in the product code: the patch exists only in the child. Forking a warm process
+keeps each run to the distill work itself (imports take seconds on a small machine).
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def install_kill(kill: dict) -> None:
             if calls == kill["nth"]:
                 if kill["when"] == "before":
                     os._exit(KILLED)
-                original(*args, **kwargs)
-                if kill["when"] == "torn":
+                if kill["when"] != "partly":
+                    original(*args, **kwargs)
+                if kill["when"] in ("torn", "partly"):
                     _tear(tuple(args) + tuple(kwargs.values()))
                 os._exit(KILLED)
         return original(*args, **kwargs)

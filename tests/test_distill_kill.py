@@ -23,7 +23,7 @@ import pytest
 
 from sdd_data.artifacts import detect
 
-pytestmark = pytest.mark.slow  # 22 kill points, 45 distill runs: about 50 s on 2 busy cores
+pytestmark = pytest.mark.slow  # 25 kill points, 51 distill runs: about a minute on 2 busy cores
 
 HELPER = Path(__file__).with_name("distill_crasher.py")
 VALID_ROWS = 10
@@ -169,7 +169,22 @@ REDO_KILLS = {
         ["data", ".data.old.tmp-*"],
         ["stats.json"],
     ),
-    "redo-old-data-half-deleted": (kill("shutil:rmtree", ".data.old.tmp", "torn"), ["data"], ["stats.json"]),
+    "redo-old-data-half-deleted": (
+        kill("shutil:rmtree", ".data.old.tmp", "partly"),
+        ["data", ".data.old.tmp-*"],
+        ["stats.json"],
+    ),
+}
+
+# --overwrite over a finished run removes its outputs (the stats first, the manifest last), then starts over.
+OVERWRITE_KILLS = {
+    "overwrite-stats-removed": (kill("shutil:rmtree", "{output}/data", "before"), ["data", "run.json"], ["stats.json"]),
+    "overwrite-shards-half-deleted": (
+        kill("shutil:rmtree", "{output}/shards", "partly"),
+        ["run.json", "shards/shard-*.parquet"],
+        ["stats.json", "data"],
+    ),
+    "overwrite-manifest-removed": (kill("pathlib:Path.unlink", "run.json", "after"), [], ["run.json", "shards"]),
 }
 
 
@@ -217,4 +232,13 @@ def test_a_final_phase_killed_over_old_outputs_finishes_on_rerun(
     (output / "shards" / "shard-00002.parquet").unlink()
     argv = argv_for(source, tiny_llama_path, output)
     kill_then_rerun(crasher, argv, output, REDO_KILLS[name], finished_after_kill=False)
+    check_complete(output, reference)
+
+
+@pytest.mark.parametrize("name", list(OVERWRITE_KILLS))
+def test_an_overwrite_killed_half_way_finishes_on_rerun(name, crasher, source, tiny_llama_path, reference, tmp_path):
+    output = tmp_path / "run"
+    shutil.copytree(reference, output)
+    argv = [*argv_for(source, tiny_llama_path, output), "--overwrite"]
+    kill_then_rerun(crasher, argv, output, OVERWRITE_KILLS[name], finished_after_kill=False)
     check_complete(output, reference)

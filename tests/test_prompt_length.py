@@ -127,3 +127,30 @@ def test_a_prompt_fits_when_it_leaves_room_for_one_new_token():
     from sdd_data.engines.base import prompt_fits
 
     assert prompt_fits(299, 300) and not prompt_fits(300, 300) and prompt_fits(10**6, None)
+
+
+@pytest.mark.slow
+def test_vllm_sets_long_prompts_aside_instead_of_failing_mid_run(tiny_llama_path, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps({**row, "input": "", "task": "free"}) + "\n" for row in ROWS))
+    output = tmp_path / "vllm"
+    command = [sys.executable, "-m", "sdd_data.cli", "distill", "--engine", "vllm", "--data", str(source)]
+    command += ["--teacher", tiny_llama_path, "--output", str(output), "--max-model-len", str(CONTEXT)]
+    command += ["--max-new-tokens", "32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    rows = {row["id"]: row for row in pq.read_table(output / "distilled.parquet").to_pylist()}
+    assert {name for name, row in rows.items() if row["reason"] == "prompt_too_long"} == {
+        "long-reference",
+        "long-instruction",
+    }
+    medium = rows["medium"]  # about 282 prompt tokens: generation ends at the context's end, not at 32 tokens
+    assert medium["prompt_tokens"] + medium["teacher_tokens"] <= CONTEXT
+    assert medium["finish_reason"] in ("stop", "length")
+    stats = json.loads((output / "stats.json").read_text())
+    assert stats["engine"]["max_model_len"] == CONTEXT and stats["reasons"]["prompt_too_long"] == 2

@@ -18,14 +18,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sdd_data.errors import SddError
+from sdd_data.errors import SddError, first_line
 from sdd_data.merge.recipe import SlerpRecipe
 from sdd_data.merge.safetensors_stream import CheckpointReader, ShardedWriter, TensorInfo
 from sdd_data.merge.schedule import ScheduledTensor, layer_index, t_for_tensor
 from sdd_data.merge.slerp import CHUNK_ELEMENTS, SlerpWeights, slerp_weights, weighted_sum
+from sdd_data.models.loading import check_same_tokenizer, load_tokenizer
 from sdd_data.models.resolve import HUB_ALLOW_PATTERNS, resolve_model
 
 SIDE_FILE_PATTERNS = [pattern for pattern in HUB_ALLOW_PATTERNS if "safetensors" not in pattern]
+VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+"""A checkpoint with none of these has no tokenizer to load (tokenizer_config.json alone is not one)."""
 
 
 @dataclass
@@ -41,6 +44,7 @@ def plan_merge(recipe: SlerpRecipe) -> MergePlan:
     """Open both models, check that they can be merged, and work out the t of every tensor."""
     base_path, other_path = resolve_checkpoint(recipe.base_model), resolve_checkpoint(recipe.other_model)
     check_same_architecture(base_path, other_path)
+    check_same_tokenizers(base_path, other_path)
     base, other = CheckpointReader(base_path), CheckpointReader(other_path)
     check_same_tensors(base, other)
     num_layers = count_layers(base)
@@ -73,6 +77,32 @@ def check_same_architecture(base_path: Path, other_path: Path) -> None:
             f"the models have different architectures: {base_path} is {kinds[0][0]} ({kinds[0][1]}), "
             f"{other_path} is {kinds[1][0]} ({kinds[1][1]})"
         )
+
+
+def check_same_tokenizers(base_path: Path, other_path: Path) -> None:
+    """Refuse two checkpoints whose tokenizers differ: the merge copies the base model's for both.
+
+    Two checkpoints without tokenizer files pass (there is nothing to copy); one with and one without
+    are refused, since nothing says that the other model was trained with the tokenizer it would get.
+    """
+    has_tokenizer = [any((path / name).is_file() for name in VOCABULARY_FILES) for path in (base_path, other_path)]
+    if not any(has_tokenizer):
+        return
+    if not all(has_tokenizer):
+        without, with_one = (base_path, other_path) if not has_tokenizer[0] else (other_path, base_path)
+        raise SddError(
+            f"{without} has no tokenizer ({', '.join(VOCABULARY_FILES)}) but {with_one} has one, so nothing shows "
+            f"that both models share it; copy the tokenizer files of the model {without} was trained from into it"
+        )
+    try:
+        check_same_tokenizer(
+            load_tokenizer(base_path), load_tokenizer(other_path), f"the base model {base_path}", str(other_path)
+        )
+    except SddError as error:
+        raise SddError(
+            f"{error}; the merged model would read the other model's token ids with the base model's tokenizer: "
+            "merge two models fine-tuned from one parent"
+        ) from None
 
 
 def check_same_tensors(base: CheckpointReader, other: CheckpointReader) -> None:
@@ -109,7 +139,13 @@ def _read_config(folder: Path) -> dict:
     path = folder / "config.json"
     if not path.is_file():
         raise SddError(f"{folder} has no config.json: not a transformers checkpoint")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SddError(f"{path} is not readable JSON ({first_line(error)}); the checkpoint is damaged") from None
+    if not isinstance(config, dict):
+        raise SddError(f"{path} must hold a JSON object; the checkpoint is damaged")
+    return config
 
 
 def write_merged_checkpoint(

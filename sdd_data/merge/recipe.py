@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sdd_data.errors import SddError
+from sdd_data.errors import SddError, first_line
 from sdd_data.merge.schedule import TSetting, parse_t_setting
 
 TOP_LEVEL_KEYS = {
@@ -73,9 +73,14 @@ def dtype_name(name: str) -> str:
 def read_recipe(path: str | Path) -> SlerpRecipe:
     """Read and check a mergekit-style SLERP YAML file."""
     path = Path(path)
+    if path.is_dir():
+        raise SddError(f"merge config {path} is a folder; give the recipe's YAML file")
     if not path.is_file():
         raise SddError(f"merge config {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SddError(f"cannot read merge config {path} as text: {first_line(error)}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:

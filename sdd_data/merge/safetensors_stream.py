@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
-from sdd_data.errors import SddError
+from sdd_data.errors import SddError, first_line
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -62,7 +62,7 @@ class CheckpointReader:
         self.folder = Path(folder)
         index = self.folder / INDEX_FILE
         if index.is_file():
-            weight_map = json.loads(index.read_text()).get("weight_map", {})
+            weight_map = _read_weight_map(index)
             files = list(dict.fromkeys(weight_map.values()))
         elif (self.folder / SINGLE_FILE).is_file():
             weight_map, files = None, [SINGLE_FILE]
@@ -77,21 +77,41 @@ class CheckpointReader:
 
     def read(self, name: str) -> torch.Tensor:
         """One tensor, backed by the mapped file until it is dropped."""
-        with safe_open(self.tensors[name].file, framework="pt") as handle:
-            return handle.get_tensor(name)
+        path = self.tensors[name].file
+        try:
+            with safe_open(path, framework="pt") as handle:
+                return handle.get_tensor(name)
+        except (SafetensorError, OSError) as error:
+            raise SddError(f"cannot read tensor {name} from {path}: {first_line(error)}") from None
+
+
+def _read_weight_map(index: Path) -> dict[str, str]:
+    """The tensor -> shard file map of a sharded checkpoint's index; one line naming the index when it is damaged."""
+    try:
+        weight_map = json.loads(index.read_text()).get("weight_map")
+    except (OSError, ValueError, AttributeError) as error:
+        raise SddError(f"{index} is not a readable index ({first_line(error)}); the checkpoint is damaged") from None
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(name, str) and isinstance(file, str) for name, file in weight_map.items()
+    ):
+        raise SddError(f"{index} has no `weight_map` of tensor names to shard files; the checkpoint is damaged")
+    return weight_map
 
 
 def _tensor_infos(path: Path) -> dict[str, TensorInfo]:
     if not path.is_file():
         raise SddError(f"shard {path} is missing")
     infos = {}
-    with safe_open(path, framework="pt") as handle:
-        for name in handle.offset_keys():
-            view = handle.get_slice(name)
-            dtype = DTYPES_BY_NAME.get(view.get_dtype())
-            if dtype is None:
-                raise SddError(f"tensor {name} in {path} has the unsupported dtype {view.get_dtype()}")
-            infos[name] = TensorInfo(name, dtype, tuple(view.get_shape()), path)
+    try:
+        with safe_open(path, framework="pt") as handle:
+            for name in handle.offset_keys():
+                view = handle.get_slice(name)
+                dtype = DTYPES_BY_NAME.get(view.get_dtype())
+                if dtype is None:
+                    raise SddError(f"tensor {name} in {path} has the unsupported dtype {view.get_dtype()}")
+                infos[name] = TensorInfo(name, dtype, tuple(view.get_shape()), path)
+    except (SafetensorError, OSError) as error:
+        raise SddError(f"{path} is not a readable safetensors file: {first_line(error)}") from None
     return infos
 
 

@@ -1,7 +1,8 @@
 """The distill stage: the teacher rewrites every response; the consistency filter keeps or rejects each rewrite.
 
-Modules: `config` (the options), `stage` (the run), `templates` (rewrite prompts), `consistency` (the
-filter), `run_dir` (the resumable output folder) and `stats` (what a run counted).
+Modules: `config` (the options), `stage` (the run), `templates` (rewrite prompts), `prompt_length`
+(prompts against the teacher's context), `consistency` (the filter), `run_dir` (the resumable output
+folder) and `stats` (what a run counted).
 """
 
 from sdd_data.data.sources import SourceSpec

@@ -365,3 +365,50 @@ def test_a_damaged_distill_run_is_named_in_one_line(distilled, tmp_path, capsys,
     error = cli_error(capsys, "--distilled", str(distilled), "--output-dir", str(tmp_path / "out"))
     assert names in error and str(distilled) in error
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def selected(distilled, tiny_llama_path, tmp_path) -> Path:
+    from test_artifacts import random_selection
+
+    return random_selection(distilled, tiny_llama_path, tmp_path)
+
+
+def rewrite_json(path: Path, change) -> None:
+    values = json.loads(path.read_text())
+    change(values)
+    path.write_text(json.dumps(values))
+
+
+@pytest.mark.parametrize(
+    "damage, names",
+    [
+        (lambda folder: (folder / "report.json").write_text("{oops"), "report.json is not readable JSON"),
+        (
+            lambda folder: (folder / "report.json").write_text('{"clusters": "many"}'),
+            "report.json: `clusters` must be a list of rows",
+        ),
+        (
+            lambda folder: rewrite_json(
+                folder / "sdd_data.json", lambda values: values["source"]["distill_stats"].pop("template")
+            ),
+            "sdd_data.json (source.distill_stats) lacks a valid `template`",
+        ),
+        (
+            lambda folder: rewrite_json(
+                folder / "sdd_data.json", lambda values: values["source"].update(distill_stats=["x"])
+            ),
+            "sdd_data.json (source.distill_stats) must be a JSON object",
+        ),
+        (
+            lambda folder: next((folder / "data").glob("*.arrow")).write_bytes(b"not arrow"),
+            "cannot read the saved dataset",
+        ),
+        (lambda folder: (folder / "data" / "state.json").write_text("[]"), "cannot read the saved dataset"),
+    ],
+)
+def test_a_damaged_select_output_is_named_in_one_line(selected, tmp_path, capsys, damage, names):
+    damage(selected)
+    error = cli_error(capsys, "--distilled", str(selected), "--output-dir", str(tmp_path / "out"))
+    assert names in error and str(selected) in error
+    assert not (tmp_path / "out").exists()

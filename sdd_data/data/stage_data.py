@@ -58,7 +58,7 @@ def _read_saved_dataset(folder: Path) -> Any:
 
     try:
         return datasets.load_from_disk(str(folder)).data.table
-    except (OSError, ValueError, FileNotFoundError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:  # damaged files or their metadata
         raise SddError(f"{folder}: cannot read the saved dataset ({first_line(error)})") from None
 
 

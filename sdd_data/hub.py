@@ -40,11 +40,25 @@ def _can_connect(host: str, port: int, timeout: float) -> bool:
         return False
 
 
+def hub_address() -> tuple[str, int]:
+    """The Hub endpoint's host and port; one clear error when HF_ENDPOINT is not an http(s) address."""
+    endpoint = hub_endpoint()
+    address = urlparse(endpoint)
+    try:
+        port = address.port
+    except ValueError:  # a port that is not a number
+        port = -1
+    if address.scheme not in ("http", "https") or not address.hostname or port == -1:
+        raise SddError(
+            f"HF_ENDPOINT is {endpoint!r}, which is not an http(s) address like https://huggingface.co; fix or unset it"
+        )
+    return address.hostname, port or (443 if address.scheme == "https" else 80)
+
+
 def hub_reachable(timeout: float = 5.0) -> bool:
     """Whether a TCP connection to the Hub endpoint opens within `timeout` seconds (checked once per process)."""
-    address = urlparse(hub_endpoint())
-    port = address.port or (443 if address.scheme == "https" else 80)
-    return _can_connect(address.hostname or "", port, timeout)
+    host, port = hub_address()
+    return _can_connect(host, port, timeout)
 
 
 def ensure_hub_reachable(what: str, timeout: float = 5.0) -> None:

@@ -412,3 +412,12 @@ def test_a_damaged_select_output_is_named_in_one_line(selected, tmp_path, capsys
     error = cli_error(capsys, "--distilled", str(selected), "--output-dir", str(tmp_path / "out"))
     assert names in error and str(selected) in error
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:port", "not a url", "ftp://hub.example"])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_an_hf_endpoint_that_is_no_address_is_named(hub, distilled, tmp_path, monkeypatch, capsys, endpoint, dry_run):
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    dry = ["--dry-run", "--output-dir", str(tmp_path / "dry")] if dry_run else []
+    error = cli_error(capsys, "--distilled", str(distilled), "--repo-id", REPO, *dry)
+    assert f"HF_ENDPOINT is {endpoint!r}, which is not an http(s) address" in error

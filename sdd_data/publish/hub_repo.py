@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdd_data.errors import SddError, first_line
-from sdd_data.hub import hub_endpoint, hub_offline, hub_reachable
+from sdd_data.hub import hub_address, hub_endpoint, hub_offline, hub_reachable
 
 NOTHING_PUBLISHED = "nothing was published"
 
@@ -94,6 +94,7 @@ def hub_client(token_required: bool):
     endpoint = hub_endpoint()
     if hub_offline():
         raise SddError("HF_HUB_OFFLINE is set, so nothing can be published to the Hub; unset it or use --output-dir")
+    hub_address()  # HF_ENDPOINT is an http(s) address
     token = get_token()
     if token is None:
         if token_required:

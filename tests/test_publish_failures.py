@@ -421,3 +421,47 @@ def test_an_hf_endpoint_that_is_no_address_is_named(hub, distilled, tmp_path, mo
     dry = ["--dry-run", "--output-dir", str(tmp_path / "dry")] if dry_run else []
     error = cli_error(capsys, "--distilled", str(distilled), "--repo-id", REPO, *dry)
     assert f"HF_ENDPOINT is {endpoint!r}, which is not an http(s) address" in error
+
+
+def test_an_interrupted_first_push_takes_back_the_repo_it_created(hub, distilled, monkeypatch):
+    from huggingface_hub import HfApi
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(HfApi, "create_commit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        publish(PublishConfig(distilled=str(distilled), repo_id=REPO))
+    assert hub.state.repos == {}
+
+
+def test_two_local_publishes_at_once_keep_both_configs(distilled, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from sdd_data.publish import local_folder
+
+    read_folder = local_folder.read_folder
+
+    def slow_read(*args, **kwargs):  # widen the window between reading the folder and replacing it
+        state = read_folder(*args, **kwargs)
+        time.sleep(0.5)
+        return state
+
+    monkeypatch.setattr(local_folder, "read_folder", slow_read)
+    folder, errors = tmp_path / "published", []
+
+    def publish_config(name: str) -> None:
+        try:
+            publish(PublishConfig(distilled=str(distilled), output_dir=str(folder), config_name=name))
+        except Exception as error:  # noqa: BLE001 -- reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=publish_config, args=(name,)) for name in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert set(json.loads((folder / "sdd_data.json").read_text())["configs"]) == {"one", "two"}
+    assert {path.name for path in (folder / "data").iterdir()} == {"one", "two"}

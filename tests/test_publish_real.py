@@ -37,4 +37,5 @@ def test_a_smollm2_distilled_dataset_round_trips(hub, smollm2_path, tmp_path):
     card = DatasetCard.load("tester/smol-example", repo_type="dataset")
     assert card.data.license == "apache-2.0"
     assert "SmolLM2-135M-Instruct" in card.text
+    assert "dequantized to float32 from GGUF Q4_1" in card.text  # the converted checkpoint, given by its path
     assert TOKEN not in card.content

@@ -7,7 +7,7 @@ import sys
 from typing import NoReturn
 
 from sdd_data.config import add_config_arguments, config_from_sources
-from sdd_data.errors import SddError
+from sdd_data.errors import SddError, one_line
 from sdd_data.registry import load_member
 from sdd_data.stages import STAGES, Stage, missing_message
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args, values)
     except SddError as error:
-        print(f"sdd-data {args.stage}: error: {error}", file=sys.stderr)
+        print(f"sdd-data {args.stage}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sdd-data {args.stage}: interrupted; rerun the same command to resume", file=sys.stderr)

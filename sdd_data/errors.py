@@ -12,6 +12,11 @@ class MissingDependencyError(SddError):
         super().__init__(f"this needs `{package}`: install it with `pip install 'sdd-data[{extra}]'`")
 
 
+def one_line(error: BaseException) -> str:
+    """The whole message of an exception on one line (a parser's multi-line message joined by spaces)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message, or its type name when the message is empty."""
     text = str(error).strip()

@@ -123,8 +123,11 @@ def test_empty_missing_and_malformed_sources(tmp_path):
     with pytest.raises(SddError, match="does not exist"):
         load_rows(SourceSpec(data=str(tmp_path / "nope.jsonl")))
     (tmp_path / "broken.jsonl").write_text('{"instruction": "a", "output": \n')
-    with pytest.raises(SddError, match="could not be read"):
+    with pytest.raises(SddError, match=r"broken.jsonl line 1: not valid JSON"):
         load_rows(SourceSpec(data=str(tmp_path / "broken.jsonl")))
+    (tmp_path / "list.jsonl").write_text('{"instruction": "a", "output": "b"}\n["not", "a", "row"]\n')
+    with pytest.raises(SddError, match=r"list.jsonl line 2: expected a JSON object, got list"):
+        load_rows(SourceSpec(data=str(tmp_path / "list.jsonl")))
     with pytest.raises(SddError, match="unknown preset"):
         load_rows(SourceSpec(data=str(GSM8K_TEST), preset="nope"))
 

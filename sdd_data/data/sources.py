@@ -66,6 +66,8 @@ def load_raw_dataset(spec: SourceSpec):
             raise SddError(f"{target}: unsupported file type {target.suffix!r}; use one of {', '.join(FILE_FORMATS)}")
         if target.stat().st_size == 0:
             raise SddError(f"{target} is empty")
+        if target.suffix.lower() == ".jsonl":
+            _check_json_lines(target)
         try:
             dataset = datasets.load_dataset(builder, data_files=str(target), split="train")
         except Exception as error:  # noqa: BLE001 -- malformed JSON/CSV/Parquet surfaces as many exception types
@@ -84,6 +86,20 @@ def load_raw_dataset(spec: SourceSpec):
     if looks_like_path(spec.data, frozenset(FILE_FORMATS)):
         raise SddError(f"data path {spec.data} does not exist")
     return _load_hub(spec)
+
+
+def _check_json_lines(path: Path) -> None:
+    """Name the first line of a JSON Lines file that is not one JSON object (the reader's own error names none)."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as error:
+                raise SddError(f"{path} line {number}: not valid JSON ({first_line(error)})") from None
+            if not isinstance(value, dict):
+                raise SddError(f"{path} line {number}: expected a JSON object, got {type(value).__name__}")
 
 
 def _load_hub(spec: SourceSpec):

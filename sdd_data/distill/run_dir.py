@@ -46,6 +46,8 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.shard_dir = self.path / SHARDS_DIR
+        self.created_folder = False
+        """Whether `locked()` made the folder (so taking back a failed start removes it too)."""
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -57,6 +59,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise SddError(f"output {self.path} is a file; choose a folder for --output")
         try:
+            self.created_folder = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
             with self._flock():
                 yield
@@ -89,8 +92,11 @@ class RunDir:
         finally:
             os.close(handle)
 
-    def open(self, identity: dict, overwrite: bool) -> None:
-        """Start or resume the run named by `identity`; refuse to mix it with another run's results."""
+    def open(self, identity: dict, overwrite: bool) -> bool:
+        """Start or resume the run named by `identity`; refuse to mix it with another run's results.
+
+        Returns whether this call started the run (wrote its manifest), so a start that fails can be taken back.
+        """
         manifest = self.path / RUN_MANIFEST
         if overwrite:
             self.clear()
@@ -105,10 +111,21 @@ class RunDir:
         elif not self._holds_only_a_start():
             raise SddError(f"{self.path} is not empty and holds no sdd-data run; choose another --output")
         self.remove_leftovers()
-        if not manifest.exists():
+        started = not manifest.exists()
+        if started:
             self.path.mkdir(parents=True, exist_ok=True)
             write_json(manifest, {"identity": identity})
         self.shard_dir.mkdir(exist_ok=True)
+        return started
+
+    def take_back_start(self) -> None:
+        """Undo a start that produced nothing (the teacher failed to load): the manifest, shards/, and the folder."""
+        if any(self.shard_dir.iterdir()):
+            return
+        self.shard_dir.rmdir()
+        (self.path / RUN_MANIFEST).unlink(missing_ok=True)
+        if self.created_folder and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def _read_manifest(self) -> dict:
         manifest = self.path / RUN_MANIFEST

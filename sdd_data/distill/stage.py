@@ -198,7 +198,7 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     }
     run = RunDir(config.output)
     with run.locked():
-        run.open({**identity, "hash": config_hash(identity)}, overwrite=config.overwrite)
+        started = run.open({**identity, "hash": config_hash(identity)}, overwrite=config.overwrite)
         shards = [
             loaded.rows[start : start + config.shard_size] for start in range(0, len(loaded.rows), config.shard_size)
         ]
@@ -211,7 +211,12 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
             return DistillResult(run.path, finished)
         engine_info, generated_rows, generated_tokens, started = {}, 0, 0, time.perf_counter()
         if pending:
-            engine = load_engine(config.engine, teacher.path, config.engine_options)
+            try:
+                engine = load_engine(config.engine, teacher.path, config.engine_options)
+            except SddError:
+                if started:  # a bad teacher leaves no output folder behind
+                    run.take_back_start()
+                raise
             engine_info = engine.describe()
             started = time.perf_counter()
             with tqdm(

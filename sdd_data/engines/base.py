@@ -34,9 +34,17 @@ class DecodingConfig:
     seed: int = 0
     """Base seed; each row's seed is derived from it and the row id."""
 
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise SddError(f"temperature must be 0 (greedy) or more, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise SddError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise SddError(f"top_k must be 0 (off) or more, got {self.top_k}")
+
     @property
     def greedy(self) -> bool:
-        return self.temperature <= 0.0
+        return self.temperature == 0.0
 
 
 @dataclass

@@ -31,7 +31,7 @@ from sdd_data.select.score_inputs import MODES, scoring_rows
 from sdd_data.select.scorer_base import ScorerOptions
 from sdd_data.select.scorers import SCORERS, cached_scores, score_cache
 from sdd_data.select.selection import SelectionResult
-from sdd_data.select.selectors import select_rows
+from sdd_data.select.selectors import SELECTORS, select_rows
 from sdd_data.select.stage_inputs import SelectionSource, load_selection_source
 from sdd_data.select.vector_cache import default_cache_dir, folder_identity
 
@@ -50,6 +50,8 @@ def _validate(config: SelectStageConfig) -> None:
         raise SddError(f"unknown degradation mode {config.degradation!r}; known: {', '.join(MODES)}")
     if config.scorer_engine not in SCORERS:
         raise SddError(f"unknown scorer engine {config.scorer_engine!r}; known: {', '.join(SCORERS.names())}")
+    if config.selection.method not in SELECTORS:
+        raise SddError(f"unknown selection method {config.selection.method!r}; known: {', '.join(SELECTORS.names())}")
     for name in ("batch_size", "embed_batch_size", "top_k"):
         if getattr(config, name) < 1:
             raise SddError(f"{name} must be at least 1, got {getattr(config, name)}")

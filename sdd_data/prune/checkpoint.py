@@ -26,27 +26,27 @@ PER_LAYER_KEYS = ("layer_types", "no_rope_layers")
 """Config lists with one entry per decoder layer in the supported model types (Qwen2/3, SmolLM3)."""
 
 
-def read_model_type(model_path: str | Path) -> tuple[str, str]:
-    """The `model_type` and first architecture in a checkpoint's config.json."""
+def check_supported(model_path: str | Path) -> int:
+    """Refuse a checkpoint whose architecture has no known block layout; return its number of decoder blocks."""
     config_path = Path(model_path) / "config.json"
     if not config_path.is_file():
         raise SddError(f"{model_path} has no config.json: not a transformers checkpoint")
     try:
         config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SddError(f"{config_path} is not valid JSON: {error}") from None
-    architectures = config.get("architectures") or ["unknown"]
-    return str(config.get("model_type", "unknown")), str(architectures[0])
-
-
-def check_supported(model_path: str | Path) -> None:
-    """Refuse a checkpoint whose architecture has no known block layout."""
-    model_type, architecture = read_model_type(model_path)
+    if not isinstance(config, dict):
+        raise SddError(f"{config_path} is not a model config (a JSON object)")
+    model_type, architecture = str(config.get("model_type", "unknown")), str((config.get("architectures") or ["?"])[0])
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise SddError(
             f"cannot prune {architecture} (model_type {model_type!r}) in {model_path}: depth pruning supports "
             f"the model types {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
+    blocks = config.get("num_hidden_layers")
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+        raise SddError(f"{config_path}: num_hidden_layers must be a positive integer, got {blocks!r}")
+    return blocks
 
 
 def check_blocks(blocks: Sequence[int], num_layers: int) -> list[int]:

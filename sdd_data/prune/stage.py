@@ -59,18 +59,19 @@ def prune(config: PruneConfig, show_progress: bool = True) -> PruneResult:
     output = Path(config.output)
     check_output_free(output)
     resolved = resolve_model(config.model)
-    check_supported(resolved.path)
+    num_blocks = check_supported(resolved.path)
 
     if config.blocks is not None:
-        model = load_causal_lm(resolved.path, trust_remote_code=config.trust_remote_code)
-        num_blocks = len(model.model.layers)
-        removed = check_blocks(parse_blocks(config.blocks), num_blocks)
+        removed = check_blocks(parse_blocks(config.blocks), num_blocks)  # before any weight loads
         if config.blocks_to_remove is not None and config.blocks_to_remove != len(removed):
             raise SddError(f"blocks lists {len(removed)} blocks but blocks_to_remove is {config.blocks_to_remove}")
+        model = load_causal_lm(resolved.path, trust_remote_code=config.trust_remote_code)
         scores, calibration = None, None
     else:
+        from sdd_data.prune.block_scores import check_block_count
+
+        check_block_count(num_blocks, config.blocks_to_remove)
         model, scores, calibration = _score(config, resolved.path, show_progress)
-        num_blocks = len(model.model.layers)
         removed = _choose(config, scores)
         _print_scores(config, scores, removed)
         if config.dtype not in ("auto", checkpoint_dtype(resolved.path)):  # save in the checkpoint's dtype
@@ -120,7 +121,6 @@ def _check_config(config: PruneConfig) -> None:
 def _score(config: PruneConfig, model_path: str, show_progress: bool):
     """Load calibration rows and the model, and score every block; returns (model, scores, calibration record)."""
     from sdd_data.data.sources import SourceSpec, load_rows
-    from sdd_data.prune.block_scores import check_block_count
     from sdd_data.prune.calibration import calibration_texts, score_blocks
 
     source = load_rows(SourceSpec(data=config.calibration_data, limit=config.calibration_rows))
@@ -129,7 +129,6 @@ def _score(config: PruneConfig, model_path: str, show_progress: bool):
     model = load_causal_lm(
         model_path, dtype=config.dtype, device=resolve_device(config.device), trust_remote_code=config.trust_remote_code
     )
-    check_block_count(len(model.model.layers), config.blocks_to_remove)
     if len(texts) < config.calibration_rows:
         print(f"calibrating on {len(texts)} rows: {source.name} has no more usable rows")
     scores = score_blocks(

@@ -8,9 +8,16 @@ import shutil
 import pytest
 
 from sdd_data.errors import SddError
+from sdd_data.evaluate import loglikelihood
 from sdd_data.evaluate.gsm8k import Gsm8kTask, score_gsm8k_answer
 from sdd_data.evaluate.lm_eval_tasks import LEADERBOARD_V1, lm_eval_arguments
-from sdd_data.evaluate.loglikelihood import continuation_logprobs, pack_pairs, row_layout
+from sdd_data.evaluate.loglikelihood import (
+    PackedRow,
+    continuation_logprobs,
+    pack_pairs,
+    row_layout,
+    token_budget_batches,
+)
 from sdd_data.evaluate.mc_scoring import (
     mc_accuracy,
     read_mc_items,
@@ -161,6 +168,19 @@ def test_packed_scores_equal_one_pair_at_a_time(tiny_model, batch_size):
         assert score == pytest.approx(direct_logprob(model, tokenizer, context, continuation), abs=1e-4)
         assert score < 0
     assert packed[-1] == packed[0]
+
+
+def test_long_rows_get_batches_of_their_own_within_the_token_budget(tiny_model, monkeypatch):
+    rows = [PackedRow(list(range(length)), []) for length in (900, 500, 120, 100, 90, 80, 10)]
+    batches = token_budget_batches(rows, batch_size=3, max_tokens=400)
+    assert [[row.length for row in batch] for batch in batches] == [[900], [500], [120, 100, 90], [80, 10]]
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * batch[0].length <= 400
+    model, tokenizer = tiny_model.engine.model, tiny_model.engine.tokenizer
+    pairs = [(row["query"] + "\nAnswer: ", choice) for row in MC_ROWS for choice in row["choices"]] + WINOGRANDE_PAIRS
+    unbounded = continuation_logprobs(model, tokenizer, pairs, batch_size=64)
+    monkeypatch.setattr(loglikelihood, "MAX_BATCH_TOKENS", 24)  # every row alone
+    assert continuation_logprobs(model, tokenizer, pairs, batch_size=64) == pytest.approx(unbounded, abs=1e-4)
 
 
 def test_choices_of_one_question_share_one_packed_row(tiny_model):

@@ -171,6 +171,25 @@ def test_vllm_engine_asks_for_prompt_logprobs_and_refuses_prompts_beyond_its_con
         engine.prompt_logprobs([[1], []])
 
 
+def test_an_engine_that_dies_mid_request_is_one_line():
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    from sdd_data.engines.vllm_engine import VllmEngine
+
+    class DyingLLM(FakeLLM):
+        def generate(self, prompts, params, use_tqdm):
+            raise EngineDeadError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
+
+    engine = object.__new__(VllmEngine)
+    engine.llm, engine.context_length, engine._sampling_params_class = DyingLLM(), 64, dict
+    with pytest.raises(SddError, match="the vLLM engine stopped during generation .* run the same command again"):
+        engine.prompt_logprobs([[1, 2, 3]])
+    engine.llm = FakeLLM()
+    engine.llm.generate = lambda *args, **kwargs: (_ for _ in ()).throw(KeyError("not an engine failure"))
+    with pytest.raises(KeyError):
+        engine.prompt_logprobs([[1, 2, 3]])
+
+
 def test_each_eval_engine_has_a_scorer_and_the_vllm_extra_is_declared():
     from sdd_data.evaluate.config import EVAL_ENGINES
 

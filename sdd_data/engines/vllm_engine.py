@@ -9,9 +9,11 @@ when another process was busy, so it is left to the user.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import os
+from collections.abc import Iterator
 
 from sdd_data.engines.base import (
     DecodingConfig,
@@ -86,11 +88,12 @@ class VllmEngine:
         token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding, self.context_length)
         sampling_params = [self._sampling_params(decoding, seed) for seed in seeds]
         tracker = _ProgressTracker(progress, total=len(prompts))
-        outputs = self.llm.generate(
-            [{"prompt_token_ids": ids} for ids in token_ids],
-            sampling_params,
-            use_tqdm=tracker.progress_bar if progress is not None else False,
-        )
+        with _engine_failures_as_one_line():
+            outputs = self.llm.generate(
+                [{"prompt_token_ids": ids} for ids in token_ids],
+                sampling_params,
+                use_tqdm=tracker.progress_bar if progress is not None else False,
+            )
         tracker.finish()
         return [_to_generation(output) for output in outputs]
 
@@ -110,11 +113,12 @@ class VllmEngine:
             )
         params = self._sampling_params_class(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
         tracker = _ProgressTracker(progress, total=len(token_ids))
-        outputs = self.llm.generate(
-            [{"prompt_token_ids": ids} for ids in token_ids],
-            params,
-            use_tqdm=tracker.progress_bar if progress is not None else False,
-        )
+        with _engine_failures_as_one_line():
+            outputs = self.llm.generate(
+                [{"prompt_token_ids": ids} for ids in token_ids],
+                params,
+                use_tqdm=tracker.progress_bar if progress is not None else False,
+            )
         tracker.finish()
         return [output.prompt_logprobs for output in outputs]
 
@@ -150,6 +154,21 @@ class VllmEngine:
             engine_core.shutdown()
         self.llm = None
         gc.collect()
+
+
+@contextlib.contextmanager
+def _engine_failures_as_one_line() -> Iterator[None]:
+    """A vLLM engine process that dies mid-request (out of memory, a worker killed, a timed-out RPC) is one line:
+    vLLM's log above it holds the cause, and the rows a distill run finished are kept for the rerun."""
+    try:
+        yield
+    except Exception as error:
+        if type(error).__name__ != "EngineDeadError":
+            raise
+        raise SddError(
+            "the vLLM engine stopped during generation (its log above says why); run the same command again "
+            "(a distill run resumes from its last written shard)"
+        ) from None
 
 
 def _generation_eos(transformers, model_path: str) -> int | list[int] | None:

@@ -71,6 +71,20 @@ def leaf_fields(cls: type) -> dict[str, tuple[tuple[str, ...], Any, str]]:
     return leaves
 
 
+def leaf_defaults(cls: type) -> dict[str, Any]:
+    """The default of every leaf field that has one: flat name -> value (required fields are left out)."""
+    defaults: dict[str, Any] = {}
+    hints = _resolved_types(cls)
+    for item in dataclasses.fields(cls):
+        if _is_dataclass_type(hints[item.name]):
+            defaults.update(leaf_defaults(hints[item.name]))
+        elif item.default is not dataclasses.MISSING:
+            defaults[item.name] = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            defaults[item.name] = item.default_factory()
+    return defaults
+
+
 def _unwrap_optional(kind: Any) -> tuple[Any, bool]:
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         args = [arg for arg in typing.get_args(kind) if arg is not type(None)]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sdd_data.artifacts import STEP_RECORD
-from sdd_data.config import build_config, config_hash, config_to_flat_dict, read_yaml_config
+from sdd_data.config import build_config, config_hash, config_to_flat_dict, leaf_defaults, read_yaml_config
 from sdd_data.errors import SddError
 from sdd_data.output_folder import write_json
 from sdd_data.registry import load_member
@@ -109,9 +109,20 @@ def _step_record(step: PipelineStep) -> dict:
 
 
 def _done_before(output: Path, step: PipelineStep) -> bool:
-    """Whether `output` was written by this stage with these very options (by an earlier `sdd-data run`)."""
+    """Whether `output` was written by this stage with these very options (by an earlier `sdd-data run`).
+
+    An option the record lacks (added by a later version of the stage) matches when it holds its default,
+    which is what the earlier run did without it.
+    """
     try:
         record = json.loads((output / STEP_RECORD).read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and record.get("hash") == _step_record(step)["hash"]
+    recorded = record.get("options") if isinstance(record, dict) and record.get("stage") == step.stage.name else None
+    if not isinstance(recorded, dict):
+        return False
+    current = json.loads(json.dumps(config_to_flat_dict(step.config), default=str))
+    defaults = json.loads(json.dumps(leaf_defaults(step.stage.config_class()), default=str))
+    if set(recorded) - set(current):
+        return False
+    return all(recorded.get(key, defaults.get(key)) == value for key, value in current.items())

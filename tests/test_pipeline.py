@@ -7,6 +7,7 @@ import yaml
 from test_distill import ROWS
 
 from sdd_data.cli import build_parser, main
+from sdd_data.config import config_hash
 from sdd_data.errors import SddError
 from sdd_data.pipeline import PipelineConfig, read_pipeline, run_pipeline
 from sdd_data.stages import STAGES
@@ -180,3 +181,27 @@ def test_a_rerun_skips_the_steps_whose_output_has_the_same_options(inputs, tmp_p
     assert "license: mit" in (tmp_path / "published" / "README.md").read_text() and len(CALLS) == calls
     record = json.loads((tmp_path / "published" / "sdd_data_step.json").read_text())
     assert record["stage"] == "publish" and record["options"]["license"] == "mit"
+
+
+def test_an_option_added_later_matches_an_older_record_only_at_its_default(inputs, tmp_path, capsys):
+    from test_distill import CALLS
+
+    source, teacher = inputs
+    distill_step = {"data": str(source), "teacher": str(teacher), "engine": "scripted", "output": str(tmp_path / "run")}
+    pipeline = write_pipeline(tmp_path / "pipeline.yaml", [{"distill": distill_step}])
+    assert main(["run", "--pipeline", pipeline]) == 0
+    record_path = tmp_path / "run" / "sdd_data_step.json"
+    record = json.loads(record_path.read_text())
+    assert record["options"]["shard_size"] != 7
+    del record["options"]["shard_size"]  # as written by a version that had no such option
+    record["hash"] = config_hash({"stage": "distill", **record["options"]})
+    record_path.write_text(json.dumps(record))
+    calls = len(CALLS)
+    capsys.readouterr()
+    assert main(["run", "--pipeline", pipeline]) == 0
+    assert "step 1/1: distill skipped" in capsys.readouterr().out and len(CALLS) == calls
+
+    record_path.write_text(json.dumps(record))
+    changed = write_pipeline(tmp_path / "pipeline.yaml", [{"distill": {**distill_step, "shard_size": 7}}])
+    assert main(["run", "--pipeline", changed]) == 2  # not the default: the older run did something else
+    assert "holds results of another run" in capsys.readouterr().err

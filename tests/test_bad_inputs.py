@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,19 +82,33 @@ class Workspace:
 
 def distill(*extra: str, data: str = "ok.jsonl", output: str = "out") -> Callable[[Workspace], list[str]]:
     """`sdd-data distill` on the tiny model with the transformers engine, plus `extra` options."""
-    return lambda w: ["distill", "--data", w.path(data), "--teacher", w.model, "--engine", "transformers",
-                      "--output", w.path(output), *(w.path(x[1:]) if x[:1] == "@" else x for x in extra)]  # fmt: skip
+    return lambda w: [
+        "distill",
+        "--data",
+        w.path(data),
+        "--teacher",
+        w.model,
+        "--engine",
+        "transformers",
+        "--output",
+        w.path(output),
+        *(w.path(x[1:]) if x[:1] == "@" else x for x in extra),
+    ]
 
 
-def command(*words: str) -> Callable[[Workspace], list[str]]:
-    """Any command; `@name` is a file or folder in the work folder (also inside a word), `{model}` the tiny model."""
+def command(line: str) -> Callable[[Workspace], list[str]]:
+    """Any command line (shell quoting); `@name` is a file or folder in the work folder (also inside a word),
+    `{model}` the tiny model."""
+    words = shlex.split(line)
     return lambda w: [re.sub(r"@([\w./-]+)", lambda m: w.path(m[1]), x).replace("{model}", w.model) for x in words]
 
 
 def hub_distill(data: str, teacher: str) -> Callable[[Workspace], list[str]]:
     """`sdd-data distill` from a Hub dataset or with a Hub teacher (`@name` and `{model}` as in `command`)."""
-    return command("distill", "--data", data, "--teacher", teacher, "--output", "@out")
+    return command(f"distill --data {data} --teacher {teacher} --output @out")
 
+
+SELECT = "select --data @ok.jsonl --original-model {model} --pruned-model {model} --output @out"
 
 CASES = [
     # Arguments and options
@@ -108,162 +123,112 @@ CASES = [
     BadInput("unknown failure policy", "arguments", distill("--on-failure", "maybe"), "on_failure must be", "out"),
     BadInput("malformed --columns", "arguments", distill("--columns", "{bad"), "argument --columns: expected", "out"),
     BadInput("malformed --extra", "arguments", distill("--extra", "a=1,b"), "argument --extra: expected", "out"),
-    BadInput(
-        "zero budget",
-        "arguments",
-        command(
-            "select",
-            "--data",
-            "@ok.jsonl",
-            "--original-model",
-            "{model}",
-            "--pruned-model",
-            "{model}",
-            "--budget",
-            "0",
-            "--output",
-            "@out",
-        ),
-        "budget must be positive",
-        "out",
-    ),  # fmt: skip
+    BadInput("zero budget", "arguments", command(f"{SELECT} --budget 0"), "budget must be positive", "out"),
     BadInput(
         "unknown selection method",
         "arguments",
-        command(
-            "select",
-            "--data",
-            "@ok.jsonl",
-            "--original-model",
-            "{model}",
-            "--pruned-model",
-            "{model}",
-            "--method",
-            "best",
-            "--output",
-            "@out",
-        ),
+        command(f"{SELECT} --method best"),
         "unknown selection method 'best'",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "unknown prune method",
         "arguments",
-        command("prune", "--model", "{model}", "--method", "magic", "--output", "@out"),
+        command("prune --model {model} --method magic --output @out"),
         "unknown method 'magic'",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "too many blocks to cut",
         "arguments",
-        command("prune", "--model", "{model}", "--blocks-to-remove", "9", "--output", "@out"),
+        command("prune --model {model} --blocks-to-remove 9 --output @out"),
         "can remove 1 to 1 of the model's 2 blocks, not 9",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "a block listed twice",
         "arguments",
-        command("prune", "--model", "{model}", "--blocks", "1,1", "--output", "@out"),
+        command("prune --model {model} --blocks 1,1 --output @out"),
         "listed more than once",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "publish dry run without a target",
         "arguments",
-        command("publish", "--distilled", "@other-run", "--dry-run"),
+        command("publish --distilled @other-run --dry-run"),
         "give --repo-id to push to the Hub or --output-dir",
-    ),  # fmt: skip
+    ),
     BadInput(
         "invalid repo id",
         "hub",
-        command("publish", "--distilled", "@other-run", "--repo-id", "me/bad name!"),
+        command("publish --distilled @other-run --repo-id 'me/bad name!'"),
         "'me/bad name!' is not a valid Hub repo id",
         "out",
-    ),  # fmt: skip
+    ),
     # Config, recipe and pipeline files
-    BadInput("missing config file", "files", command("distill", "--config", "@nowhere.yaml"), "does not exist"),
-    BadInput("config is not YAML", "files", command("distill", "--config", "@bad.yaml"), "is not valid YAML"),
-    BadInput("config is a list", "files", command("distill", "--config", "@list.yaml"), "must hold a mapping"),
-    BadInput("unknown config key", "files", command("distill", "--config", "@unknown-key.yaml"), "no_such_option"),
+    BadInput("missing config file", "files", command("distill --config @nowhere.yaml"), "does not exist"),
+    BadInput("config is not YAML", "files", command("distill --config @bad.yaml"), "is not valid YAML"),
+    BadInput("config is a list", "files", command("distill --config @list.yaml"), "must hold a mapping"),
+    BadInput("unknown config key", "files", command("distill --config @unknown-key.yaml"), "no_such_option"),
     BadInput(
         "template user not a string",
         "files",
         distill("--template", "@template-user-list.yaml"),
         "template-user-list.yaml.*user",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput("unknown template", "files", distill("--template", "poetic"), "unknown template 'poetic'", "out"),
     BadInput(
         "missing recipe",
         "files",
-        command("train", "--recipe", "@nowhere.yaml", "--data", "@ok.jsonl", "--model", "{model}", "--output", "@out"),
+        command("train --recipe @nowhere.yaml --data @ok.jsonl --model {model} --output @out"),
         "recipe .*nowhere.yaml does not exist",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "unknown recipe key",
         "files",
         command(
-            "train",
-            "--recipe",
-            SFT_RECIPE,
-            "--data",
-            "@ok.jsonl",
-            "--model",
-            "{model}",
-            "--output",
-            "@out",
-            "--overrides",
-            '{"no_such_key": 1}',
+            f"train --recipe {SFT_RECIPE} --data @ok.jsonl --model {{model}} --output @out --overrides no_such_key=1"
         ),
         "unknown key.*no_such_key",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "merge config is a list",
         "files",
-        command("merge", "--merge-config", "@list.yaml", "--output", "@out"),
+        command("merge --merge-config @list.yaml --output @out"),
         "must hold a mapping",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "SLERP t outside [0, 1]",
         "files",
-        command("merge", "--merge-config", "@slerp-t.yaml", "--output", "@out"),
+        command("merge --merge-config @slerp-t.yaml --output @out"),
         r"t must lie in \[0, 1\]",
         "out",
-    ),  # fmt: skip
-    BadInput("missing pipeline", "files", command("run", "--pipeline", "@nowhere.yaml"), "does not exist"),
-    BadInput("unknown pipeline stage", "files", command("run", "--pipeline", "@unknown-stage.yaml"), "polish"),
-    BadInput("unknown step option", "files", command("run", "--pipeline", "@unknown-step-option.yaml"), "colour"),
+    ),
+    BadInput("missing pipeline", "files", command("run --pipeline @nowhere.yaml"), "does not exist"),
+    BadInput("unknown pipeline stage", "files", command("run --pipeline @unknown-stage.yaml"), "polish"),
+    BadInput("unknown step option", "files", command("run --pipeline @unknown-step-option.yaml"), "colour"),
     # Data
     BadInput("missing data file", "data", distill(data="nowhere.jsonl"), "does not exist", "out"),
     BadInput("empty data file", "data", distill(data="empty.jsonl"), "is empty", "out"),
     BadInput(
         "malformed JSON line", "data", distill(data="broken.jsonl"), r"broken.jsonl line 3: not valid JSON", "out"
-    ),  # fmt: skip
+    ),
     BadInput(
         "a row that is not an object", "data", distill(data="list-row.jsonl"), "line 2: expected a JSON object", "out"
-    ),  # fmt: skip
+    ),
     BadInput("unsupported file type", "data", distill(data="notes.txt"), "unsupported file type '.txt'", "out"),
     BadInput("duplicate row ids", "data", distill(data="duplicate-ids.jsonl"), "'same' \\(rows 0, 1\\)", "out"),
     BadInput(
         "no response column",
         "data",
-        command(
-            "select",
-            "--data",
-            "@no-response.jsonl",
-            "--original-model",
-            "{model}",
-            "--pruned-model",
-            "{model}",
-            "--output",
-            "@out",
-        ),
+        command("select --data @no-response.jsonl --original-model {model} --pruned-model {model} --output @out"),
         "has none",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput("no usable row", "data", distill(data="all-invalid.jsonl"), "none of its 3 rows is usable", "out"),
     BadInput("unknown preset", "data", distill("--preset", "poems"), "unknown preset 'poems'", "out"),
     BadInput("unknown task", "data", distill("--task", "poetry"), "unknown task 'poetry'", "out"),
@@ -273,29 +238,25 @@ CASES = [
         distill("--decontaminate", "@nowhere.jsonl"),
         "nowhere.jsonl .*does not exist",
         "out",
-    ),  # fmt: skip
+    ),
     # Models
     BadInput(
-        "missing model",
-        "models",
-        command("prune", "--model", "@nowhere", "--blocks", "1", "--output", "@out"),
-        "does not exist",
-        "out",
+        "missing model", "models", command("prune --model @nowhere --blocks 1 --output @out"), "does not exist", "out"
     ),
     BadInput(
         "model without weights",
         "models",
-        command("prune", "--model", "@weightless", "--blocks", "1", "--output", "@out"),
+        command("prune --model @weightless --blocks 1 --output @out"),
         "cannot load the model in .*weightless",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "damaged model config",
         "models",
-        command("eval", "--models", "a=@damaged-config", "--tasks", "mc:@mc-ok.jsonl", "--output", "@out"),
+        command("eval --models a=@damaged-config --tasks mc:@mc-ok.jsonl --output @out"),
         "damaged-config",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "teacher that does not load",
         "models",
@@ -312,7 +273,7 @@ CASES = [
         ],
         "cannot load the tokenizer in .*weightless",
         "out",
-    ),  # fmt: skip
+    ),
     # The Hub (nothing listens on port 9)
     BadInput(
         "unreachable Hub dataset",
@@ -321,7 +282,7 @@ CASES = [
         "Hub .*127.0.0.1:9.* is unreachable",
         "out",
         env=(("HF_ENDPOINT", "http://127.0.0.1:9"), ("HF_HUB_OFFLINE", "0")),
-    ),  # fmt: skip
+    ),
     BadInput(
         "unreachable Hub model",
         "hub",
@@ -329,7 +290,7 @@ CASES = [
         "someone/model is not in the local Hub cache and the Hub .* cannot be reached",
         "out",
         env=(("HF_ENDPOINT", "http://127.0.0.1:9"), ("HF_HUB_OFFLINE", "0")),
-    ),  # fmt: skip
+    ),
     BadInput(
         "offline, model not cached",
         "hub",
@@ -337,7 +298,7 @@ CASES = [
         "HF_HUB_OFFLINE is set",
         "out",
         env=(("HF_HUB_OFFLINE", "1"),),
-    ),  # fmt: skip
+    ),
     BadInput(
         "Hub address without a scheme",
         "hub",
@@ -345,75 +306,73 @@ CASES = [
         "HF_ENDPOINT",
         "out",
         env=(("HF_ENDPOINT", "127.0.0.1:9"), ("HF_HUB_OFFLINE", "0")),
-    ),  # fmt: skip
+    ),
     # Outputs and stage folders
     BadInput("output is a file", "outputs", distill(output="an-output-file"), "is a file", "an-output-file"),
-    BadInput(
-        "output holds other files", "outputs", distill(output="not-empty"), "holds no sdd-data run", "not-empty"
-    ),  # fmt: skip
+    BadInput("output holds other files", "outputs", distill(output="not-empty"), "holds no sdd-data run", "not-empty"),
     BadInput(
         "output holds another run", "outputs", distill(output="other-run"), "holds results of another run", "other-run"
-    ),  # fmt: skip
+    ),
     BadInput(
         "damaged run manifest", "outputs", distill(output="damaged-run"), "not a readable run manifest", "damaged-run"
-    ),  # fmt: skip
+    ),
     BadInput(
         "publish a missing folder",
         "outputs",
-        command("publish", "--distilled", "@nowhere", "--output-dir", "@out"),
+        command("publish --distilled @nowhere --output-dir @out"),
         "nowhere does not exist",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "publish a data file",
         "outputs",
-        command("publish", "--distilled", "@ok.jsonl", "--output-dir", "@out"),
+        command("publish --distilled @ok.jsonl --output-dir @out"),
         "not a stage output",
         "out",
-    ),  # fmt: skip
+    ),
     # Evaluation
     BadInput(
         "unknown eval task",
         "evaluation",
-        command("eval", "--models", "a={model}", "--tasks", "trivia", "--output", "@out"),
+        command("eval --models 'a={model}' --tasks trivia --output @out"),
         "unknown task 'trivia'",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "missing MC file",
         "evaluation",
-        command("eval", "--models", "a={model}", "--tasks", "mc:@nowhere.jsonl", "--output", "@out"),
+        command("eval --models 'a={model}' --tasks mc:@nowhere.jsonl --output @out"),
         "nowhere.jsonl does not exist",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "MC rows without a question",
         "evaluation",
-        command("eval", "--models", "a={model}", "--tasks", "mc:@mc-fields.jsonl", "--output", "@out"),
+        command("eval --models 'a={model}' --tasks mc:@mc-fields.jsonl --output @out"),
         "field 'query' is missing",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "MC gold out of range",
         "evaluation",
-        command("eval", "--models", "a={model}", "--tasks", "mc:@mc-gold.jsonl", "--output", "@out"),
+        command("eval --models 'a={model}' --tasks mc:@mc-gold.jsonl --output @out"),
         "field 'gold' must be a 0-based index below 2, got 7",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "MC file not JSON",
         "evaluation",
-        command("eval", "--models", "a={model}", "--tasks", "mc:@notes.txt", "--output", "@out"),
+        command("eval --models 'a={model}' --tasks mc:@notes.txt --output @out"),
         "notes.txt line 1: not valid JSON",
         "out",
-    ),  # fmt: skip
+    ),
     BadInput(
         "two models of one name",
         "evaluation",
-        command("eval", "--models", "a={model},a=@weightless", "--tasks", "mc:@mc-ok.jsonl", "--output", "@out"),
+        command("eval --models 'a={model},a=@weightless' --tasks mc:@mc-ok.jsonl --output @out"),
         "model name 'a' is given twice",
         "out",
-    ),  # fmt: skip
+    ),
 ]
 
 

@@ -32,14 +32,15 @@ class StageDataset:
     """The config read from a published folder."""
 
 
-def read_json_object(path: Path) -> dict:
-    """A JSON object from a stage output's record file; one line naming the file when it is damaged."""
+def read_json_object(path: Path, holder: str = "the folder") -> dict:
+    """A JSON object from a record file in a stage output or checkpoint (`holder`); one line naming the file
+    when it is damaged."""
     try:
         values = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise SddError(f"{path} is not readable JSON ({first_line(error)}); the folder is damaged") from None
+        raise SddError(f"{path} is not readable JSON ({first_line(error)}); {holder} is damaged") from None
     if not isinstance(values, dict):
-        raise SddError(f"{path} must hold a JSON object; the folder is damaged")
+        raise SddError(f"{path} must hold a JSON object; {holder} is damaged")
     return values
 
 

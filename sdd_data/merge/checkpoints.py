@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sdd_data.errors import SddError, first_line
+from sdd_data.data.stage_data import read_json_object
+from sdd_data.errors import SddError
 from sdd_data.merge.recipe import SlerpRecipe
 from sdd_data.merge.safetensors_stream import CheckpointReader, ShardedWriter, TensorInfo
 from sdd_data.merge.schedule import ScheduledTensor, layer_index, t_for_tensor
@@ -139,13 +140,7 @@ def _read_config(folder: Path) -> dict:
     path = folder / "config.json"
     if not path.is_file():
         raise SddError(f"{folder} has no config.json: not a transformers checkpoint")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise SddError(f"{path} is not readable JSON ({first_line(error)}); the checkpoint is damaged") from None
-    if not isinstance(config, dict):
-        raise SddError(f"{path} must hold a JSON object; the checkpoint is damaged")
-    return config
+    return read_json_object(path, "the checkpoint")
 
 
 def write_merged_checkpoint(

@@ -19,6 +19,9 @@ PIPELINE_STAGE = Stage(
     description="Run the steps of a pipeline file (a `steps` list; each step maps a stage name to its options).",
 )
 
+POSITIONAL = "positional_argument"
+"""Where a stage's first argument is parsed to, before it becomes its option (`Stage.positional`)."""
+
 OPTIONS_NOTE = (
     " Every option can also be set in a YAML file (--config) under the same name with underscores; "
     "flags override the file."
@@ -37,6 +40,11 @@ def _add_config_stage(stages, stage: Stage) -> None:
     config_class = stage.config_class()
 
     def run(args: argparse.Namespace, values: dict) -> None:
+        given = values.pop(POSITIONAL, None)
+        if given is not None:
+            if values.get(stage.positional) not in (None, given):
+                raise SddError(f"{given} and --{stage.positional} name two different inputs; give one")
+            values[stage.positional] = given
         config = config_from_sources(config_class, args.config, values)
         missing = stage.missing(config)
         if missing:
@@ -48,6 +56,10 @@ def _add_config_stage(stages, stage: Stage) -> None:
 
     parser = stages.add_parser(stage.name, help=stage.help, description=stage.description + OPTIONS_NOTE)
     parser.add_argument("--config", help="YAML file of options")
+    if stage.positional:
+        parser.add_argument(
+            POSITIONAL, nargs="?", metavar=stage.positional.upper(), help=f"the same as --{stage.positional}"
+        )
     add_config_arguments(parser, config_class)
     parser.set_defaults(run=run)
 

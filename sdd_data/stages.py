@@ -57,6 +57,8 @@ class Stage:
     needs: tuple[Need, ...] = ()
     output_option: str | None = "output"
     """The option naming the stage's output folder (None when the output is not a local folder)."""
+    positional: str | None = None
+    """An option the command line also takes as its first argument (`sdd-data inspect PATH`)."""
 
     def config_class(self) -> type:
         """The stage's config dataclass (a light import)."""
@@ -182,6 +184,19 @@ PIPELINE_ORDER = (
             Need("vllm", "vllm", "speculative_engine", "vllm"),
             Need("vllm", "vllm", "engine", "vllm"),
         ),
+    ),
+    Stage(
+        "inspect",
+        "sdd_data.inspect.config:InspectConfig",
+        "sdd_data.inspect.stage:inspect_output",
+        help="write one self-contained HTML page to look at a distill run, select output, published or eval folder",
+        description=(
+            "Write one HTML page (inline CSS, script and SVG; no network) showing a stage output: a distill run's or "
+            "published folder's summary, charts and rows with the teacher's rewrite diffed against the source; a "
+            "selection's clusters and every row's outcome; an evaluation's scores, retention and acceptance."
+        ),
+        output_option=None,
+        positional="path",
     ),
 )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sdd_data"
-STAGE_PACKAGES = ("distill", "select", "publish", "prune", "train", "merge", "evaluate")
+STAGE_PACKAGES = ("distill", "select", "publish", "prune", "train", "merge", "evaluate", "inspect")
 HEAVY_MODULES = ("torch", "transformers", "vllm", "pyarrow")
 
 

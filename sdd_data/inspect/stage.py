@@ -1,0 +1,71 @@
+"""`sdd-data inspect PATH`: detect what PATH is, build its view and write one self-contained HTML page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdd_data import artifacts
+from sdd_data.errors import SddError
+from sdd_data.inspect.config import InspectConfig
+from sdd_data.inspect.html_parts import View
+from sdd_data.inspect.page import render_page
+from sdd_data.output_folder import write_atomically
+
+PAGE_FILE = "report.html"
+"""The page's default name, inside the folder looked at."""
+
+
+@dataclass
+class InspectResult:
+    """The page written, its size in bytes and the view it shows."""
+
+    path: Path
+    size: int
+    view: View
+
+
+def build_view(config: InspectConfig) -> View:
+    """The view of the stage output at `config.path` (distill, select, published or eval)."""
+    output = artifacts.detect(config.path)
+    shown = "a distill run, a select output, a published folder or an eval folder"
+    if output is None:
+        raise SddError(f"{config.path} is not {shown}")
+    if output.kind == artifacts.MODEL:
+        raise SddError(f"{config.path} is a model checkpoint; inspect takes {shown}")
+    if not output.finished:
+        stage = artifacts.WRITTEN_BY[output.kind]
+        raise SddError(f"{config.path} is an unfinished {stage} output; rerun `sdd-data {stage}` to finish it")
+    if config.max_text_chars < 1 or config.max_text_mb <= 0:
+        raise SddError("max_text_chars must be at least 1 and max_text_mb above 0")
+    budget = int(config.max_text_mb * 1_000_000)
+    if output.kind in (artifacts.DISTILL_RUN, artifacts.PUBLISHED):
+        from sdd_data.inspect.distill_view import distill_view
+
+        return distill_view(output.folder, output.kind, config.data_config, config.max_text_chars, budget)
+    if output.kind == artifacts.SELECT_OUTPUT:
+        from sdd_data.inspect.select_view import select_view
+
+        return select_view(output.folder, config.max_text_chars, budget)
+    from sdd_data.inspect.eval_view import eval_view
+
+    return eval_view(output.folder)
+
+
+def inspect_output(config: InspectConfig, show_progress: bool = True) -> InspectResult:
+    """Write the HTML page of a stage output and say where it is and how big."""
+    view = build_view(config)
+    target = Path(config.output) if config.output else Path(config.path) / PAGE_FILE
+    if target.is_dir():
+        raise SddError(f"--output {target} is a folder; give the HTML file's path")
+    if not target.parent.is_dir():
+        raise SddError(f"--output {target}: folder {target.parent} does not exist")
+    page = render_page(view, str(Path(config.path)))
+    try:
+        write_atomically(target, lambda temporary: temporary.write_text(page, encoding="utf-8"))
+    except OSError as error:
+        raise SddError(f"cannot write {target}: {error.strerror or error}") from None
+    size = target.stat().st_size
+    if show_progress:
+        print(f"wrote {target} ({size / 1_000_000:.2f} MB, {view.kind} view)")
+    return InspectResult(target, size, view)

@@ -1,0 +1,206 @@
+"""The inspect page's data: summary numbers equal the files they come from, rows embedded whole or cut to a
+bounded size, each kind of output shown, and bad input refused in one line."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from inspect_samples import CHANGED_ROW, synthetic_rows, write_distill_run, write_eval_output, write_select_output
+
+from sdd_data.cli import main
+from sdd_data.errors import SddError
+from sdd_data.inspect import InspectConfig, inspect_output
+from sdd_data.inspect.page import embedded_json
+from sdd_data.inspect.rows import CUT_MARK, categorical, cut_texts, text_limit
+
+
+class PageReader(HTMLParser):
+    """The numbers a page marks with data-stat, and its embedded JSON."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats: dict[str, str] = {}
+        self.in_data = False
+        self.data = ""
+
+    def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        if "data-stat" in values:
+            self.stats[values["data-stat"]] = values["data-value"]
+        self.in_data = tag == "script" and values.get("id") == "page-data"
+
+    def handle_endtag(self, tag):
+        self.in_data = False
+
+    def handle_data(self, data):
+        if self.in_data:
+            self.data += data
+
+
+def read_page(path: Path) -> tuple[dict[str, str], dict]:
+    reader = PageReader()
+    reader.feed(path.read_text(encoding="utf-8"))
+    return reader.stats, json.loads(reader.data)
+
+
+def decode(column: dict | list) -> list:
+    return [column["labels"][code] for code in column["codes"]] if isinstance(column, dict) else column
+
+
+def test_the_distill_summary_equals_stats_json_and_every_row_is_embedded(distilled, capsys):
+    result = inspect_output(InspectConfig(path=str(distilled)))
+    assert result.path == distilled / "report.html" and result.size == result.path.stat().st_size
+    assert f"wrote {result.path} (" in capsys.readouterr().out
+    stats = json.loads((distilled / "stats.json").read_text())
+    marked, page = read_page(result.path)
+    expected = {
+        "rows_in": stats["rows_in"],
+        "rows_out": stats["rows_out"],
+        **{f"decisions.{name}": count for name, count in stats["decisions"].items()},
+        **{f"reasons.{name}": count for name, count in stats["reasons"].items()},
+        **{f"tokens.{name}": count for name, count in stats["tokens"].items()},
+        **{f"throughput.{name}": value for name, value in stats["throughput"].items()},
+        **{f"by_task.{task}.rows": values["rows"] for task, values in stats["by_task"].items()},
+        **{
+            f"reasons_by_decision.{decision}.{reason}": count
+            for decision, reasons in stats["reasons_by_decision"].items()
+            for reason, count in reasons.items()
+        },
+        **{f"decoding.{key}": stats["config"][key] for key in ("max_new_tokens", "temperature", "top_p", "seed")},
+    }
+    assert {key: marked[key] for key in expected} == {key: str(value) for key, value in expected.items()}
+    assert result.view.summary["decisions"] == stats["decisions"] and result.view.summary["by_task"] == stats["by_task"]
+
+    rows = page["rows"]
+    kept = pq.read_table(distilled / "distilled.parquet").to_pylist()
+    dropped = pq.read_table(distilled / "dropped.parquet").to_pylist()
+    assert rows["n"] == stats["rows_in"] == len(kept) + len(dropped)
+    columns = rows["columns"]
+    assert columns["id"] == [row["id"] for row in kept + dropped]
+    for name in ("decision", "reason", "task"):
+        assert decode(columns[name]) == [row[name] for row in kept + dropped]
+    assert columns["teacher_response"] == [row["teacher_response"] or "" for row in kept + dropped]
+    assert rows["texts_cut"] == 0 and rows["filters"] == ["decision", "reason", "task"]
+
+
+def test_the_teacher_quantization_note_is_shown(tmp_path):
+    run = write_distill_run(tmp_path / "run", synthetic_rows(8))
+    html = inspect_output(InspectConfig(path=str(run)), show_progress=False).path.read_text()
+    assert "<th>quantization</th><td>dequantized to float32 from GGUF Q4_1</td>" in html
+
+
+def test_a_published_folder_shows_its_config_with_the_dropped_split(distilled, tmp_path):
+    from sdd_data.publish import PublishConfig, publish
+
+    publish(PublishConfig(distilled=str(distilled), output_dir=str(tmp_path / "published"), license="mit"))
+    result = inspect_output(InspectConfig(path=str(tmp_path / "published"), output=str(tmp_path / "page.html")))
+    marked, page = read_page(result.path)
+    stats = json.loads((distilled / "stats.json").read_text())
+    assert result.view.kind == "distill" and page["rows"]["n"] == stats["rows_in"]
+    assert {marked[f"decisions.{name}"] for name in stats["decisions"]} == {str(v) for v in stats["decisions"].values()}
+    assert "dropped" in decode(page["rows"]["columns"]["decision"])
+
+
+def test_text_limit_is_the_largest_that_fits_the_budget():
+    lengths = [10, 50, 200, 1000]
+    assert text_limit(lengths, 5000, 10_000) == 5000
+    limit = text_limit(lengths, 5000, 500)
+    assert sum(min(length, limit) for length in lengths) <= 500 < sum(min(length, limit + 1) for length in lengths)
+    texts, limit, cut = cut_texts({"a": ["x" * 300, None, "short"]}, 100, 10_000)
+    assert (limit, cut) == (100, 1) and texts["a"] == ["x" * 100 + CUT_MARK, "", "short"]
+    assert categorical(["b", None, "b", "a"]) == {"labels": ["b", "", "a"], "codes": [0, 1, 0, 2]}
+
+
+def test_a_large_run_stays_within_its_text_budget(tmp_path):
+    run = write_distill_run(tmp_path / "run", synthetic_rows(3000))
+    result = inspect_output(InspectConfig(path=str(run), max_text_mb=0.3), show_progress=False)
+    _, page = read_page(result.path)
+    rows = page["rows"]
+    texts = sum(len(text) for name in ("instruction", "response", "teacher_response") for text in rows["columns"][name])
+    assert rows["n"] == 3000 and rows["texts_cut"] > 0
+    assert texts <= 300_000 + rows["texts_cut"]  # each cut text ends with one mark
+    assert result.size < 300_000 + 3000 * 200  # the texts' budget plus a bounded amount per row
+    assert "are cut to" in result.path.read_text()
+
+
+def test_script_like_text_cannot_end_the_embedded_data(tmp_path):
+    hostile = dict(CHANGED_ROW, id="hostile", instruction="</script><script>alert(1)</script><!--")
+    run = write_distill_run(tmp_path / "run", [dict(CHANGED_ROW), hostile])
+    path = inspect_output(InspectConfig(path=str(run)), show_progress=False).path
+    html = path.read_text()
+    assert html.count("<script") == 2 and "alert(1)</script>" not in html
+    assert read_page(path)[1]["rows"]["columns"]["instruction"][1] == hostile["instruction"]
+    assert "<" not in embedded_json({"a": "<b>"})
+
+
+def test_the_select_view_lists_every_outcome_with_what_a_row_conflicted_with(distilled, tmp_path):
+    selected = write_select_output(distilled, tmp_path / "selected")
+    result = inspect_output(InspectConfig(path=str(selected)), show_progress=False)
+    marked, page = read_page(result.path)
+    outcome = pq.read_table(selected / "outcome.parquet").to_pylist()
+    columns = page["rows"]["columns"]
+    assert columns["id"] == [row["id"] for row in outcome]
+    outcomes = dict(zip(columns["id"], decode(columns["outcome"])))
+    first, duplicate, conflict = (row["id"] for row in outcome[:3])
+    assert (outcomes[first], outcomes[duplicate], outcomes[conflict]) == (
+        "selected",
+        "near_duplicate",
+        "concept_conflict",
+    )
+    conflicts = dict(zip(columns["id"], columns["conflict"]))
+    assert conflicts[duplicate] == f"near duplicate of row {first}"
+    assert "apple" in conflicts[conflict] and "pear" in conflicts[conflict]
+    assert outcomes["empty"] == "set_aside" and marked["set_aside"] == "1"
+    assert dict(zip(columns["id"], columns["reason"]))["empty"] == "dropped_by_distill:invalid_row:instruction_empty"
+    # texts of rows that were not selected come from the distill run the selection read
+    assert dict(zip(columns["id"], columns["instruction"]))[duplicate]
+    assert marked["clusters.0.budget"] == "1" and marked["clusters.1.size"] == "1"
+    assert marked["outcomes.budget_exhausted"] == str(len(outcome) - 4)
+
+
+def test_the_eval_view_shows_scores_retention_and_acceptance(tmp_path):
+    folder = write_eval_output(tmp_path / "eval")
+    result = inspect_output(InspectConfig(path=str(folder)), show_progress=False)
+    marked, page = read_page(result.path)
+    report = json.loads((folder / "results.json").read_text())
+    assert page["rows"] is None and result.view.kind == "eval"
+    assert marked["scores.mc:arc_easy.pruned"] == "45.0"
+    retained = report["retention"]["recovered"]["average"]
+    assert float(marked["retention.average.recovered"]) == pytest.approx(retained, abs=0.01)
+    assert marked["retention.nll:heldout.pruned"] == ""  # lower is better: no retention
+    assert marked["speculative.recovered.acceptance_rate"] == "62.5"
+    assert result.path.read_text().count("<svg") == 3
+
+
+def test_the_command_takes_the_folder_as_its_argument(distilled, tmp_path, capsys):
+    assert main(["inspect", str(distilled), "--output", str(tmp_path / "page.html")]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"wrote .*page\.html \(\d+\.\d\d MB, distill view\)", printed)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp, "is not a distill run, a select output"),
+        (lambda tmp: (tmp / "config.json").write_text("{}") and tmp, "is a model checkpoint"),
+        (lambda tmp: (tmp / "run.json").write_text("{}") and tmp, "unfinished distill output"),
+    ],
+)
+def test_what_is_not_a_finished_stage_output_is_one_line(make, message, tmp_path, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    make(folder)
+    assert main(["inspect", str(folder)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert not (folder / "report.html").exists()
+
+
+def test_an_output_in_a_missing_folder_is_refused(distilled, tmp_path):
+    with pytest.raises(SddError, match="does not exist"):
+        inspect_output(InspectConfig(path=str(distilled), output=str(tmp_path / "missing" / "page.html")))

@@ -9,6 +9,9 @@ Stages write these names and readers find them here, so a folder is recognised o
 | `published` | `sdd_data.json` holding `configs` | publish (a local folder in the Hub's layout) |
 | `eval-results` | `results.json` | eval |
 | `model` | `config.json` | prune, train, merge, or any transformers checkpoint |
+
+A model that `publish --model` saved is still a `model` (every stage loads it like any checkpoint); its
+`sdd_data.json` holds `model`, which `is_published_model` checks.
 """
 
 from __future__ import annotations
@@ -76,6 +79,15 @@ def _is_published(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(provenance, dict) and "configs" in provenance
+
+
+def is_published_model(folder: str | Path) -> bool:
+    """Whether `folder` is a model saved by `publish --model` (its sdd_data.json holds `model`)."""
+    try:
+        provenance = json.loads((Path(folder) / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(provenance, dict) and isinstance(provenance.get("model"), dict)
 
 
 def detect(folder: str | Path) -> StageOutput | None:

@@ -202,3 +202,140 @@ def model_card(
         sdd_data_version=__version__,
     )
     return join_card(metadata, body)
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _score_text(value: float | None, higher_is_better: bool) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}" if higher_is_better else f"{value:.3f}"
+
+
+def _evaluation_table(evaluation: dict) -> dict:
+    """The card's evaluation table: one row per task (and the average), this model beside the baseline."""
+    baseline = evaluation["baseline"]
+    header = ["task", "metric", f"`{evaluation['model']}`"]
+    if baseline:
+        header += [f"`{baseline}`", "retention %"]
+    rows = []
+    for task in evaluation["tasks"]:
+        higher = task["higher_is_better"]
+        metric = task["metric"] + (" (%)" if higher else ", lower is better")
+        row = [task["task"], metric, _score_text(task["score"], higher)]
+        if baseline:
+            row += [
+                _score_text(task["baseline_score"], higher),
+                _score_text(task["retention"] and task["retention"] / 100, True),
+            ]
+        rows.append(row)
+    average = evaluation.get("average")
+    if average:
+        row = ["average", "(%)", _score_text(average["score"], True)]
+        if baseline:
+            row += [
+                _score_text(average["baseline_score"], True),
+                _score_text(average["retention"] and average["retention"] / 100, True),
+            ]
+        rows.append(row)
+    return {**evaluation, "header": header, "rows": rows}
+
+
+def model_index(model_name: str, evaluation: dict) -> list[dict]:
+    """The card's `model-index` metadata (what the Hub reads as evaluation results) from an evaluation."""
+    from huggingface_hub import EvalResult
+    from huggingface_hub.repocard_data import eval_results_to_model_index
+
+    results = [
+        EvalResult(
+            task_type="text-generation",
+            task_name="Text Generation",
+            dataset_type=task["task"],
+            dataset_name=task["task"],
+            metric_type=task["metric"],
+            metric_name=task["metric"] + (" (%)" if task["higher_is_better"] else ""),
+            metric_value=round(100 * task["score"], 2) if task["higher_is_better"] else round(task["score"], 4),
+        )
+        for task in evaluation["tasks"]
+    ]
+    return eval_results_to_model_index(model_name, results)
+
+
+def _describe(model: dict) -> str:
+    """What one model of a merge is, in a few words."""
+    parts = []
+    if model.get("pruning"):
+        parts.append(f"pruned (blocks {', '.join(map(str, model['pruning']['removed_blocks']))} removed)")
+    if model.get("training"):
+        parts.append(f"fine-tuned on `{model['training'].get('dataset')}`")
+    if parts:
+        return ", ".join(parts)
+    return "no sdd-data records found for it" if model.get("found") else "a Hub model (not followed further)"
+
+
+def recovered_model_card(
+    existing: str | None,
+    provenance: dict,
+    *,
+    model_name: str,
+    load_path: str,
+    license_id: str | None,
+    endpoint: str = "https://huggingface.co",
+) -> str:
+    """The card of a published model: how it was made (base model, removed blocks, recovery data, recipe,
+    merge) and its evaluation, as a table and as model-index metadata; unknown metadata of `existing` is kept."""
+    existing_metadata, _ = split_card(existing or "")
+    base_model, pruning, training = provenance.get("base_model"), provenance.get("pruning"), provenance.get("training")
+    merge, dataset_repo, evaluation = (
+        provenance.get("merge"),
+        provenance.get("dataset_repo"),
+        provenance.get("evaluation"),
+    )
+    base_model_text = f"`{base_model}`" if base_model else "an unrecorded base model"
+    dataset_name = dataset_repo or (training or {}).get("dataset")
+    data_text = (
+        f"[`{dataset_repo}`]({endpoint.rstrip('/')}/datasets/{dataset_repo})" if dataset_repo else f"`{dataset_name}`"
+    )
+    summary = base_model_text[0].upper() + base_model_text[1:] if not base_model else base_model_text
+    if pruning:
+        summary += f" with {len(pruning['removed_blocks'])} of its decoder blocks removed"
+    if training:
+        summary += (
+            f", fine-tuned on {data_text} to recover what the pruning took"
+            if pruning
+            else f", fine-tuned on {data_text}"
+        )
+    elif dataset_repo:
+        summary += f"; recovery data: {data_text}"
+    if merge:
+        summary += ", then merged with SLERP"
+    if merge:
+        merge = {**merge, "models": [{**model, "description": _describe(model)} for model in merge.get("models", [])]}
+    body = render_template(
+        "recovered_model.md",
+        model_name=model_name,
+        summary=summary + ".",
+        base_model_text=base_model_text,
+        pruning=pruning,
+        training=training,
+        dataset_repo=dataset_repo,
+        data_text=data_text,
+        merge=merge,
+        evaluation=_evaluation_table(evaluation) if evaluation else None,
+        load_path=load_path,
+        sdd_data_version=__version__,
+    )
+    tags = list(MODEL_TAGS) + (["merge"] if merge else [])
+    metadata: dict = {
+        "base_model": base_model if base_model and HUB_ID.fullmatch(base_model) else None,
+        "license": license_id or existing_metadata.get("license") or "other",
+        "datasets": [dataset_repo] if dataset_repo else None,
+        "tags": _union(existing_metadata.get("tags"), tags),
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "model-index": model_index(model_name, evaluation) if evaluation else None,
+    }
+    metadata = {key: value for key, value in metadata.items() if value is not None}
+    kept = {key: value for key, value in existing_metadata.items() if key not in metadata and key != "model-index"}
+    return join_card({**metadata, **kept}, body)

@@ -123,10 +123,12 @@ PIPELINE_ORDER = (
         "publish",
         "sdd_data.publish.config:PublishConfig",
         "sdd_data.publish.stage:publish",
-        help="save a distilled dataset with its card locally, or push it to the Hugging Face Hub",
+        help="save a distilled dataset or a recovered model with its card locally, or push it to the Hugging Face Hub",
         description=(
             "Publish a distill run (or a selection made from one) as one config of a dataset: Parquet files, a "
-            "dataset card (README.md) and sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit."
+            "dataset card (README.md) and sdd_data.json, saved to --output-dir or pushed to --repo-id in one commit. "
+            "With --model, publish a prune, train or merge output to a model repo the same way: safetensors "
+            "weights, tokenizer, and a model card with its lineage and evaluation (--eval)."
         ),
         output_option="output_dir",
     ),

@@ -1,9 +1,11 @@
-"""A small Hugging Face Hub look-alike for tests: dataset repos, commits, LFS uploads, downloads.
+"""A small Hugging Face Hub look-alike for tests: dataset and model repos, commits, LFS uploads, downloads.
 
-It serves the routes that `huggingface_hub` and `datasets` call to create and delete a repo, upload files
-(regular and LFS), commit them, list and download them, create and delete branches and validate card
-metadata. Each commit
-is an immutable snapshot (path -> bytes); branches point at commits. Failures can be injected per route.
+It serves the routes that `huggingface_hub`, `datasets` and `transformers` call to create and delete a repo,
+upload files (regular and LFS), commit them, list and download them, create and delete branches and validate
+card metadata. Dataset and model repos live in separate namespaces, as on the Hub (`/api/datasets/...`,
+`/datasets/<id>/resolve/...` against `/api/models/...`, `/<id>/resolve/...`). A file travels through LFS when
+its suffix says so or when it is larger than `HubState.lfs_threshold` bytes. Each commit is an immutable
+snapshot (path -> bytes); branches point at commits. Failures can be injected per route.
 """
 
 from __future__ import annotations
@@ -55,11 +57,12 @@ class Commit:
 
 @dataclass
 class Repo:
-    """A dataset repo: its commits (oldest first), branches and visibility."""
+    """A dataset or model repo: its commits (oldest first), branches and visibility."""
 
     repo_id: str
     owner: str
     private: bool
+    kind: str = "dataset"
     commits: list[Commit] = field(default_factory=list)
     branches: dict[str, str] = field(default_factory=dict)
 
@@ -108,6 +111,30 @@ def card_metadata_errors(content: str) -> list[str]:
     if "pretty_name" in metadata and not isinstance(metadata["pretty_name"], str):
         errors.append("pretty_name must be a string")
     errors += _configs_errors(metadata.get("configs"))
+    errors += _model_errors(metadata)
+    return errors
+
+
+def _model_errors(metadata: dict) -> list[str]:
+    """What the Hub refuses in a model card: a base_model that is no repo id, a model-index it cannot read."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+    from huggingface_hub.utils import validate_repo_id
+
+    errors = []
+    base_models = metadata.get("base_model")
+    for base_model in base_models if isinstance(base_models, list) else [base_models] if base_models else []:
+        try:
+            validate_repo_id(base_model)
+        except (HFValidationError, TypeError):
+            errors.append(f"base_model {base_model!r} is not a valid model id")
+    if "model-index" in metadata:
+        try:
+            _, results = model_index_to_eval_results(metadata["model-index"])
+            if not results:
+                errors.append("model-index holds no results")
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            errors.append(f"model-index cannot be read ({type(error).__name__}: {error})")
     return errors
 
 
@@ -158,6 +185,11 @@ class HubState:
     def __init__(self, tokens: dict[str, str]):
         self.tokens = tokens
         self.repos: dict[str, Repo] = {}
+        """Dataset repos by id."""
+        self.models: dict[str, Repo] = {}
+        """Model repos by id (their own namespace, as on the Hub)."""
+        self.lfs_threshold = 1_000_000
+        """Files larger than this many bytes are uploaded through LFS, whatever their suffix (the Hub: 10 MB)."""
         self.lfs_objects: dict[str, bytes] = {}
         self.failures: dict[str, Failure] = {}
         self.requests: list[tuple[str, str, int]] = []
@@ -177,15 +209,20 @@ class HubState:
             return failure.status
         return None
 
-    def create_repo(self, repo_id: str, owner: str, private: bool) -> Repo:
+    def store(self, kind: str) -> dict[str, Repo]:
+        """The repos of one kind (`dataset` or `model`) by id."""
+        return self.models if kind == "model" else self.repos
+
+    def create_repo(self, repo_id: str, owner: str, private: bool, kind: str = "dataset") -> Repo:
         """A new repo with the Hub's initial commit (a .gitattributes file)."""
-        repo = Repo(repo_id, owner, private)
-        self.repos[repo_id] = repo
+        repo = Repo(repo_id, owner, private, kind)
+        self.store(kind)[repo_id] = repo
+        suffix = "safetensors" if kind == "model" else "parquet"
         self.add_commit(
             repo,
             "main",
             "initial commit",
-            {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"},
+            {".gitattributes": f"*.{suffix} filter=lfs diff=lfs merge=lfs -text\n".encode()},
             frozenset(),
         )
         return repo
@@ -231,24 +268,27 @@ class HubHandler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self._dispatch("DELETE")
 
+    API = r"/api/(?P<kind>datasets|models)/(?P<repo>[^/]+/[^/]+)"
     ROUTES = [
         ("GET", r"/api/whoami-v2", "whoami"),
         ("POST", r"/api/repos/create", "create_repo"),
         ("DELETE", r"/api/repos/delete", "delete_repo"),
         ("POST", r"/api/validate-yaml", "validate_yaml"),
-        ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)(/revision/(?P<rev>[^/]+))?", "repo_info"),
-        ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)", "preupload"),
-        ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", "commit"),
-        ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(/(?P<path>.*))?", "tree"),
-        ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)", "paths_info"),
-        ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/branch/(?P<branch>[^/]+)", "create_branch"),
-        ("DELETE", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/branch/(?P<branch>[^/]+)", "delete_branch"),
-        ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/refs", "refs"),
-        ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/commits/(?P<rev>[^/]+)", "commits"),
-        ("POST", r"/datasets/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", "lfs_batch"),
+        ("GET", API + r"(/revision/(?P<rev>[^/]+))?", "repo_info"),
+        ("POST", API + r"/preupload/(?P<rev>[^/]+)", "preupload"),
+        ("POST", API + r"/commit/(?P<rev>[^/]+)", "commit"),
+        ("GET", API + r"/tree/(?P<rev>[^/]+)(/(?P<path>.*))?", "tree"),
+        ("POST", API + r"/paths-info/(?P<rev>[^/]+)", "paths_info"),
+        ("POST", API + r"/branch/(?P<branch>[^/]+)", "create_branch"),
+        ("DELETE", API + r"/branch/(?P<branch>[^/]+)", "delete_branch"),
+        ("GET", API + r"/refs", "refs"),
+        ("GET", API + r"/commits/(?P<rev>[^/]+)", "commits"),
+        ("POST", r"/(?P<kind>datasets)/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", "lfs_batch"),
+        ("POST", r"/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", "lfs_batch"),
         ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", "lfs_upload"),
         ("POST", r"/lfs-verify/(?P<oid>[0-9a-f]{64})", "lfs_verify"),
-        ("GET|HEAD", r"/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
+        ("GET|HEAD", r"/(?P<kind>datasets)/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
+        ("GET|HEAD", r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
     ]
 
     def _dispatch(self, method: str) -> None:
@@ -264,6 +304,8 @@ class HubHandler(BaseHTTPRequestHandler):
                         raise HubError(failure, f"injected failure of {name}")
                     self.user = self._user()
                     params = {key: unquote(value) for key, value in match.groupdict().items() if value is not None}
+                    if "repo" in params:  # /api/models/..., /<id>/resolve/...: a model repo
+                        params["kind"] = "dataset" if params.get("kind") in ("datasets", "dataset") else "model"
                     with self.state.lock:
                         getattr(self, f"handle_{name}")(**params)
                     return
@@ -310,8 +352,8 @@ class HubHandler(BaseHTTPRequestHandler):
     def _base(self) -> str:
         return f"http://{self.headers.get('Host')}"
 
-    def _repo(self, repo_id: str, write: bool = False) -> Repo:
-        repo = self.state.repos.get(repo_id)
+    def _repo(self, repo_id: str, write: bool = False, kind: str = "dataset") -> Repo:
+        repo = self.state.store(kind).get(repo_id)
         if repo is None or (repo.private and self.user != repo.owner):
             raise HubError(404 if self.user else 401, "Repository not found", "RepoNotFound")
         if write and self._require_user() != repo.owner:
@@ -351,17 +393,19 @@ class HubHandler(BaseHTTPRequestHandler):
     def handle_create_repo(self):
         user = self._require_user()
         payload = json.loads(self.body)
-        if payload.get("type") != "dataset":
-            raise HubError(400, "this test server only holds dataset repos")
+        kind = payload.get("type") or "model"
+        if kind not in ("dataset", "model"):
+            raise HubError(400, "this test server only holds dataset and model repos")
         namespace = payload.get("organization") or user
         repo_id = f"{namespace}/{payload['name']}"
-        if repo_id in self.state.repos:
-            raise HubError(409, "You already created this dataset repo")
+        if repo_id in self.state.store(kind):
+            raise HubError(409, f"You already created this {kind} repo")
         if namespace != user:
-            raise HubError(403, f"You don't have the rights to create a dataset under the namespace {namespace}")
+            raise HubError(403, f"You don't have the rights to create a {kind} under the namespace {namespace}")
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
-        self.state.create_repo(repo_id, user, private)
-        return self._send_json({"url": f"{self._base()}/datasets/{repo_id}", "name": repo_id})
+        self.state.create_repo(repo_id, user, private, kind)
+        prefix = "datasets/" if kind == "dataset" else ""
+        return self._send_json({"url": f"{self._base()}/{prefix}{repo_id}", "name": repo_id})
 
     def handle_validate_yaml(self):
         errors = card_metadata_errors(json.loads(self.body)["content"])
@@ -369,8 +413,8 @@ class HubHandler(BaseHTTPRequestHandler):
             return self._send_json({"errors": [{"message": error} for error in errors]}, 400)
         return self._send_json({"warnings": []})
 
-    def handle_repo_info(self, repo, rev="main"):
-        repository = self._repo(repo)
+    def handle_repo_info(self, kind, repo, rev="main"):
+        repository = self._repo(repo, kind=kind)
         commit = self._commit(repository, rev)
         card = commit.files.get("README.md", b"").decode()
         match = FRONT_MATTER.match(card)
@@ -391,13 +435,13 @@ class HubHandler(BaseHTTPRequestHandler):
             }
         )
 
-    def handle_preupload(self, repo, rev):
-        repository = self._repo(repo, write=True)
+    def handle_preupload(self, kind, repo, rev):
+        repository = self._repo(repo, write=True, kind=kind)
         commit = repository.commit(rev)
         files = []
         for item in json.loads(self.body)["files"]:
             path = item["path"]
-            lfs = path.endswith(LFS_SUFFIXES) or item["size"] > 1_000_000
+            lfs = path.endswith(LFS_SUFFIXES) or item["size"] > self.state.lfs_threshold
             existing = commit.files.get(path) if commit else None
             oid = None
             if existing is not None:
@@ -405,8 +449,8 @@ class HubHandler(BaseHTTPRequestHandler):
             files.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
         return self._send_json({"files": files, "commitOid": commit.oid if commit else None})
 
-    def handle_lfs_batch(self, repo):
-        self._repo(repo, write=True)
+    def handle_lfs_batch(self, kind, repo):
+        self._repo(repo, write=True, kind=kind)
         objects = []
         for item in json.loads(self.body)["objects"]:
             entry = {"oid": item["oid"], "size": item["size"], "authenticated": True}
@@ -431,8 +475,8 @@ class HubHandler(BaseHTTPRequestHandler):
             raise HubError(404, f"LFS object {oid} was never uploaded")
         return self._send_json({"success": True})
 
-    def handle_commit(self, repo, rev):
-        repository = self._repo(repo, write=True)
+    def handle_commit(self, kind, repo, rev):
+        repository = self._repo(repo, write=True, kind=kind)
         parent = self._commit(repository, rev)
         if rev not in repository.branches:
             raise HubError(400, f"can only commit to a branch, not {rev}")
@@ -467,14 +511,14 @@ class HubHandler(BaseHTTPRequestHandler):
         commit = self.state.add_commit(repository, rev, title, files, frozenset(lfs & set(files)))
         return self._send_json(
             {
-                "commitUrl": f"{self._base()}/datasets/{repo}/commit/{commit.oid}",
+                "commitUrl": f"{self._base()}/{'datasets/' if kind == 'dataset' else ''}{repo}/commit/{commit.oid}",
                 "commitOid": commit.oid,
                 "success": True,
             }
         )
 
-    def handle_tree(self, repo, rev, path=""):
-        commit = self._commit(self._repo(repo), rev)
+    def handle_tree(self, kind, repo, rev, path=""):
+        commit = self._commit(self._repo(repo, kind=kind), rev)
         path = path.strip("/")
         recursive = self.query.get("recursive", ["false"])[0].lower() in ("1", "true")
         prefix = f"{path}/" if path else ""
@@ -492,8 +536,8 @@ class HubHandler(BaseHTTPRequestHandler):
             )
         return self._send_json(entries)
 
-    def handle_paths_info(self, repo, rev):
-        commit = self._commit(self._repo(repo), rev)
+    def handle_paths_info(self, kind, repo, rev):
+        commit = self._commit(self._repo(repo, kind=kind), rev)
         form = parse_qs(self.body.decode())
         paths = form.get("paths", [])
         if not paths and self.body.startswith(b"{"):
@@ -508,8 +552,8 @@ class HubHandler(BaseHTTPRequestHandler):
         ]
         return self._send_json(entries)
 
-    def handle_create_branch(self, repo, branch):
-        repository = self._repo(repo, write=True)
+    def handle_create_branch(self, kind, repo, branch):
+        repository = self._repo(repo, write=True, kind=kind)
         if branch in repository.branches:
             raise HubError(409, f"Branch {branch} already exists")
         payload = json.loads(self.body or b"{}")
@@ -520,29 +564,30 @@ class HubHandler(BaseHTTPRequestHandler):
     def handle_delete_repo(self):
         user = self._require_user()
         payload = json.loads(self.body)
+        kind = payload.get("type") or "model"
         repo_id = f"{payload.get('organization') or user}/{payload['name']}"
-        self._repo(repo_id, write=True)
-        del self.state.repos[repo_id]
+        self._repo(repo_id, write=True, kind=kind)
+        del self.state.store(kind)[repo_id]
         return self._send_json({})
 
-    def handle_delete_branch(self, repo, branch):
-        repository = self._repo(repo, write=True)
+    def handle_delete_branch(self, kind, repo, branch):
+        repository = self._repo(repo, write=True, kind=kind)
         if branch == "main":
             raise HubError(403, "Cannot delete the main branch")
         if repository.branches.pop(branch, None) is None:
             raise HubError(404, f"Invalid rev id: {branch}", "RevisionNotFound")
         return self._send_json({})
 
-    def handle_refs(self, repo):
-        repository = self._repo(repo)
+    def handle_refs(self, kind, repo):
+        repository = self._repo(repo, kind=kind)
         branches = [
             {"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid}
             for name, oid in repository.branches.items()
         ]
         return self._send_json({"branches": branches, "tags": [], "converts": []})
 
-    def handle_commits(self, repo, rev):
-        repository = self._repo(repo)
+    def handle_commits(self, kind, repo, rev):
+        repository = self._repo(repo, kind=kind)
         head = self._commit(repository, rev)
         history = repository.commits[: repository.commits.index(head) + 1]
         return self._send_json(
@@ -558,8 +603,8 @@ class HubHandler(BaseHTTPRequestHandler):
             ]
         )
 
-    def handle_resolve(self, repo, rev, path):
-        commit = self._commit(self._repo(repo), rev)
+    def handle_resolve(self, kind, repo, rev, path):
+        commit = self._commit(self._repo(repo, kind=kind), rev)
         if path not in commit.files:
             raise HubError(404, "Entry not found", "EntryNotFound")
         content = commit.files[path]
@@ -595,13 +640,13 @@ class HubServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def repo(self, repo_id: str) -> Repo:
+    def repo(self, repo_id: str, kind: str = "dataset") -> Repo:
         """The stored state of a repo (KeyError when it does not exist)."""
-        return self.state.repos[repo_id]
+        return self.state.store(kind)[repo_id]
 
-    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+    def files(self, repo_id: str, revision: str = "main", kind: str = "dataset") -> dict[str, bytes]:
         """The files of a repo at a revision."""
-        return self.repo(repo_id).commit(revision).files
+        return self.repo(repo_id, kind).commit(revision).files
 
     def not_found(self) -> list[tuple[str, str]]:
         """Requests that matched no route (to discover what a client calls)."""

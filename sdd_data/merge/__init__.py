@@ -8,10 +8,11 @@ every tensor), `slerp` (the pure maths), `checkpoints` (checks and the streamed 
 from sdd_data.merge.config import MergeConfig
 from sdd_data.registry import lazy_exports
 
-__all__ = ["MergeConfig", "MergeResult", "merge"]
+__all__ = ["MergeConfig", "MergeResult", "merge", "read_recipe"]
 __getattr__ = lazy_exports(
     {
         "merge": "sdd_data.merge.stage:merge",
         "MergeResult": "sdd_data.merge.stage:MergeResult",
+        "read_recipe": "sdd_data.merge.recipe:read_recipe",
     }
 )

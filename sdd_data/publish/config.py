@@ -9,12 +9,17 @@ from dataclasses import dataclass
 class PublishConfig:
     """What to publish and where; every field is also a CLI flag and a YAML key."""
 
-    distilled: str
-    """What to publish: the output folder of `sdd-data distill`, or of `sdd-data select` run on one."""
+    distilled: str | None = None
+    """A dataset to publish: the output folder of `sdd-data distill`, or of `sdd-data select` run on one."""
+    model: str | None = None
+    """A model to publish instead: the output folder of `sdd-data prune`, `train` or `merge` (safetensors
+    weights, config and tokenizer files), with a model card that says how it was made."""
     repo_id: str | None = None
-    """Hub dataset repo to push to (user/name); without it the dataset is saved to --output-dir."""
+    """Hub repo to push to (user/name): a dataset repo for --distilled, a model repo for --model; without it
+    the files are saved to --output-dir."""
     output_dir: str | None = None
-    """Local folder to save the dataset to; with --dry-run, where the files a push would upload are written."""
+    """Local folder to save to (in the Hub repo's layout); with --dry-run, where the files a push would upload
+    are written."""
     config_name: str | None = None
     """Name of this dataset's config in the repo or folder; default: the source's name (e.g. gsm8k)."""
     license: str | None = None
@@ -33,3 +38,12 @@ class PublishConfig:
     """Write what a push would upload to --output-dir and list it, without uploading anything."""
     shard_rows: int = 100_000
     """Most rows per Parquet file."""
+    dataset_repo: str | None = None
+    """With --model: the Hub dataset repo (user/name) of the data the model was recovered with, linked from
+    the model card (publish the data first with --distilled)."""
+    eval: str | None = None
+    """With --model: the --output folder of `sdd-data eval` that scored this model; its results go into the
+    card as a table and as model-index metadata."""
+    eval_model: str | None = None
+    """With --eval: this model's name in the eval's --models; default: the model evaluated from the --model
+    folder."""

@@ -1,4 +1,4 @@
-"""A dataset repo on the Hub: who the token belongs to, what the repo holds, and one all-or-nothing commit.
+"""A dataset or model repo on the Hub: who the token belongs to, what the repo holds, one all-or-nothing commit.
 
 Every request the publish stage makes goes through here, and every way one can fail (an HTTP error, a
 connection that does not open, a file of the repo that does not parse) becomes one `SddError` line that
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ NOTHING_PUBLISHED = "nothing was published"
 
 @dataclass
 class RepoState:
-    """What a publish target holds before publishing: its card, provenance, data files and head commit."""
+    """What a publish target holds before publishing: its card, provenance, the files this publish replaces
+    (one config's data files of a dataset, the checkpoint files of a model) and its head commit."""
 
     card: str | None = None
     provenance: dict | None = None
@@ -137,21 +139,30 @@ def parse_provenance(text: str, where: str) -> dict:
     return values
 
 
-def read_repo(api, repo_id: str, revision: str, config_name: str, card_file: str, provenance_file: str) -> RepoState:
-    """The repo's card, provenance, files of `config_name` and head commit at `revision` (main when it is new)."""
+def read_repo(
+    api,
+    repo_id: str,
+    revision: str,
+    owned: Callable[[str], bool],
+    card_file: str,
+    provenance_file: str,
+    repo_type: str = "dataset",
+) -> RepoState:
+    """The repo's card, provenance, `owned` files (those this publish replaces) and head commit at `revision`
+    (main's when the branch is new); an empty state when the repo does not exist."""
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         try:
-            info = api.dataset_info(repo_id, revision=revision)
+            info = api.repo_info(repo_id, revision=revision, repo_type=repo_type)
             branch_exists = True
         except RepositoryNotFoundError:
             return RepoState()
         except RevisionNotFoundError:
-            info = api.dataset_info(repo_id)  # the new branch starts from main
+            info = api.repo_info(repo_id, repo_type=repo_type)  # the new branch starts from main
             branch_exists = False
         if branch_exists and revision != "main":
-            branches = {branch.name for branch in api.list_repo_refs(repo_id, repo_type="dataset").branches}
+            branches = {branch.name for branch in api.list_repo_refs(repo_id, repo_type=repo_type).branches}
             if revision not in branches:
                 raise SddError(
                     f"--revision {revision} of {repo_id} is a tag or a commit, not a branch; "
@@ -163,17 +174,16 @@ def read_repo(api, repo_id: str, revision: str, config_name: str, card_file: str
             def download(name: str) -> str | None:
                 if name not in names:
                     return None
-                path = api.hf_hub_download(repo_id, name, repo_type="dataset", revision=info.sha, cache_dir=cache)
+                path = api.hf_hub_download(repo_id, name, repo_type=repo_type, revision=info.sha, cache_dir=cache)
                 return Path(path).read_text(encoding="utf-8", errors="replace")
 
             card, provenance = download(card_file), download(provenance_file)
     except request_errors() as error:
         raise hub_failure(error, f"reading {repo_id}@{revision}", repo_id) from None
-    prefix = f"data/{config_name}/"
     return RepoState(
         card=card,
         provenance=parse_provenance(provenance, f"{provenance_file} of {repo_id}@{revision}") if provenance else None,
-        files=tuple(sorted(name for name in names if name.startswith(prefix))),
+        files=tuple(sorted(name for name in names if owned(name))),
         head=info.sha,
         repo_exists=True,
         branch_exists=branch_exists,
@@ -188,6 +198,7 @@ class Created:
     branch: bool = False
     step: str = "creating the repo"
     """What was being done when a request failed."""
+    repo_type: str = "dataset"
 
 
 def _create_target(api, repo_id: str, revision: str, state: RepoState, private: bool, created: Created) -> None:
@@ -200,11 +211,13 @@ def _create_target(api, repo_id: str, revision: str, state: RepoState, private: 
 
     try:
         if not state.repo_exists:
-            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=False)
+            api.create_repo(repo_id, repo_type=created.repo_type, private=private, exist_ok=False)
             created.repo = True
         if revision != "main" and not state.branch_exists:
             created.step = f"creating the branch {revision}"
-            api.create_branch(repo_id, branch=revision, revision=state.head, repo_type="dataset", exist_ok=False)
+            api.create_branch(
+                repo_id, branch=revision, revision=state.head, repo_type=created.repo_type, exist_ok=False
+            )
             created.branch = True
     except HfHubHTTPError as error:
         if http_status(error) != 409:
@@ -223,9 +236,9 @@ def _cleanup(api, repo_id: str, revision: str, created: Created) -> str:
     what = f"the repo {repo_id}" if created.repo else f"the branch {revision} of {repo_id}"
     try:
         if created.repo:
-            api.delete_repo(repo_id, repo_type="dataset")
+            api.delete_repo(repo_id, repo_type=created.repo_type)
         else:
-            api.delete_branch(repo_id, branch=revision, repo_type="dataset")
+            api.delete_branch(repo_id, branch=revision, repo_type=created.repo_type)
     except request_errors() as error:
         status = http_status(error)
         return (
@@ -245,6 +258,7 @@ def commit_folder(
     state: RepoState,
     private: bool,
     message: str,
+    repo_type: str = "dataset",
 ) -> str:
     """Create the repo and branch if needed, then upload `paths` of `folder` and delete `deletions` in one commit.
 
@@ -254,7 +268,7 @@ def commit_folder(
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    created = Created()
+    created = Created(repo_type=repo_type)
     try:
         _create_target(api, repo_id, revision, state, private, created)
         created.step = "uploading and committing the files"
@@ -264,7 +278,7 @@ def commit_folder(
             repo_id,
             operations,
             commit_message=message,
-            repo_type="dataset",
+            repo_type=repo_type,
             revision=revision,
             parent_commit=state.head,
         )

@@ -5,6 +5,9 @@ copies), this config's new shards, the merged card and sdd_data.json. Then it ta
 place in one rename (see `output_folder.swap_in`), and the old folder is deleted. Whenever the process
 dies, the folder is the old output or the new one, never a mix. One publish at a time holds a lock
 beside the folder, so two publishes of different configs never lose one another's.
+
+A model (`save_model_to_folder`) is saved the same way, except that the new folder holds only the new
+model: a folder a model was published to before is replaced whole.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def read_folder(folder: Path, config_name: str) -> RepoState:
     return RepoState(card=card_text, provenance=provenance, files=tuple(files))
 
 
-def _link_or_copy(source: str, target: str) -> None:
+def link_or_copy(source: str, target: str) -> None:
     """Hard-link a file (published files are never changed in place), or copy it where links fail."""
     try:
         os.link(source, target)
@@ -74,11 +77,11 @@ def _carry_over(old: Path, new: Path, config_name: str) -> None:
 
 def _copy_entry(source: Path, target: Path) -> None:
     if source.is_dir() and not source.is_symlink():
-        shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+        shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
     elif source.is_symlink():
         os.symlink(os.readlink(source), target)
     else:
-        _link_or_copy(str(source), str(target))
+        link_or_copy(str(source), str(target))
 
 
 def save_to_folder(folder: Path, config_name: str, stage: Stager) -> tuple[list[str], list[str]]:
@@ -92,6 +95,46 @@ def save_to_folder(folder: Path, config_name: str, stage: Stager) -> tuple[list[
             with staged_output(folder, replace=True) as staging:
                 if folder.is_dir():
                     _carry_over(folder, staging, config_name)
+                written = stage(staging, state)
+    except OSError as error:
+        raise SddError(
+            f"cannot write {folder} ({first_line(error)}); {NOTHING_PUBLISHED}: the folder is as it was"
+        ) from None
+    return written, sorted(set(state.files) - set(written))
+
+
+def _read_model_folder(folder: Path) -> RepoState:
+    """What a folder a model was published to holds (nothing for a new or empty folder)."""
+    if folder.exists() and not folder.is_dir():
+        raise SddError(f"--output-dir {folder} is a file; give a folder (new, empty, or one a model was published to)")
+    if not folder.exists() or not any(folder.iterdir()):
+        return RepoState()
+    if not artifacts.is_published_model(folder):
+        output = artifacts.detect(folder)
+        what = f"a {artifacts.WRITTEN_BY[output.kind]} output" if output else "a folder of other files"
+        raise SddError(
+            f"--output-dir {folder} is {what}, not a folder a model was published to; {NOTHING_PUBLISHED}: "
+            "give a new or empty folder, or one that `sdd-data publish --model` saved to"
+        )
+    card = folder / CARD_FILE
+    try:
+        card_text = card.read_text(encoding="utf-8") if card.is_file() else None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SddError(f"cannot read {card}: {first_line(error)}; {NOTHING_PUBLISHED}") from None
+    files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+    return RepoState(card=card_text, files=tuple(files))
+
+
+def save_model_to_folder(folder: Path, stage: Stager) -> tuple[list[str], list[str]]:
+    """Save a model into `folder` in one step, replacing a model published there before; the paths written
+    and the old paths now gone."""
+    if folder.is_symlink():
+        folder = folder.resolve()
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(folder.parent / f".{folder.name}.publish.lock"):
+            state = _read_model_folder(folder)
+            with staged_output(folder, replace=True) as staging:
                 written = stage(staging, state)
     except OSError as error:
         raise SddError(

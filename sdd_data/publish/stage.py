@@ -1,4 +1,5 @@
-"""The publish stage: a distilled dataset saved in the Hub's layout locally, or pushed to the Hub in one commit.
+"""The publish stage: a distilled dataset (or a model, see `model_stage`) saved in the Hub's layout locally,
+or pushed to the Hub in one commit.
 
 Both targets get the same files: Parquet shards under `data/<config>/<split>-*.parquet`, a dataset card
 (`README.md`) whose YAML `configs` point at them, and the provenance of every config (`sdd_data.json`).
@@ -10,7 +11,6 @@ deleted again. A local save builds the whole new folder beside the old one and s
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +20,11 @@ from sdd_data import __version__, artifacts
 from sdd_data.artifacts import CARD_FILE, PROVENANCE_FILE
 from sdd_data.data.stage_data import read_json_object, read_stage_dataset
 from sdd_data.errors import SddError, first_line
-from sdd_data.output_folder import staged_output
 from sdd_data.publish.config import PublishConfig
-from sdd_data.publish.hub_repo import RepoState, commit_folder, hub_client, read_repo
+from sdd_data.publish.hub_repo import RepoState, hub_client, read_repo
 from sdd_data.publish.layout import stage_files
 from sdd_data.publish.local_folder import save_to_folder
+from sdd_data.publish.push import push
 
 CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 BAD_REVISION = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|^[-/.]|[/.]$|\.lock$|^@$")
@@ -49,10 +49,11 @@ STATS_SHAPE: dict[str, tuple[type, tuple[str, ...]]] = {
 
 @dataclass
 class PublishResult:
-    """Where the dataset went and which files changed."""
+    """Where the dataset or model went and which files changed."""
 
     target: str
-    config_name: str
+    config_name: str | None
+    """The dataset config published; None for a model."""
     written: list[str]
     deleted: list[str]
     commit: str | None
@@ -65,6 +66,26 @@ def default_config_name(source_name: str) -> str:
 
 
 def _validate(config: PublishConfig) -> None:
+    if (config.distilled is None) == (config.model is None):
+        both = ", not both" if config.distilled else ""
+        raise SddError(
+            "give --distilled (a dataset: a distill or select output) or --model (a model: a prune, train or "
+            f"merge output) to publish{both}"
+        )
+    dataset_only = {"config_name": None, "source_license": None, "include_dropped": True, "shard_rows": 100_000}
+    model_only = {"dataset_repo": None, "eval": None, "eval_model": None}
+    wrong = [
+        name
+        for name, default in (dataset_only if config.model else model_only).items()
+        if getattr(config, name) != default
+    ]
+    if wrong:
+        flag = "--" + wrong[0].replace("_", "-")
+        raise SddError(f"{flag} goes with {'--distilled' if config.model else '--model'} only")
+    if config.eval_model is not None and config.eval is None:
+        raise SddError("--eval-model goes with --eval (the eval folder it names a model of)")
+    if config.dataset_repo is not None:
+        _check_repo_id(config.dataset_repo, "--dataset-repo")
     if config.repo_id is None and config.output_dir is None:
         raise SddError("give --repo-id to push to the Hub or --output-dir to save locally")
     if config.repo_id is not None and config.output_dir is not None and not config.dry_run:
@@ -80,7 +101,7 @@ def _validate(config: PublishConfig) -> None:
         raise SddError(f"shard_rows must be positive, got {config.shard_rows}")
 
 
-def _check_repo_id(repo_id: str) -> None:
+def _check_repo_id(repo_id: str, flag: str = "--repo-id") -> None:
     """Refuse a repo id the Hub would refuse, before anything is written or asked."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -92,7 +113,7 @@ def _check_repo_id(repo_id: str) -> None:
         except HFValidationError as error:
             problem = first_line(error)
     if problem:
-        raise SddError(f"--repo-id {repo_id!r} is not a valid Hub repo id ({problem}); give one like user/name")
+        raise SddError(f"{flag} {repo_id!r} is not a valid Hub repo id ({problem}); give one like user/name")
 
 
 def _check_revision(revision: str) -> None:
@@ -144,9 +165,12 @@ def read_publishable(folder: Path) -> tuple[dict, pa.Table, pa.Table | None]:
     output = artifacts.detect(folder)
     if output is None or output.kind not in (artifacts.DISTILL_RUN, artifacts.SELECT_OUTPUT):
         found = f"a {artifacts.WRITTEN_BY[output.kind]} output" if output else "not a stage output"
+        model = (
+            "; publish a model with --model instead of --distilled" if output and output.kind == artifacts.MODEL else ""
+        )
         raise SddError(
             f"{folder} is neither a distill run nor a select output ({found}): publish takes the output folder "
-            "of `sdd-data distill` or `sdd-data select`"
+            f"of `sdd-data distill` or `sdd-data select`{model}"
         )
     kept = read_stage_dataset(folder, "train")
     if output.kind == artifacts.DISTILL_RUN:
@@ -166,71 +190,8 @@ def read_publishable(folder: Path) -> tuple[dict, pa.Table, pa.Table | None]:
     return {**stats, "selection": _selection_summary(folder, kept.provenance)}, kept.table, None
 
 
-def _push(config: PublishConfig, config_name: str, stats: dict, splits: dict[str, pa.Table]) -> PublishResult:
-    repo_id = str(config.repo_id)
-    api = hub_client(token_required=not config.dry_run)
-    state = read_repo(api, repo_id, config.revision, config_name, CARD_FILE, PROVENANCE_FILE)
-    target = f"{repo_id}@{config.revision}"
-
-    def stage(folder: Path) -> list[str]:
-        return stage_files(folder, config, config_name, repo_id, state, stats, splits, target)
-
-    if config.dry_run:
-        folder = Path(str(config.output_dir)).expanduser()
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-            raise SddError(
-                f"--output-dir {folder} is not an empty folder; a dry run writes exactly what would be "
-                "uploaded, into a new or empty folder"
-            )
-        try:
-            with staged_output(folder) as staging:
-                written = stage(staging)
-        except OSError as error:
-            raise SddError(f"cannot write {folder} ({first_line(error)}); nothing was written there") from None
-        deleted = sorted(set(state.files) - set(written))
-        print(f"dry run: would commit to {target} (written to {folder}):")
-        print(
-            "\n".join(
-                [
-                    *(f"  upload {path} ({(folder / path).stat().st_size} bytes)" for path in written),
-                    *(f"  delete {path}" for path in deleted),
-                ]
-            )
-        )
-        return PublishResult(target, config_name, written, deleted, None)
-    with tempfile.TemporaryDirectory(prefix="sdd-publish-") as staging:
-        written = stage(Path(staging))
-        deleted = sorted(set(state.files) - set(written))
-        commit = commit_folder(
-            api,
-            repo_id,
-            config.revision,
-            Path(staging),
-            written,
-            deleted,
-            state,
-            config.private,
-            f"Publish config {config_name} (sdd-data {__version__})",
-        )
-    print(f"published config {config_name!r} to {target} in commit {commit}")
-    return PublishResult(target, config_name, written, deleted, commit)
-
-
-def _save_local(config: PublishConfig, config_name: str, stats: dict, splits: dict[str, pa.Table]) -> PublishResult:
-    folder = Path(str(config.output_dir)).expanduser()
-
-    def stage(staging: Path, state: RepoState) -> list[str]:
-        return stage_files(staging, config, config_name, str(folder), state, stats, splits, str(folder))
-
-    written, deleted = save_to_folder(folder, config_name, stage)
-    print(f"saved config {config_name!r} to {folder}: {', '.join(written)}")
-    return PublishResult(str(folder), config_name, written, deleted, None)
-
-
-def publish(config: PublishConfig) -> PublishResult:
-    """Save the distilled dataset locally or push it to the Hub, with its card and provenance."""
-    _validate(config)
-    stats, kept, dropped = read_publishable(Path(config.distilled).expanduser())
+def _publish_dataset(config: PublishConfig) -> PublishResult:
+    stats, kept, dropped = read_publishable(Path(str(config.distilled)).expanduser())
     config_name = config.config_name or default_config_name(stats["source"]["name"])
     splits = {"train": kept}
     if config.include_dropped and dropped is not None and len(dropped):
@@ -242,5 +203,35 @@ def publish(config: PublishConfig) -> PublishResult:
                 "the folder is damaged: distill it again, or publish with --no-include-dropped"
             ) from None
     if config.repo_id is None:
-        return _save_local(config, config_name, stats, splits)
-    return _push(config, config_name, stats, splits)
+        folder = Path(str(config.output_dir)).expanduser()
+
+        def stage_local(staging: Path, state: RepoState) -> list[str]:
+            return stage_files(staging, config, config_name, str(folder), state, stats, splits, str(folder))
+
+        written, deleted = save_to_folder(folder, config_name, stage_local)
+        print(f"saved config {config_name!r} to {folder}: {', '.join(written)}")
+        return PublishResult(str(folder), config_name, written, deleted, None)
+    repo_id = str(config.repo_id)
+    target = f"{repo_id}@{config.revision}"
+    api = hub_client(token_required=not config.dry_run)
+    prefix = f"data/{config_name}/"
+    state = read_repo(api, repo_id, config.revision, lambda name: name.startswith(prefix), CARD_FILE, PROVENANCE_FILE)
+
+    def stage(folder: Path, state: RepoState) -> list[str]:
+        return stage_files(folder, config, config_name, repo_id, state, stats, splits, target)
+
+    message = f"Publish config {config_name} (sdd-data {__version__})"
+    written, deleted, commit = push(config, api, state, stage, "dataset", message)
+    if commit is not None:
+        print(f"published config {config_name!r} to {target} in commit {commit}")
+    return PublishResult(target, config_name, written, deleted, commit)
+
+
+def publish(config: PublishConfig) -> PublishResult:
+    """Save a distilled dataset, or a model, locally or push it to the Hub, with its card and provenance."""
+    _validate(config)
+    if config.model is not None:
+        from sdd_data.publish.model_stage import publish_model
+
+        return publish_model(config)
+    return _publish_dataset(config)

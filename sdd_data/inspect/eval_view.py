@@ -52,9 +52,11 @@ def eval_view(folder: Path) -> View:
     summary = [
         section(
             "Models",
-            facts([(name, str(results["models"][name]), None) for name in models] + [("baseline", baseline, None)]),
+            facts(
+                [(name, _described(results["models"][name]), None) for name in models] + [("baseline", baseline, None)]
+            ),
         ),
-        section("Scores (%) and retention against the baseline (%)", table(headers, rows)),
+        section("Scores (%) and retention against the baseline (%)", table(headers, rows), wide=True),
     ]
     chart_list = []
     if ranked:
@@ -105,6 +107,7 @@ def eval_view(folder: Path) -> View:
                         for draft, values in speculative.items()
                     ),
                 ),
+                wide=True,
             )
         )
         chart_list.append(
@@ -119,6 +122,13 @@ def eval_view(folder: Path) -> View:
     numbers = {"models": models, "baseline": baseline, "tasks": tasks, "retention": retention}
     numbers["speculative"] = speculative
     return View("eval", f"Eval: {', '.join(models)}", numbers, "".join(summary), chart_list, None)
+
+
+def _described(model: object) -> str:
+    """A model's record (path, revision, ...) as `key: value` pairs."""
+    if isinstance(model, dict):
+        return ", ".join(f"{key}: {value}" for key, value in model.items() if value not in (None, ""))
+    return str(model)
 
 
 def _rounded(value: float | None) -> float | None:

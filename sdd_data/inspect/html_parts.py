@@ -55,9 +55,9 @@ def facts(items: Iterable[tuple[str, Any, str | None]]) -> str:
     return table(("", ""), ([f"<th>{escape(label)}</th>", cell(value, stat)] for label, value, stat in items), "facts")
 
 
-def section(title: str, body: str) -> str:
-    """A titled block of the summary."""
-    return f'<div class="block"><h3>{escape(title)}</h3>{body}</div>'
+def section(title: str, body: str, wide: bool = False) -> str:
+    """A titled block of the summary; a wide one (a table of many columns) takes the whole width."""
+    return f'<div class="block{" wide" if wide else ""}"><h3>{escape(title)}</h3>{body}</div>'
 
 
 def code(text: str) -> str:

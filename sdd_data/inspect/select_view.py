@@ -161,6 +161,7 @@ def select_view(folder: Path, max_chars: int, budget_chars: int) -> View:
                         for row in numbers["clusters"]
                     ),
                 ),
+                wide=True,
             )
         )
         labels = [str(row["cluster"]) for row in numbers["clusters"]]

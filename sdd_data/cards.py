@@ -208,9 +208,14 @@ HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _score_text(value: float | None, higher_is_better: bool) -> str:
+    """A score in % (higher is better), or as it is (a negative log-likelihood); `-` when there is none."""
     if value is None:
         return "-"
     return f"{100 * value:.1f}" if higher_is_better else f"{value:.3f}"
+
+
+def _retention_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _evaluation_table(evaluation: dict) -> dict:
@@ -227,7 +232,7 @@ def _evaluation_table(evaluation: dict) -> dict:
         if baseline:
             row += [
                 _score_text(task["baseline_score"], higher),
-                _score_text(task["retention"] and task["retention"] / 100, True),
+                _retention_text(task["retention"]),
             ]
         rows.append(row)
     average = evaluation.get("average")
@@ -236,7 +241,7 @@ def _evaluation_table(evaluation: dict) -> dict:
         if baseline:
             row += [
                 _score_text(average["baseline_score"], True),
-                _score_text(average["retention"] and average["retention"] / 100, True),
+                _retention_text(average["retention"]),
             ]
         rows.append(row)
     return {**evaluation, "header": header, "rows": rows}

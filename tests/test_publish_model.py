@@ -282,7 +282,37 @@ def test_refusals_are_one_line(capsys, recovered, distilled, evaluated, tmp_path
     assert "is a prune, train or merge output, not a folder a model was published to" in cli_error(
         capsys, "--model", str(recovered), "--output-dir", str(recovered)
     )
+    stranger = tmp_path / "stranger"
+    shutil.copytree(recovered, stranger)
+    error = cli_error(capsys, "--model", str(stranger), "--eval", str(evaluated), "--output-dir", out)
+    assert "holds no single model evaluated from" in error and "--eval-model NAME" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sharded_checkpoint_goes_whole_and_its_shards_leave_with_it(hub, recovered, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    sharded = tmp_path / "sharded"
+    AutoModelForCausalLM.from_pretrained(recovered).save_pretrained(sharded, max_shard_size="300KB")
+    for path in recovered.glob("tokenizer*"):
+        shutil.copy2(path, sharded / path.name)
+    shards = sorted(path.name for path in sharded.glob("*.safetensors"))
+    assert len(shards) > 1 and (sharded / "model.safetensors.index.json").is_file()
+    assert main(["publish", "--model", str(sharded), "--repo-id", REPO]) == 0
+    files = hub.files(REPO, kind="model")
+    assert set(shards) <= set(files) and set(shards) <= hub.repo(REPO, "model").commits[-1].lfs
+    model, _ = load_back(REPO, tmp_path)
+    assert state_dicts_equal(model, AutoModelForCausalLM.from_pretrained(recovered, use_safetensors=True))
+
+    assert main(["publish", "--model", str(recovered), "--repo-id", REPO]) == 0
+    files = hub.files(REPO, kind="model")
+    assert not set(shards) & set(files) and "model.safetensors.index.json" not in files
+    assert "model.safetensors" in files
+
+    (sharded / shards[0]).unlink()
+    assert f"names shards that are missing ({shards[0]})" in cli_error(
+        capsys, "--model", str(sharded), "--output-dir", str(tmp_path / "out")
+    )
 
 
 @pytest.mark.slow
@@ -314,7 +344,11 @@ def test_a_pruned_smollm2_is_published_with_its_evaluation(hub, smollm2_path, tm
     assert f"| recovery data | [`{DATA_REPO}`]({hub.endpoint}/datasets/{DATA_REPO}) |" in card.text
     report = json.loads((tmp_path / "eval" / "results.json").read_text())
     scores = report["tasks"]["mc:arc_easy"]["scores"]
-    row = f"| mc:arc_easy | acc_norm (%) | {100 * scores['pruned']:.1f} | {100 * scores['original']:.1f} |"
+    retained = report["retention"]["pruned"]["mc:arc_easy"]
+    retention = "-" if retained is None else f"{retained:.1f}"
+    row = (
+        f"| mc:arc_easy | acc_norm (%) | {100 * scores['pruned']:.1f} | {100 * scores['original']:.1f} | {retention} |"
+    )
     assert row in card.text and card.data.datasets == [DATA_REPO]
     name, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
     assert name == "recovered" and len(results) == 1

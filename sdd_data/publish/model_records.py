@@ -94,7 +94,7 @@ def _merge(folder: Path, depth: int) -> tuple[dict, list[dict]]:
 
 def trace_model(folder: Path, depth: int = 0) -> dict:
     """How the model in `folder` was made, as far as its records tell: kind, base model, pruning, training, merge."""
-    if depth == 0 and artifacts.is_published_model(folder):
+    if artifacts.is_published_model(folder):  # saved by publish --model: its sdd_data.json holds all of it
         return dict(read_json_object(folder / PROVENANCE_FILE, "the published model folder")["model"])
     lineage: dict[str, Any] = {"kind": "checkpoint", "base_model": None, "pruning": None, "training": None}
     lineage["merge"] = None

@@ -204,3 +204,47 @@ def test_what_is_not_a_finished_stage_output_is_one_line(make, message, tmp_path
 def test_an_output_in_a_missing_folder_is_refused(distilled, tmp_path):
     with pytest.raises(SddError, match="does not exist"):
         inspect_output(InspectConfig(path=str(distilled), output=str(tmp_path / "missing" / "page.html")))
+
+
+def test_publish_with_report_links_the_page_from_the_card(distilled, tmp_path):
+    from sdd_data.publish import PublishConfig, publish
+
+    folder = tmp_path / "published"
+    result = publish(PublishConfig(distilled=str(distilled), output_dir=str(folder), license="mit", report=True))
+    page = folder / "data" / result.config_name / "report.html"
+    assert f"data/{result.config_name}/report.html" in result.written and page.is_file()
+    card = (folder / "README.md").read_text()
+    assert f"[`data/{result.config_name}/report.html`](data/{result.config_name}/report.html)" in card
+    provenance = json.loads((folder / "sdd_data.json").read_text())["configs"][result.config_name]
+    assert provenance["report"] == f"data/{result.config_name}/report.html"
+    marked, embedded = read_page(page)
+    stats = json.loads((distilled / "stats.json").read_text())
+    assert embedded["rows"]["n"] == stats["rows_in"] and marked["rows_in"] == str(stats["rows_in"])
+    text = page.read_text()  # made from the published provenance: neither the run's nor the teacher's local path
+    assert str(distilled) not in text and str(distilled.parent / "teacher") not in text and "<th>teacher</th>" in text
+    # the page is data, not a split: the config still loads as before
+    import datasets
+
+    assert len(datasets.load_dataset(str(folder), result.config_name, split="train")) == stats["rows_out"]
+
+
+def test_publish_without_report_writes_no_page(distilled, tmp_path):
+    from sdd_data.publish import PublishConfig, publish
+
+    result = publish(PublishConfig(distilled=str(distilled), output_dir=str(tmp_path / "published")))
+    assert not any(path.endswith(".html") for path in result.written)
+    assert "report.html" not in (tmp_path / "published" / "README.md").read_text()
+
+
+def test_a_push_with_report_puts_the_page_in_the_same_commit(hub, distilled):
+    from hub_fixtures import USER
+
+    from sdd_data.publish import PublishConfig, publish
+
+    repo_id = f"{USER}/inspected"
+    result = publish(PublishConfig(distilled=str(distilled), repo_id=repo_id, license="mit", report=True))
+    files = hub.files(repo_id)
+    page = files["data/gsm8k/report.html"]
+    assert hub.repo(repo_id).commits[-1].oid == result.commit and "data/gsm8k/report.html" in result.written
+    text = page if isinstance(page, str) else bytes(page).decode()
+    assert f"{repo_id} · distill" in text and "(data/gsm8k/report.html)" in bytes(files["README.md"]).decode()

@@ -52,15 +52,16 @@ def build_view(config: InspectConfig) -> View:
     return eval_view(output.folder)
 
 
-def inspect_output(config: InspectConfig, show_progress: bool = True) -> InspectResult:
-    """Write the HTML page of a stage output and say where it is and how big."""
+def inspect_output(config: InspectConfig, show_progress: bool = True, label: str | None = None) -> InspectResult:
+    """Write the HTML page of a stage output and say where it is and how big; `label` names the output in the
+    page's header (default: its path)."""
     view = build_view(config)
     target = Path(config.output) if config.output else Path(config.path) / PAGE_FILE
     if target.is_dir():
         raise SddError(f"--output {target} is a folder; give the HTML file's path")
     if not target.parent.is_dir():
         raise SddError(f"--output {target}: folder {target.parent} does not exist")
-    page = render_page(view, str(Path(config.path)))
+    page = render_page(view, label or str(Path(config.path)))
     try:
         write_atomically(target, lambda temporary: temporary.write_text(page, encoding="utf-8"))
     except OSError as error:

@@ -30,6 +30,9 @@ class PublishConfig:
     """Human-readable dataset name for the card; default: the card's own, else the repo or folder name."""
     include_dropped: bool = True
     """Publish the rows set aside by the filter or the source as a separate `dropped` split."""
+    report: bool = False
+    """Also publish the config's `sdd-data inspect` page (data/<config>/report.html: its summary, charts and
+    every row in one self-contained HTML file) and link it from the card."""
     private: bool = False
     """Create the Hub repo as private (an existing repo keeps its visibility)."""
     revision: str = "main"

@@ -23,6 +23,9 @@ from sdd_data.hub import public_name
 from sdd_data.publish.config import PublishConfig
 from sdd_data.publish.hub_repo import NOTHING_PUBLISHED, RepoState
 
+REPORT_PAGE = "report.html"
+"""The inspect page of a config published with --report, inside the config's data folder."""
+
 
 def _distill_option_groups() -> dict[str, list[str]]:
     """The distill options by group (`decoding`, `filter`, ...): flat option names under each nested config."""
@@ -121,12 +124,11 @@ def stage_files(
     """
     import yaml
 
-    configs = {
-        **existing_configs(state, f"{PROVENANCE_FILE} of {where}"),
-        config_name: config_provenance(
-            stats, {split: len(table) for split, table in splits.items()}, config.source_license
-        ),
-    }
+    provenance = config_provenance(stats, {split: len(table) for split, table in splits.items()}, config.source_license)
+    report = f"data/{config_name}/{REPORT_PAGE}" if config.report else None
+    if report:
+        provenance["report"] = report
+    configs = {**existing_configs(state, f"{PROVENANCE_FILE} of {where}"), config_name: provenance}
     try:
         card = dataset_card(
             state.card,
@@ -147,4 +149,11 @@ def stage_files(
     ]
     (folder / CARD_FILE).write_text(card, encoding="utf-8")
     (folder / PROVENANCE_FILE).write_text(json.dumps({"configs": configs}, indent=2, ensure_ascii=False) + "\n")
+    if report:
+        from sdd_data.inspect import InspectConfig, inspect_output
+
+        # made from the folder just written, so the page shows the published provenance (no local paths)
+        page = InspectConfig(path=str(folder), output=str(folder / report), data_config=config_name)
+        inspect_output(page, show_progress=False, label=dataset_path)
+        paths.append(report)
     return [*paths, CARD_FILE, PROVENANCE_FILE]

@@ -72,7 +72,13 @@ def _validate(config: PublishConfig) -> None:
             "give --distilled (a dataset: a distill or select output) or --model (a model: a prune, train or "
             f"merge output) to publish{both}"
         )
-    dataset_only = {"config_name": None, "source_license": None, "include_dropped": True, "shard_rows": 100_000}
+    dataset_only = {
+        "config_name": None,
+        "source_license": None,
+        "include_dropped": True,
+        "shard_rows": 100_000,
+        "report": False,
+    }
     model_only = {"dataset_repo": None, "eval": None, "eval_model": None}
     wrong = [
         name

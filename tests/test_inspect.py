@@ -248,3 +248,15 @@ def test_a_push_with_report_puts_the_page_in_the_same_commit(hub, distilled):
     assert hub.repo(repo_id).commits[-1].oid == result.commit and "data/gsm8k/report.html" in result.written
     text = page if isinstance(page, str) else bytes(page).decode()
     assert f"{repo_id} · distill" in text and "(data/gsm8k/report.html)" in bytes(files["README.md"]).decode()
+
+
+def test_inspect_is_a_pipeline_step(distilled, tmp_path):
+    import yaml
+
+    from sdd_data.pipeline import PipelineConfig, run_pipeline
+
+    pipeline = tmp_path / "pipeline.yaml"
+    page = tmp_path / "page.html"
+    pipeline.write_text(yaml.safe_dump({"steps": [{"inspect": {"path": str(distilled), "output": str(page)}}]}))
+    (result,) = run_pipeline(PipelineConfig(pipeline=str(pipeline)))
+    assert result.path == page and page.is_file()

@@ -67,7 +67,9 @@ def pruned_tiny_llama(tiny_llama_path: str, tmp_path_factory: pytest.TempPathFac
     from sdd_data.prune import save_pruned_checkpoint
 
     output = save_pruned_checkpoint(tiny_llama_path, [1], tmp_path_factory.mktemp("pruned") / "student")
-    (output / "sdd_data_prune.json").write_text(json.dumps({"removed_blocks": [1], "base_model": "tiny-llama"}))
+    (output / "sdd_data_prune.json").write_text(
+        json.dumps({"removed_blocks": [1], "source_model": {"name": "tiny-llama", "revision": None}})
+    )
     return str(output)
 
 

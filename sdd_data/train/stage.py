@@ -260,7 +260,8 @@ def _write_side_files(prepared: PreparedTraining, staging: Path, result: dict) -
     if prune:
         shutil.copy2(Path(prepared.model_path) / PRUNE_RECORD, staging / PRUNE_RECORD)
     recipe = card_recipe(prepared)
-    base_model = public_name(str(prune.get("base_model") or prepared.model_name))
+    # A pruned start names the model it was cut from; otherwise the start is the base.
+    base_model = public_name(str((prune.get("source_model") or {}).get("name") or prepared.model_name))
     card = model_card(
         model_name=prepared.output.name,
         base_model=base_model,

@@ -145,3 +145,22 @@ def test_a_page_of_100k_rows_shows_its_first_screen_within_seconds(tmp_path):
     assert first_screen_ms < 8000, f"first screen after {first_screen_ms:.0f} ms"
     assert reader.shown == "50000" and 0 < len(reader.listed) <= 100  # only the rows in view are in the DOM
     assert seconds < 60
+
+
+def test_a_screenshot_of_the_distill_view_shows_the_page(distill_page, tmp_path):
+    from PIL import Image
+
+    shot = tmp_path / "distill-view.png"
+    result = subprocess.run(
+        [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1600",
+         f"--screenshot={shot}", distill_page.resolve().as_uri() + "#reason=answer_mismatch"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    with Image.open(shot) as image:
+        assert image.size == (1280, 1600)
+        top = image.convert("RGB").crop((0, 0, 1280, 60))  # the dark title bar
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
+    assert sum(top.convert("L").getdata()) / (1280 * 60) < 100, "no title bar drawn"
+    assert len(colours) > 200, "the page looks blank"  # text, charts and tables in many shades
+    print(f"screenshot: {shot}")

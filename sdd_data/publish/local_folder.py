@@ -86,15 +86,27 @@ def _copy_entry(source: Path, target: Path) -> None:
 
 def save_to_folder(folder: Path, config_name: str, stage: Stager) -> tuple[list[str], list[str]]:
     """Publish one config into `folder` in one step; the paths written and the old paths now gone."""
+
+    def stage_with_other_configs(staging: Path, state: RepoState) -> list[str]:
+        if folder.is_dir():
+            _carry_over(folder, staging, config_name)
+        return stage(staging, state)
+
+    return _replace_in_one_step(folder, lambda target: read_folder(target, config_name), stage_with_other_configs)
+
+
+def _replace_in_one_step(
+    folder: Path, read_state: Callable[[Path], RepoState], stage: Stager
+) -> tuple[list[str], list[str]]:
+    """Build the folder's new content beside it (under a lock) and swap it in; the paths written and the old
+    paths now gone. A symlinked folder keeps its link: the folder it points at is replaced."""
     if folder.is_symlink():
-        folder = folder.resolve()  # replace the folder the link points at, and keep the link
+        folder = folder.resolve()
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(folder.parent / f".{folder.name}.publish.lock"):
-            state = read_folder(folder, config_name)
+            state = read_state(folder)
             with staged_output(folder, replace=True) as staging:
-                if folder.is_dir():
-                    _carry_over(folder, staging, config_name)
                 written = stage(staging, state)
     except OSError as error:
         raise SddError(
@@ -128,16 +140,4 @@ def _read_model_folder(folder: Path) -> RepoState:
 def save_model_to_folder(folder: Path, stage: Stager) -> tuple[list[str], list[str]]:
     """Save a model into `folder` in one step, replacing a model published there before; the paths written
     and the old paths now gone."""
-    if folder.is_symlink():
-        folder = folder.resolve()
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(folder.parent / f".{folder.name}.publish.lock"):
-            state = _read_model_folder(folder)
-            with staged_output(folder, replace=True) as staging:
-                written = stage(staging, state)
-    except OSError as error:
-        raise SddError(
-            f"cannot write {folder} ({first_line(error)}); {NOTHING_PUBLISHED}: the folder is as it was"
-        ) from None
-    return written, sorted(set(state.files) - set(written))
+    return _replace_in_one_step(folder, _read_model_folder, stage)

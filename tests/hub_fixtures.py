@@ -9,6 +9,7 @@ import pytest
 from hub_server import HubServer
 from test_distill import ROWS, config_for
 
+from sdd_data.cli import main
 from sdd_data.distill.stage import distill
 
 TOKEN = "hf_test_token_1234567890abcdef"
@@ -52,3 +53,13 @@ def distilled(tmp_path: Path) -> Path:
     teacher.mkdir()
     (teacher / "config.json").write_text("{}")
     return distill(config_for(str(source), str(teacher), tmp_path / "run"), show_progress=False).output
+
+
+def cli_error(capsys, *args) -> str:
+    """Run `sdd-data publish` expecting a refusal; its one-line message."""
+    capsys.readouterr()
+    assert main(["publish", *args]) == 2
+    printed = capsys.readouterr().err
+    errors = [line for line in printed.splitlines() if line.startswith("sdd-data publish: error: ")]
+    assert len(errors) == 1 and "Traceback" not in printed, printed
+    return errors[0]

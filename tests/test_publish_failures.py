@@ -7,10 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hub_fixtures import USER
+from hub_fixtures import USER, cli_error
 
 from sdd_data import output_folder
-from sdd_data.cli import main
 from sdd_data.errors import SddError
 from sdd_data.publish.stage import PublishConfig, publish
 
@@ -23,16 +22,6 @@ def no_retry_waits(monkeypatch):
     import huggingface_hub.utils._http as http
 
     monkeypatch.setattr(http.time, "sleep", lambda seconds: None)
-
-
-def cli_error(capsys, *args) -> str:
-    """Run `sdd-data publish` expecting a refusal; its one-line message."""
-    capsys.readouterr()
-    assert main(["publish", *args]) == 2
-    printed = capsys.readouterr().err
-    errors = [line for line in printed.splitlines() if line.startswith("sdd-data publish: error: ")]
-    assert len(errors) == 1 and "Traceback" not in printed, printed
-    return errors[0]
 
 
 def hub_snapshot(hub) -> dict:

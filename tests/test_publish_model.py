@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_fixtures import TOKEN, USER
+from hub_fixtures import TOKEN, USER, cli_error
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from test_train import QUICK, SFT_CPU
@@ -230,15 +230,6 @@ def test_a_merged_model_saved_locally_follows_both_models_back(hub, pruned_tiny,
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".published")] == [
         ".published.publish.lock"
     ]
-
-
-def cli_error(capsys, *args) -> str:
-    capsys.readouterr()
-    assert main(["publish", *args]) == 2
-    printed = capsys.readouterr().err
-    errors = [line for line in printed.splitlines() if line.startswith("sdd-data publish: error: ")]
-    assert len(errors) == 1 and "Traceback" not in printed, printed
-    return errors[0]
 
 
 def test_refusals_are_one_line(capsys, recovered, distilled, evaluated, tmp_path):

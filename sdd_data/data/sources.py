@@ -66,11 +66,11 @@ def load_raw_dataset(spec: SourceSpec):
             raise SddError(f"{target}: unsupported file type {target.suffix!r}; use one of {', '.join(FILE_FORMATS)}")
         if target.stat().st_size == 0:
             raise SddError(f"{target} is empty")
-        if target.suffix.lower() == ".jsonl":
-            _check_json_lines(target)
         try:
             dataset = datasets.load_dataset(builder, data_files=str(target), split="train")
         except Exception as error:  # noqa: BLE001 -- malformed JSON/CSV/Parquet surfaces as many exception types
+            if target.suffix.lower() == ".jsonl":
+                _check_json_lines(target)  # name the first bad line, which the reader's message does not
             raise SddError(f"{target}: could not be read as {builder}: {first_line(error)}") from None
         return dataset, target.name, _file_fingerprint(target)
     if target.is_dir():

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from filter_bench import run_filter_benchmark  # noqa: E402
 
 from sdd_data.data.sources import SourceSpec, load_rows  # noqa: E402
-from sdd_data.distill.stage import DistillConfig, distill, row_seed  # noqa: E402
+from sdd_data.distill.shards import row_seed  # noqa: E402
+from sdd_data.distill.stage import DistillConfig, distill  # noqa: E402
 from sdd_data.distill.templates import get_template  # noqa: E402
 from sdd_data.engines import load_engine  # noqa: E402
 from sdd_data.engines.base import DecodingConfig, EngineConfig  # noqa: E402

@@ -10,6 +10,19 @@ from sdd_data.engines.base import DecodingConfig, EngineConfig
 
 
 @dataclass
+class RayOptions:
+    """How `--executor ray` runs: the cluster and its teacher replicas."""
+
+    ray_address: str | None = None
+    """Ray cluster to join: `auto` finds a running one, `ray://host:10001` names one; unset starts a local one."""
+    replicas: int = 1
+    """Teacher replicas (Ray actors), each with its own engine; a shard goes to whichever is free."""
+    cpus_per_replica: float = 1.0
+    """CPUs each replica asks Ray for. A vllm replica on a cluster with GPUs also asks for
+    tensor_parallel_size GPUs."""
+
+
+@dataclass
 class DistillConfig:
     """Everything the distill stage needs; every field is also a CLI flag and a YAML key."""
 
@@ -25,7 +38,10 @@ class DistillConfig:
     output: str = "runs/distilled"
     """Output folder; rerunning the same command there resumes the run."""
     shard_size: int = 256
-    """Rows per shard: the unit of work that a crash can lose and a rerun redoes."""
+    """Rows per shard: the unit of work that a crash can lose and a rerun redoes, and that a Ray replica takes."""
+    executor: str = "local"
+    """Where the teacher runs: local (this machine; with --data-parallel-size N, one process per vllm replica)
+    or ray (a pool of teacher replicas on a Ray cluster, see --ray-address and --replicas)."""
     overwrite: bool = False
     """Discard the results of an earlier run in the output folder and start over."""
     strict: bool = False
@@ -43,3 +59,4 @@ class DistillConfig:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     engine_options: EngineConfig = field(default_factory=EngineConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    ray: RayOptions = field(default_factory=RayOptions)

@@ -92,17 +92,19 @@ class RunDir:
         finally:
             os.close(handle)
 
-    def open(self, identity: dict, overwrite: bool) -> bool:
+    def open(self, identity: dict, overwrite: bool, ignored_options: frozenset[str] = frozenset()) -> bool:
         """Start or resume the run named by `identity`; refuse to mix it with another run's results.
 
-        Returns whether this call started the run (wrote its manifest), so a start that fails can be taken back.
+        Options in `ignored_options` (and the identity's hash) are left out of the comparison, so a manifest
+        written when they still counted resumes all the same. Returns whether this call started the run
+        (wrote its manifest), so a start that fails can be taken back.
         """
         manifest = self.path / RUN_MANIFEST
         if overwrite:
             self.clear()
         elif manifest.exists():
             previous = self._read_manifest()
-            if previous.get("identity") != identity:
+            if _comparable(previous.get("identity"), ignored_options) != _comparable(identity, ignored_options):
                 changed = sorted(_changed_keys(previous.get("identity", {}), identity))
                 raise SddError(
                     f"{self.path} holds results of another run (differs in: {', '.join(changed) or 'format'}); "
@@ -233,6 +235,16 @@ class RunDir:
             shutil.rmtree(retired)
         elif retired.exists():
             retired.unlink()
+
+
+def _comparable(identity, ignored_options: frozenset[str]):
+    """An identity without its hash and the options that do not count."""
+    if not isinstance(identity, dict):
+        return identity
+    config = identity.get("config")
+    if isinstance(config, dict):
+        identity = {**identity, "config": {k: v for k, v in config.items() if k not in ignored_options}}
+    return {key: value for key, value in identity.items() if key != "hash"}
 
 
 def _changed_keys(old: dict, new: dict) -> set[str]:

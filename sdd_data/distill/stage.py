@@ -6,62 +6,39 @@ of the same command after a crash finishes the job with no row lost or duplicate
 
 from __future__ import annotations
 
-import hashlib
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from sdd_data import __version__
 from sdd_data.artifacts import DATA_DIR, DISTILLED_PARQUET, DROPPED_PARQUET, STATS_FILE
 from sdd_data.config import config_hash, config_to_flat_dict
 from sdd_data.data.decontaminate import build_index, row_text, split_paths
-from sdd_data.data.records import sft_messages
 from sdd_data.data.sources import LoadedSource, load_rows
 from sdd_data.distill.config import DistillConfig
-from sdd_data.distill.consistency import FAILURE_DECISIONS, FilterConfig, decide
-from sdd_data.distill.prompt_length import PROMPT_TOO_LONG, PROMPT_TRUNCATED, FittedPrompt, fit_prompt
+from sdd_data.distill.executors import EXECUTORS, ExecutionReport
 from sdd_data.distill.run_dir import RunDir
+from sdd_data.distill.shards import DISTILLED_SCHEMA
 from sdd_data.distill.stats import distill_stats, print_summary
-from sdd_data.distill.templates import Template, get_template
-from sdd_data.engines import ENGINES, load_engine
-from sdd_data.engines.base import Engine
+from sdd_data.distill.templates import get_template
+from sdd_data.engines import ENGINES
 from sdd_data.errors import SddError
 from sdd_data.models.resolve import resolve_model
 from sdd_data.output_folder import write_atomically, write_json
-
-MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
-DISTILLED_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("source", pa.string()),
-        ("instruction", pa.string()),
-        ("input", pa.string()),
-        ("response", pa.string()),
-        ("reference_answer", pa.string()),
-        ("task", pa.string()),
-        ("meta", pa.string()),
-        ("messages", pa.list_(MESSAGE)),
-        ("teacher_response", pa.string()),
-        ("decision", pa.string()),
-        ("reason", pa.string()),
-        ("extracted_answer", pa.string()),
-        ("finish_reason", pa.string()),
-        ("prompt_tokens", pa.int64()),
-        ("teacher_tokens", pa.int64()),
-    ]
-)
-
 
 NEWER_OPTIONS = {"truncate_long_prompts": False}
 """Options added after run folders existed, with their defaults: left at the default they are no part of a
 run's identity, so a run begun by an earlier version still resumes."""
 _UNSET = object()
+NOT_IDENTITY = frozenset(
+    {"output", "overwrite", "executor", "data_parallel_size", "ray_address", "replicas", "cpus_per_replica"}
+)
+"""Options that say where and how the work runs, not what it makes: a run resumes under any of them
+(a run begun on one machine can be finished by a Ray cluster)."""
 
 
 @dataclass
@@ -72,11 +49,6 @@ class DistillResult:
     stats: dict
 
 
-def row_seed(base_seed: int, identifier: str) -> int:
-    """A per-row sampling seed that depends only on the base seed and the row id."""
-    return int(hashlib.sha256(f"{base_seed}:{identifier}".encode()).hexdigest()[:8], 16)
-
-
 def _validate(config: DistillConfig) -> None:
     if config.engine not in ENGINES:
         raise SddError(f"unknown engine {config.engine!r}; known: {', '.join(ENGINES.names())}")
@@ -84,79 +56,6 @@ def _validate(config: DistillConfig) -> None:
         raise SddError(f"shard_size must be positive, got {config.shard_size}")
     if config.decoding.max_new_tokens <= 0:
         raise SddError(f"max_new_tokens must be positive, got {config.decoding.max_new_tokens}")
-
-
-def judge_rows(
-    rows: list[dict], texts: list[str], finish_reasons: list[str], filter_config: FilterConfig
-) -> list[dict]:
-    """Apply the consistency filter to each rewrite and build the distilled rows."""
-    distilled = []
-    for row, text, finish_reason in zip(rows, texts, finish_reasons):
-        verdict = decide(row, text, finish_reason, filter_config)
-        final = text if verdict.decision == "rewrite" else row["response"]
-        distilled.append(
-            {
-                **row,
-                "messages": None if verdict.decision == "dropped" else sft_messages(row, final),
-                "teacher_response": text,
-                "decision": verdict.decision,
-                "reason": verdict.reason,
-                "extracted_answer": verdict.extracted_answer,
-                "finish_reason": finish_reason,
-            }
-        )
-    return distilled
-
-
-def _distill_shard(rows: list[dict], engine: Engine, template: Template, config: DistillConfig, progress) -> pa.Table:
-    """Generate and judge one shard; rows whose prompt does not fit the teacher's context are not generated."""
-    context_length = getattr(engine, "context_length", None)
-    fitted = [
-        fit_prompt(
-            row,
-            template,
-            engine.tokenizer,
-            context_length,
-            config.decoding.max_new_tokens,
-            config.truncate_long_prompts,
-        )
-        for row in rows
-    ]
-    todo = [index for index, prompt in enumerate(fitted) if prompt.text is not None]
-    if len(todo) < len(rows):
-        progress(len(rows) - len(todo))
-    generations = []
-    if todo:
-        prompts = [fitted[index].text for index in todo]
-        seeds = [row_seed(config.decoding.seed, rows[index]["id"]) for index in todo]
-        generations = engine.generate(prompts, seeds, config.decoding, progress)  # type: ignore[arg-type]
-    judged = judge_rows(
-        [rows[index] for index in todo],
-        [generation.text.strip() for generation in generations],
-        [generation.finish_reason for generation in generations],
-        config.filter,
-    )
-    distilled = [_too_long_row(row, prompt, config) for row, prompt in zip(rows, fitted)]
-    for index, row, generation in zip(todo, judged, generations):
-        row["prompt_tokens"] = generation.prompt_tokens
-        row["teacher_tokens"] = generation.completion_tokens
-        if fitted[index].truncated and row["decision"] == "rewrite":
-            row["reason"] = PROMPT_TRUNCATED
-        distilled[index] = row
-    return pa.Table.from_pylist(distilled, schema=DISTILLED_SCHEMA)
-
-
-def _too_long_row(row: dict, prompt: FittedPrompt, config: DistillConfig) -> dict:
-    """A row whose prompt leaves no room in the teacher's context: the filter's failure decision, not generated."""
-    decision = FAILURE_DECISIONS[config.filter.on_failure]
-    return {
-        **row,
-        "messages": None if decision == "dropped" else sft_messages(row, row["response"]),
-        "decision": decision,
-        "reason": PROMPT_TOO_LONG,
-        "prompt_tokens": prompt.tokens,
-        "teacher_tokens": 0,
-    }
 
 
 def _invalid_table(loaded: LoadedSource) -> pa.Table:
@@ -190,7 +89,7 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
         "config": {
             key: value
             for key, value in flat_config.items()
-            if key not in ("output", "overwrite") and NEWER_OPTIONS.get(key, _UNSET) != value
+            if key not in NOT_IDENTITY and NEWER_OPTIONS.get(key, _UNSET) != value
         },
         "source_fingerprint": loaded.fingerprint,
         "template": template.to_dict(),
@@ -198,7 +97,9 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     }
     run = RunDir(config.output)
     with run.locked():
-        started = run.open({**identity, "hash": config_hash(identity)}, overwrite=config.overwrite)
+        started = run.open(
+            {**identity, "hash": config_hash(identity)}, overwrite=config.overwrite, ignored_options=NOT_IDENTITY
+        )
         shards = [
             loaded.rows[start : start + config.shard_size] for start in range(0, len(loaded.rows), config.shard_size)
         ]
@@ -209,26 +110,17 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
             if show_progress:
                 print_summary(finished, run.path)
             return DistillResult(run.path, finished)
-        engine_info, generated_rows, generated_tokens, started = {}, 0, 0, time.perf_counter()
+        report = ExecutionReport()
         if pending:
+            executor = EXECUTORS.get(config.executor)
             try:
-                engine = load_engine(config.engine, teacher.path, config.engine_options)
+                report = executor(
+                    run, [(index, shards[index]) for index in pending], teacher.path, template, config, show_progress
+                )
             except SddError:
-                if started:  # a bad teacher leaves no output folder behind
+                if started:  # a teacher that fails to load leaves no output folder behind
                     run.take_back_start()
                 raise
-            engine_info = engine.describe()
-            started = time.perf_counter()
-            with tqdm(
-                total=sum(len(shards[i]) for i in pending), unit="row", desc="distill", disable=not show_progress
-            ) as bar:
-                for index in pending:
-                    shard = _distill_shard(shards[index], engine, template, config, bar.update)
-                    run.write_shard(index, shard)
-                    generated_rows += len(shard)
-                    generated_tokens += pc.sum(shard.column("teacher_tokens")).as_py() or 0
-            engine.close()
-        seconds = time.perf_counter() - started
 
         table, invalid = run.read_shards(len(shards)), _invalid_table(loaded)
         stats = distill_stats(
@@ -237,13 +129,13 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
             config=flat_config,
             template=template.to_dict(),
             teacher=teacher,
-            engine=engine_info,
+            engine=report.engine,
             source=loaded,
             work={
-                "generated_rows": generated_rows,
-                "generated_tokens": generated_tokens,
+                "generated_rows": report.generated_rows,
+                "generated_tokens": report.generated_tokens,
                 "resumed_shards": len(shards) - len(pending),
-                "seconds": seconds,
+                "seconds": report.seconds,
             },
             version=__version__,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -73,6 +73,12 @@ class EngineConfig:
 
 
 ProgressCallback = Callable[[int], None]
+
+StreamRequest = tuple[Hashable, str, int]
+"""One request of a streaming engine's feed: a key of the caller's, the rendered prompt and the row's seed.
+
+An engine that can keep itself full across groups of rows has a `generate_stream(requests, decoding)` method
+yielding `(key, Generation)` as each request finishes, in any order; the distill stage uses it when present."""
 
 
 class Engine(Protocol):

@@ -12,14 +12,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterable, Iterator
 
 from sdd_data.engines.base import (
     DecodingConfig,
     EngineConfig,
     Generation,
     ProgressCallback,
+    StreamRequest,
     end_token_ids,
     tokenize_prompts,
 )
@@ -28,6 +30,11 @@ from sdd_data.models.loading import load_tokenizer, resolve_dtype
 
 CPU_KV_CACHE_GIB = "2"
 """Default `VLLM_CPU_KVCACHE_SPACE` (GiB) when unset: vLLM's own default takes a large share of RAM."""
+
+
+IN_FLIGHT_PER_SEQUENCE_SLOT = 2
+"""`generate_stream` keeps this many requests per scheduler slot (max_num_seqs) in the engine, so the scheduler
+always has the next rows waiting while the feed is read no further ahead than that."""
 
 
 class VllmEngine:
@@ -96,6 +103,35 @@ class VllmEngine:
             )
         tracker.finish()
         return [_to_generation(output) for output in outputs]
+
+    def generate_stream(
+        self, requests: Iterable[StreamRequest], decoding: DecodingConfig
+    ) -> Iterator[tuple[Hashable, Generation]]:
+        """Generate from a continuous feed of `(key, rendered prompt, seed)`, yielding `(key, generation)` as each
+        request finishes. The feed is read as the engine has room, so it never drains between groups of rows."""
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm.llm_engine
+        window = IN_FLIGHT_PER_SEQUENCE_SLOT * engine.vllm_config.scheduler_config.max_num_seqs
+        feed, in_flight, request_ids = iter(requests), {}, (f"sdd-{number}" for number in itertools.count())
+        try:
+            with _engine_failures_as_one_line():
+                while True:
+                    for key, prompt, seed in itertools.islice(feed, max(window - len(in_flight), 0)):
+                        [token_ids] = tokenize_prompts(self.tokenizer, [prompt], [seed], decoding, self.context_length)
+                        params = self._sampling_params(decoding, seed)
+                        params.output_kind = RequestOutputKind.FINAL_ONLY
+                        request_id = next(request_ids)
+                        engine.add_request(request_id, {"prompt_token_ids": token_ids}, params)
+                        in_flight[request_id] = key
+                    if not in_flight:
+                        return
+                    for output in engine.step():
+                        if output.finished:
+                            yield in_flight.pop(output.request_id), _to_generation(output)
+        finally:
+            if in_flight and self.llm is not None:  # the consumer stopped early: nothing is left running
+                engine.abort_request(list(in_flight))
 
     def prompt_logprobs(self, token_ids: list[list[int]], progress: ProgressCallback | None = None) -> list:
         """For each prompt (token ids, scored as they are), vLLM's log-probability of every prompt token given

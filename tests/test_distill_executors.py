@@ -1,0 +1,182 @@
+"""Executors with scripted engines: the streaming feed, resuming across executors, replica retries, device splits."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from test_distill import ROWS, ScriptedEngine
+
+from sdd_data.data.sources import SourceSpec, load_rows
+from sdd_data.distill import data_parallel
+from sdd_data.distill.config import DistillConfig
+from sdd_data.distill.run_dir import RunDir
+from sdd_data.distill.stage import distill
+from sdd_data.distill.templates import get_template
+from sdd_data.engines import ENGINES
+from sdd_data.errors import SddError
+
+FEEDS: list[list] = []
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    return str(path)
+
+
+@pytest.fixture
+def teacher(tmp_path):
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    return str(folder)
+
+
+def config_for(source, teacher, output, engine="scripted"):
+    return DistillConfig(
+        source=SourceSpec(data=source), teacher=teacher, engine=engine, output=str(output), shard_size=2
+    )
+
+
+class StreamingEngine(ScriptedEngine):
+    """Reads the whole feed before answering anything, then finishes the requests last first."""
+
+    name = "streaming"
+
+    def generate_stream(self, requests, decoding):
+        taken = list(requests)
+        FEEDS.append([key for key, _, _ in taken])
+        for key, prompt, seed in reversed(taken):
+            [generation] = self.generate([prompt], [seed], decoding)
+            yield key, generation
+
+
+ENGINES.add("streaming", StreamingEngine)
+
+
+def rows_of(output):
+    kept, dropped = pq.read_table(output / "distilled.parquet"), pq.read_table(output / "dropped.parquet")
+    return kept.to_pylist() + dropped.to_pylist()
+
+
+def test_a_streaming_engine_gets_every_shard_in_one_feed_and_shards_land_as_they_finish(
+    source, teacher, tmp_path, monkeypatch
+):
+    plain = distill(config_for(source, teacher, tmp_path / "plain"), show_progress=False)
+    written: list[int] = []
+    original_write = RunDir.write_shard
+
+    def recording_write(run, index, table):
+        written.append(index)
+        original_write(run, index, table)
+
+    monkeypatch.setattr(RunDir, "write_shard", recording_write)
+    FEEDS.clear()
+    streamed = distill(config_for(source, teacher, tmp_path / "streamed", engine="streaming"), show_progress=False)
+
+    assert len(FEEDS) == 1, "one feed for the whole run, not one call per shard"
+    assert {shard for shard, _ in FEEDS[0]} == {0, 1, 2}
+    assert written == [2, 1, 0], "a shard is written when its own rows are done"
+    assert rows_of(streamed.output) == rows_of(plain.output)
+    for key in ("decisions", "reasons", "tokens"):
+        assert streamed.stats[key] == plain.stats[key]
+
+
+def test_a_run_resumes_whatever_the_executor_and_under_an_older_manifest(source, teacher, tmp_path):
+    config = config_for(source, teacher, tmp_path / "out")
+    first = distill(config, show_progress=False)
+    manifest_path = first.output / "run.json"
+    manifest = json.loads(manifest_path.read_text())
+    # a manifest from before the executors existed held data_parallel_size in the run's identity
+    manifest["identity"]["config"]["data_parallel_size"] = 1
+    manifest["identity"]["hash"] = "an-older-hash"
+    manifest_path.write_text(json.dumps(manifest))
+    (first.output / "shards" / "shard-00001.parquet").unlink()
+
+    config.ray.replicas = 4  # how the rest runs does not change what the run is
+    second = distill(config, show_progress=False)
+    assert second.stats["throughput"]["resumed_shards"] == 2
+    assert rows_of(second.output) == rows_of(first.output)
+
+
+def test_data_parallel_needs_the_vllm_engine(source, teacher, tmp_path):
+    config = config_for(source, teacher, tmp_path / "out")
+    config.engine_options.data_parallel_size = 2
+    with pytest.raises(SddError, match="--executor ray --replicas 2"):
+        distill(config, show_progress=False)
+
+
+def test_cpu_replicas_split_the_cores_evenly(monkeypatch):
+    monkeypatch.delenv(data_parallel.CPU_BIND_VARIABLE, raising=False)
+    monkeypatch.setattr(data_parallel.os, "sched_getaffinity", lambda _: {0, 1, 2, 3, 4})
+    assert data_parallel._cpu_environments(2) == [
+        {"VLLM_CPU_OMP_THREADS_BIND": "0,1", "OMP_NUM_THREADS": "2"},
+        {"VLLM_CPU_OMP_THREADS_BIND": "2,3", "OMP_NUM_THREADS": "2"},
+    ]
+    with pytest.raises(SddError, match="need at least as many cores"):
+        data_parallel._cpu_environments(6)
+    monkeypatch.setenv(data_parallel.CPU_BIND_VARIABLE, "0-1|2-3")
+    assert data_parallel._cpu_environments(2) == [
+        {"VLLM_CPU_OMP_THREADS_BIND": "0-1"},
+        {"VLLM_CPU_OMP_THREADS_BIND": "2-3"},
+    ]
+    with pytest.raises(SddError, match="one per replica"):
+        data_parallel._cpu_environments(3)
+
+
+def test_gpu_replicas_each_see_their_own_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    assert data_parallel._gpu_environments(2, 2, 8) == [
+        {"CUDA_VISIBLE_DEVICES": "4,5"},
+        {"CUDA_VISIBLE_DEVICES": "6,7"},
+    ]
+    with pytest.raises(SddError, match="need 6 GPUs; 4 are visible"):
+        data_parallel._gpu_environments(3, 2, 8)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert data_parallel._gpu_environments(3, 1, 3) == [{"CUDA_VISIBLE_DEVICES": str(gpu)} for gpu in range(3)]
+
+
+class FailingEngine(ScriptedEngine):
+    """Fails its first `failures` generate calls (across reloads), then answers from the script."""
+
+    failures = 0
+
+    def generate(self, prompts, seeds, decoding, progress=None):
+        if FailingEngine.failures > 0:
+            FailingEngine.failures -= 1
+            raise RuntimeError("the engine fell over")
+        return super().generate(prompts, seeds, decoding, progress)
+
+
+def replica_with(source_path, teacher_path, tmp_path):
+    from sdd_data.distill.ray_executor import TeacherReplica
+
+    config = config_for(source_path, teacher_path, tmp_path / "out")
+    replica = object.__new__(TeacherReplica)  # as Ray builds it, without loading a real engine
+    replica._load = lambda: FailingEngine(teacher_path, config.engine_options)
+    replica.engine, replica.config = replica._load(), config
+    replica.template = get_template("chat", {"math", "free"})
+    rows = load_rows(SourceSpec(data=source_path)).rows
+    return replica, rows
+
+
+def test_a_replica_retries_a_failed_shard_once_with_a_fresh_engine(source, teacher, tmp_path):
+    replica, rows = replica_with(source, teacher, tmp_path)
+    first_engine = replica.engine
+    FailingEngine.failures = 1
+    table = replica._shard(0, rows[:2])
+    assert replica.engine is not first_engine
+    assert table.column("reason").to_pylist() == ["ok", "answer_mismatch"]
+
+
+def test_a_shard_that_fails_twice_is_recorded_with_engine_error(source, teacher, tmp_path):
+    replica, rows = replica_with(source, teacher, tmp_path)
+    FailingEngine.failures = 2
+    table = replica._shard(3, rows[:2])
+    assert table.column("id").to_pylist() == [row["id"] for row in rows[:2]]
+    assert set(table.column("reason").to_pylist()) == {"engine_error"}
+    assert set(table.column("decision").to_pylist()) == {"original"}
+    assert [messages[-1]["content"] for messages in table.column("messages").to_pylist()] == [
+        row["response"] for row in rows[:2]
+    ]

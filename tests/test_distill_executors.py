@@ -165,7 +165,7 @@ def test_a_replica_retries_a_failed_shard_once_with_a_fresh_engine(source, teach
     replica, rows = replica_with(source, teacher, tmp_path)
     first_engine = replica.engine
     FailingEngine.failures = 1
-    table = replica._shard(0, rows[:2])
+    table = replica._shards([(0, rows[:2])])[0]
     assert replica.engine is not first_engine
     assert table.column("reason").to_pylist() == ["ok", "answer_mismatch"]
 
@@ -173,7 +173,7 @@ def test_a_replica_retries_a_failed_shard_once_with_a_fresh_engine(source, teach
 def test_a_shard_that_fails_twice_is_recorded_with_engine_error(source, teacher, tmp_path):
     replica, rows = replica_with(source, teacher, tmp_path)
     FailingEngine.failures = 2
-    table = replica._shard(3, rows[:2])
+    table = replica._shards([(3, rows[:2])])[3]
     assert table.column("id").to_pylist() == [row["id"] for row in rows[:2]]
     assert set(table.column("reason").to_pylist()) == {"engine_error"}
     assert set(table.column("decision").to_pylist()) == {"original"}

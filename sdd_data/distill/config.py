@@ -17,6 +17,9 @@ class RayOptions:
     """Ray cluster to join: `auto` finds a running one, `ray://host:10001` names one; unset starts a local one."""
     replicas: int = 1
     """Teacher replicas (Ray actors), each with its own engine; a shard goes to whichever is free."""
+    shards_per_call: int = 1
+    """Shards a replica takes at once. A vllm replica streams across them, so only the end of a call waits for
+    its longest rows: on GPUs give each call a few thousand rows; a failed call is redone whole."""
     cpus_per_replica: float = 1.0
     """CPUs each replica asks Ray for. A vllm replica on a cluster with GPUs also asks for
     tensor_parallel_size GPUs."""

@@ -35,7 +35,16 @@ NEWER_OPTIONS = {"truncate_long_prompts": False}
 run's identity, so a run begun by an earlier version still resumes."""
 _UNSET = object()
 NOT_IDENTITY = frozenset(
-    {"output", "overwrite", "executor", "data_parallel_size", "ray_address", "replicas", "cpus_per_replica"}
+    {
+        "output",
+        "overwrite",
+        "executor",
+        "data_parallel_size",
+        "ray_address",
+        "replicas",
+        "shards_per_call",
+        "cpus_per_replica",
+    }
 )
 """Options that say where and how the work runs, not what it makes: a run resumes under any of them
 (a run begun on one machine can be finished by a Ray cluster)."""

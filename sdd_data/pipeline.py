@@ -112,7 +112,8 @@ def _done_before(output: Path, step: PipelineStep) -> bool:
     """Whether `output` was written by this stage with these very options (by an earlier `sdd-data run`).
 
     An option the record lacks (added by a later version of the stage) matches when it holds its default,
-    which is what the earlier run did without it.
+    which is what the earlier run did without it; options that do not change a stage's output (its config's
+    `output_neutral_options()`, where it has one) are not compared.
     """
     try:
         record = json.loads((output / STEP_RECORD).read_text())
@@ -125,4 +126,5 @@ def _done_before(output: Path, step: PipelineStep) -> bool:
     defaults = json.loads(json.dumps(leaf_defaults(step.stage.config_class()), default=str))
     if set(recorded) - set(current):
         return False
-    return all(recorded.get(key, defaults.get(key)) == value for key, value in current.items())
+    neutral = step.config.output_neutral_options() if hasattr(step.config, "output_neutral_options") else set()
+    return all(recorded.get(key, defaults.get(key)) == value for key, value in current.items() if key not in neutral)

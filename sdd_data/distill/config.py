@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from sdd_data.data.sources import SourceSpec
 from sdd_data.distill.consistency import FilterConfig
@@ -63,3 +63,17 @@ class DistillConfig:
     engine_options: EngineConfig = field(default_factory=EngineConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     ray: RayOptions = field(default_factory=RayOptions)
+
+    def output_neutral_options(self) -> frozenset[str]:
+        """Options that change how a run goes but not the rows it writes, so a run (or a pipeline step) begun
+        under other values of them resumes (or is skipped): where it runs and on how many replicas, and the
+        engine options the chosen engine does not read. With greedy decoding the transformers engine's
+        batch_size is one of them too: a row's greedy tokens do not depend on its batch mates (tested)."""
+        from sdd_data.engines import ENGINE_OPTIONS
+
+        used = ENGINE_OPTIONS.get(self.engine, frozenset())
+        unused = {item.name for item in fields(EngineConfig) if item.name not in used}
+        execution = {"executor", *(item.name for item in fields(RayOptions))}
+        if self.decoding.greedy:
+            execution.add("batch_size")
+        return frozenset(execution | unused)

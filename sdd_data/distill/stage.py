@@ -34,20 +34,6 @@ NEWER_OPTIONS = {"truncate_long_prompts": False}
 """Options added after run folders existed, with their defaults: left at the default they are no part of a
 run's identity, so a run begun by an earlier version still resumes."""
 _UNSET = object()
-NOT_IDENTITY = frozenset(
-    {
-        "output",
-        "overwrite",
-        "executor",
-        "data_parallel_size",
-        "ray_address",
-        "replicas",
-        "shards_per_call",
-        "cpus_per_replica",
-    }
-)
-"""Options that say where and how the work runs, not what it makes: a run resumes under any of them
-(a run begun on one machine can be finished by a Ray cluster)."""
 
 
 @dataclass
@@ -94,11 +80,12 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     template = get_template(config.template, {row["task"] for row in loaded.rows})
     teacher = resolve_model(config.teacher, revision=config.revision)
     flat_config = config_to_flat_dict(config)
+    not_identity = config.output_neutral_options() | {"output", "overwrite"}
     identity = {
         "config": {
             key: value
             for key, value in flat_config.items()
-            if key not in NOT_IDENTITY and NEWER_OPTIONS.get(key, _UNSET) != value
+            if key not in not_identity and NEWER_OPTIONS.get(key, _UNSET) != value
         },
         "source_fingerprint": loaded.fingerprint,
         "template": template.to_dict(),
@@ -107,7 +94,7 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     run = RunDir(config.output)
     with run.locked():
         started = run.open(
-            {**identity, "hash": config_hash(identity)}, overwrite=config.overwrite, ignored_options=NOT_IDENTITY
+            {**identity, "hash": config_hash(identity)}, overwrite=config.overwrite, ignored_options=not_identity
         )
         shards = [
             loaded.rows[start : start + config.shard_size] for start in range(0, len(loaded.rows), config.shard_size)

@@ -23,10 +23,28 @@ ENGINES: Registry[EngineFactory] = Registry(
 )
 """Engine name -> engine class."""
 
+ENGINE_OPTIONS: dict[str, frozenset[str]] = {
+    "transformers": frozenset({"dtype", "device", "batch_size", "max_model_len", "trust_remote_code", "extra"}),
+    "vllm": frozenset(
+        {"dtype", "tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "trust_remote_code", "extra"}
+    ),
+}
+"""The `EngineConfig` fields each engine reads (data_parallel_size is the executor's): the others are no part of
+what a run with that engine makes."""
+
 
 def load_engine(name: str, model_path: str, engine_config: EngineConfig | None = None) -> Engine:
     """Build the engine registered as `name` on the checkpoint directory `model_path`."""
     return ENGINES.get(name)(model_path, engine_config or EngineConfig())
 
 
-__all__ = ["ENGINES", "DecodingConfig", "Engine", "EngineConfig", "Generation", "ProgressCallback", "load_engine"]
+__all__ = [
+    "ENGINES",
+    "ENGINE_OPTIONS",
+    "DecodingConfig",
+    "Engine",
+    "EngineConfig",
+    "Generation",
+    "ProgressCallback",
+    "load_engine",
+]

@@ -55,8 +55,9 @@ class EngineConfig:
     """Weights dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16."""
     device: str = "auto"
     """transformers engine: auto, cpu, cuda or cuda:N."""
-    batch_size: int = 8
-    """transformers engine: rows per generate() call."""
+    batch_size: int = 32
+    """transformers engine: rows decoded together (a row leaves the batch as soon as it ends, so a large batch
+    costs little more than the tokens it makes)."""
     tensor_parallel_size: int = 1
     """vllm engine: GPUs per model replica."""
     data_parallel_size: int = 1

@@ -1,4 +1,4 @@
-"""The `transformers` engine: batched, left-padded `generate` on CPU or one GPU."""
+"""The `transformers` engine: batched, left-padded decoding on CPU or one GPU; a row leaves its batch when it ends."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from sdd_data.engines.base import (
     resolve_context_length,
     tokenize_prompts,
 )
+from sdd_data.engines.ragged_decode import Sampling, decode
 from sdd_data.errors import SddError, require
 from sdd_data.models.loading import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype
 
 
 class TransformersEngine:
-    """Teacher generation with `AutoModelForCausalLM.generate`, batching prompts of similar length.
+    """Teacher generation with a transformers causal LM, batching prompts of similar length (`ragged_decode`).
 
     Sampling seeds torch once per batch from the seeds of the rows in it, so a row's sample
     depends on its batch mates; per-row seeding is exact only in the vllm engine. As in vLLM, a
@@ -50,12 +51,6 @@ class TransformersEngine:
             raise SddError(f"{model_path}: neither the generation config nor the tokenizer names an eos token")
         pad_token_id = self.tokenizer.pad_token_id
         self.pad_token_id = pad_token_id if pad_token_id is not None else self.eos_token_ids[0]
-        # Replace the checkpoint's generation defaults (temperature, top_p, repetition_penalty, ...)
-        # so that only the DecodingConfig decides how rows are decoded.
-        self.model.generation_config = transformers.GenerationConfig(
-            eos_token_id=self.eos_token_ids, pad_token_id=self.pad_token_id
-        )
-        self._generation_config_class = transformers.GenerationConfig
         self._versions = {"transformers": transformers.__version__, "torch": self._torch.__version__}
 
     def generate(
@@ -69,7 +64,7 @@ class TransformersEngine:
         token_ids = tokenize_prompts(self.tokenizer, prompts, seeds, decoding, self.context_length)
         # Longest first: similar lengths share a batch (less padding) and memory errors show up early.
         order = sorted(range(len(prompts)), key=lambda index: len(token_ids[index]), reverse=True)
-        generation_config = self._generation_config(decoding)
+        sampling = Sampling() if decoding.greedy else Sampling(decoding.temperature, decoding.top_p, decoding.top_k)
         results: list[Generation | None] = [None] * len(prompts)
         batch_size = self.config.batch_size
         for start in range(0, len(order), batch_size):
@@ -78,25 +73,15 @@ class TransformersEngine:
                 self._torch.manual_seed(_batch_seed([seeds[index] for index in batch]))
             batch_token_ids = [token_ids[index] for index in batch]
             room = [self._room(len(ids), decoding.max_new_tokens) for ids in batch_token_ids]
-            batch_results = self._generate_batch(batch_token_ids, room, generation_config)
+            generated = decode(
+                self.model, batch_token_ids, room, self.eos_token_ids, self.pad_token_id, sampling, self.device
+            )
+            batch_results = [self._to_generation(len(ids), tokens) for ids, tokens in zip(batch_token_ids, generated)]
             for index, generation in zip(batch, batch_results):
                 results[index] = generation
             if progress is not None:
                 progress(len(batch))
         return results  # type: ignore[return-value]
-
-    def _generation_config(self, decoding: DecodingConfig):
-        sampling = {}
-        if not decoding.greedy:
-            sampling = {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": decoding.top_k}
-        return self._generation_config_class(
-            max_new_tokens=decoding.max_new_tokens,
-            do_sample=not decoding.greedy,
-            num_beams=1,
-            eos_token_id=self.eos_token_ids,
-            pad_token_id=self.pad_token_id,
-            **sampling,
-        )
 
     def _room(self, prompt_tokens: int, max_new_tokens: int) -> int:
         """How many tokens a row may generate: max_new_tokens, or fewer where the context ends first."""
@@ -104,29 +89,8 @@ class TransformersEngine:
             return max_new_tokens
         return min(max_new_tokens, self.context_length - prompt_tokens)
 
-    def _generate_batch(self, batch_token_ids: list[list[int]], room: list[int], generation_config) -> list[Generation]:
-        torch = self._torch
-        width = max(len(ids) for ids in batch_token_ids)
-        input_ids = torch.full((len(batch_token_ids), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch_token_ids), width), dtype=torch.long)
-        for row, ids in enumerate(batch_token_ids):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, width - len(ids) :] = 1
-        with torch.inference_mode():
-            output = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=attention_mask.to(self.device),
-                generation_config=generation_config,
-                max_new_tokens=max(room),
-            )
-        completions = output[:, width:].tolist()
-        return [
-            self._to_generation(len(ids), tokens[:limit])
-            for ids, tokens, limit in zip(batch_token_ids, completions, room)
-        ]
-
     def _to_generation(self, prompt_tokens: int, generated: list[int]) -> Generation:
-        """Cut a generated row at its first eos (later tokens are batch padding, or beyond the row's room)."""
+        """A row's new tokens as a generation: "stop" when they end with an end token, else "length"."""
         end = next((position for position, token in enumerate(generated) if token in self.eos_token_ids), None)
         if end is None:
             completion, finish_reason = generated, "length"

@@ -53,10 +53,12 @@ def bare_engine_seconds(spec: SourceSpec, teacher: str, engine_name: str, decodi
     return time.perf_counter() - started
 
 
-def stage_seconds(spec: SourceSpec, teacher: str, engine_name: str, decoding: DecodingConfig) -> float:
-    """The whole distill stage into a fresh output folder."""
+def stage_seconds(spec: SourceSpec, teacher: str, engine_name: str, decoding: DecodingConfig, **options) -> float:
+    """The whole distill stage into a fresh output folder (`options`: more DistillConfig fields)."""
     with tempfile.TemporaryDirectory() as output:
-        config = DistillConfig(source=spec, teacher=teacher, engine=engine_name, output=output, decoding=decoding)
+        config = DistillConfig(
+            source=spec, teacher=teacher, engine=engine_name, output=output, decoding=decoding, **options
+        )
         started = time.perf_counter()
         distill(config, show_progress=False)
         return time.perf_counter() - started

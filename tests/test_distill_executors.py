@@ -4,7 +4,8 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from test_distill import ROWS, ScriptedEngine
+import test_distill
+from test_distill import ScriptedEngine
 
 from sdd_data.data.sources import SourceSpec, load_rows
 from sdd_data.distill import data_parallel
@@ -18,19 +19,8 @@ from sdd_data.errors import SddError
 FEEDS: list[list] = []
 
 
-@pytest.fixture
-def source(tmp_path):
-    path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    return str(path)
-
-
-@pytest.fixture
-def teacher(tmp_path):
-    folder = tmp_path / "teacher"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    return str(folder)
+source = test_distill.source  # the fixtures of the distill tests, with their scripted rows
+teacher = test_distill.teacher
 
 
 def config_for(source, teacher, output, engine="scripted"):
@@ -180,3 +170,48 @@ def test_a_shard_that_fails_twice_is_recorded_with_engine_error(source, teacher,
     assert [messages[-1]["content"] for messages in table.column("messages").to_pylist()] == [
         row["response"] for row in rows[:2]
     ]
+
+
+class StoppedProcess:
+    """A replica process that has already exited with `exitcode`."""
+
+    def __init__(self, exitcode: int):
+        self.exitcode = exitcode
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def follow(messages: list[tuple], processes: list) -> tuple:
+    import queue
+
+    from sdd_data.distill.executors import ExecutionReport
+
+    pipe: queue.Queue = queue.Queue()
+    for message in messages:
+        pipe.put(message)
+    report, rows = ExecutionReport(), []
+    data_parallel._follow(processes, pipe, report, rows.append)
+    return report, rows
+
+
+def test_the_replicas_messages_are_counted_even_after_the_replicas_exit():
+    messages = [
+        ("engine", 0, {"engine": "vllm"}),
+        ("rows", 0, 3),
+        ("rows", 1, 2),
+        ("shard", 0, (3, 30)),
+        ("shard", 1, (2, 20)),
+        ("done", 0, None),
+        ("done", 1, None),
+    ]
+    report, rows = follow(messages, [StoppedProcess(0), StoppedProcess(0)])
+    assert (report.generated_rows, report.generated_tokens, sum(rows)) == (5, 50, 5)
+    assert report.engine == {"engine": "vllm"}
+
+
+def test_a_replica_that_stops_without_finishing_stops_the_run():
+    with pytest.raises(SddError, match="replica 1 stopped \\(exit code -9\\)"):
+        follow([("done", 0, None)], [StoppedProcess(0), StoppedProcess(-9)])
+    with pytest.raises(SddError, match="vllm replica 0: out of memory"):
+        follow([("error", 0, "out of memory")], [StoppedProcess(1)])

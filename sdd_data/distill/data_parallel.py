@@ -33,11 +33,6 @@ def run_replicas(
 ) -> ExecutionReport:
     """Generate the pending shards with data_parallel_size vLLM replicas, one process each."""
     replicas = config.engine_options.data_parallel_size
-    if config.engine != "vllm":
-        raise SddError(
-            f"--data-parallel-size {replicas} runs vllm replicas; with --engine {config.engine} use --executor ray"
-            f" --replicas {replicas}"
-        )
     environments = replica_environments(replicas, config.engine_options.tensor_parallel_size)
     replica_config = replace(config, engine_options=replace(config.engine_options, data_parallel_size=1))
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: vLLM and CUDA start clean in each
@@ -120,42 +115,40 @@ def _follow(processes: list, messages, report: ExecutionReport, progress) -> Non
     finished: set[int] = set()
     while len(finished) < len(processes):
         try:
-            kind, rank, payload = messages.get(timeout=1.0)
-        except queue_module.Empty:
-            for rank, process in enumerate(processes):
-                if rank not in finished and not process.is_alive():
-                    _drain(messages, report, progress)
-                    if rank not in finished:
-                        raise SddError(
-                            f"vllm replica {rank} stopped (exit code {process.exitcode}) before it finished; run the"
-                            " same command again to resume"
-                        ) from None
+            _handle(messages.get(timeout=1.0), report, progress, finished)
             continue
-        if kind == "rows":
-            progress(payload)
-        elif kind == "shard":
-            report.generated_rows += payload[0]
-            report.generated_tokens += payload[1]
-        elif kind == "engine":
-            report.engine = report.engine or payload
-        elif kind == "error":
-            raise SddError(f"vllm replica {rank}: {payload}")
-        elif kind == "done":
-            finished.add(rank)
-
-
-def _drain(messages, report: ExecutionReport, progress) -> None:
-    """Count the messages a replica sent before it stopped."""
-    while True:
-        try:
-            kind, _, payload = messages.get_nowait()
         except queue_module.Empty:
-            return
-        if kind == "rows":
-            progress(payload)
-        elif kind == "shard":
-            report.generated_rows += payload[0]
-            report.generated_tokens += payload[1]
+            pass
+        stopped = [rank for rank, process in enumerate(processes) if rank not in finished and not process.is_alive()]
+        if not stopped:
+            continue
+        while True:  # what a stopped replica sent last may still be on its way
+            try:
+                _handle(messages.get(timeout=0.2), report, progress, finished)
+            except queue_module.Empty:
+                break
+        for rank in stopped:
+            if rank not in finished:
+                raise SddError(
+                    f"vllm replica {rank} stopped (exit code {processes[rank].exitcode}) before it finished; run the"
+                    " same command again to resume"
+                )
+
+
+def _handle(message: tuple, report: ExecutionReport, progress, finished: set[int]) -> None:
+    """Count one message of a replica: rows done, a shard written, its engine, a failure or its end."""
+    kind, rank, payload = message
+    if kind == "rows":
+        progress(payload)
+    elif kind == "shard":
+        report.generated_rows += payload[0]
+        report.generated_tokens += payload[1]
+    elif kind == "engine":
+        report.engine = report.engine or payload
+    elif kind == "error":
+        raise SddError(f"vllm replica {rank}: {payload}")
+    elif kind == "done":
+        finished.add(rank)
 
 
 def _replica_main(

@@ -35,14 +35,7 @@ def run_on_ray(
 ) -> ExecutionReport:
     """Generate the pending shards on a Ray cluster (a local one unless --ray-address names one)."""
     ray = require("ray", "ray")
-    options = config.ray
-    if options.replicas < 1:
-        raise SddError(f"replicas must be at least 1, got {options.replicas}")
-    if options.shards_per_call < 1:
-        raise SddError(f"shards_per_call must be at least 1, got {options.shards_per_call}")
-    if options.cpus_per_replica <= 0:
-        raise SddError(f"cpus_per_replica must be positive, got {options.cpus_per_replica}")
-    started_here = _connect(ray, options.ray_address)
+    started_here = _connect(ray, config.ray.ray_address)
     try:
         return _run(ray, run, pending, teacher_path, template, config, show)
     finally:

@@ -51,6 +51,22 @@ def _validate(config: DistillConfig) -> None:
         raise SddError(f"shard_size must be positive, got {config.shard_size}")
     if config.decoding.max_new_tokens <= 0:
         raise SddError(f"max_new_tokens must be positive, got {config.decoding.max_new_tokens}")
+    if config.executor not in EXECUTORS:
+        raise SddError(f"unknown executor {config.executor!r}; known: {', '.join(EXECUTORS.names())}")
+    replicas = config.engine_options.data_parallel_size
+    if replicas < 1:
+        raise SddError(f"data_parallel_size must be at least 1, got {replicas}")
+    if replicas > 1 and (config.engine != "vllm" or config.executor != "local"):
+        raise SddError(
+            f"--data-parallel-size {replicas} runs vllm replicas on this machine; with --engine {config.engine}"
+            f" or on Ray use --executor ray --replicas {replicas}"
+        )
+    options = config.ray
+    if options.replicas < 1 or options.shards_per_call < 1 or options.cpus_per_replica <= 0:
+        raise SddError(
+            "replicas and shards_per_call must be at least 1 and cpus_per_replica positive, got "
+            f"{options.replicas}, {options.shards_per_call} and {options.cpus_per_replica}"
+        )
 
 
 def _invalid_table(loaded: LoadedSource) -> pa.Table:

@@ -129,6 +129,18 @@ CASES = [
         "out",
     ),
     BadInput("no Ray replicas", "arguments", distill("--executor", "ray", "--replicas", "0"), "replicas and", "out"),
+    BadInput(
+        "output URL without its file system",
+        "outputs",
+        command("distill --data @ok.jsonl --teacher {model} --output s3://no-such-bucket/run"),
+        "cannot write to s3://no-such-bucket/run: Install s3fs",
+    ),
+    BadInput(
+        "output URL of no file system",
+        "outputs",
+        command("distill --data @ok.jsonl --teacher {model} --output nosuch://x/run"),
+        "cannot write to nosuch://x/run: Protocol not known",
+    ),
     BadInput("unknown failure policy", "arguments", distill("--on-failure", "maybe"), "on_failure must be", "out"),
     BadInput("malformed --columns", "arguments", distill("--columns", "{bad"), "argument --columns: expected", "out"),
     BadInput("malformed --extra", "arguments", distill("--extra", "a=1,b"), "argument --extra: expected", "out"),

@@ -191,7 +191,9 @@ def follow(messages: list[tuple], processes: list) -> tuple:
     for message in messages:
         pipe.put(message)
     report, rows = ExecutionReport(), []
-    data_parallel._follow(processes, pipe, report, rows.append)
+    written: list[int] = []
+    data_parallel._follow(processes, pipe, report, rows.append, written.append)
+    assert sorted(written) == sorted(payload[0] for kind, _, payload in messages if kind == "shard")
     return report, rows
 
 
@@ -200,8 +202,8 @@ def test_the_replicas_messages_are_counted_even_after_the_replicas_exit():
         ("engine", 0, {"engine": "vllm"}),
         ("rows", 0, 3),
         ("rows", 1, 2),
-        ("shard", 0, (3, 30)),
-        ("shard", 1, (2, 20)),
+        ("shard", 0, (0, 3, 30)),
+        ("shard", 1, (1, 2, 20)),
         ("done", 0, None),
         ("done", 1, None),
     ]
@@ -215,3 +217,51 @@ def test_a_replica_that_stops_without_finishing_stops_the_run():
         follow([("done", 0, None)], [StoppedProcess(0), StoppedProcess(-9)])
     with pytest.raises(SddError, match="vllm replica 0: out of memory"):
         follow([("error", 0, "out of memory")], [StoppedProcess(1)])
+
+
+@pytest.mark.parametrize("scheme", ["file", "memory"])
+def test_a_run_to_a_url_copies_its_shards_as_it_goes_and_resumes_from_them(
+    source, teacher, tmp_path, monkeypatch, scheme
+):
+    import fsspec
+
+    monkeypatch.setenv("SDD_DATA_CACHE", str(tmp_path / "cache"))
+    local = distill(config_for(source, teacher, tmp_path / "local"), show_progress=False)
+    url = f"file://{tmp_path}/remote/run" if scheme == "file" else f"memory://runs/{tmp_path.name}/run"
+    fs, root = fsspec.core.url_to_fs(url)
+    copied: list[tuple[str, int]] = []  # (what reached the URL, how many shards the teacher had generated)
+    original_put = fs.put_file
+
+    def recording_put(local_path, remote_path, **kwargs):
+        copied.append((remote_path.rsplit("/", 1)[-1], len(test_distill.CALLS)))
+        return original_put(local_path, remote_path, **kwargs)
+
+    monkeypatch.setattr(fs, "put_file", recording_put)
+    test_distill.CALLS.clear()
+    first = distill(config_for(source, teacher, url), show_progress=False)
+
+    names = sorted(path.rsplit("/", 1)[-1] for path in fs.ls(root, detail=False))
+    assert names == ["data", "distilled.parquet", "dropped.parquet", "run.json", "shards", "stats.json"]
+    shard_copies = [(name, calls) for name, calls in copied if name.startswith("shard-")]
+    assert copied[0] == ("run.json", 1), "the manifest goes with the first shard"
+    assert shard_copies == [(f"shard-{index:05d}.parquet", index + 1) for index in range(3)], (
+        "each shard reaches the URL as soon as it is written, before the next one is generated"
+    )
+    assert copied[-1][0] == "stats.json"
+    with fs.open(f"{root}/distilled.parquet", "rb") as handle:
+        assert pq.read_table(handle).to_pylist() == pq.read_table(local.output / "distilled.parquet").to_pylist()
+    assert first.stats["decisions"] == local.stats["decisions"]
+
+    # another machine: no local mirror, one shard lost with the first run's machine, the outputs not written yet
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache")
+    for name in ("stats.json", "shards/shard-00002.parquet"):
+        fs.rm(f"{root}/{name}")
+    test_distill.CALLS.clear()
+    second = distill(config_for(source, teacher, url), show_progress=False)
+    assert test_distill.CALLS == [1], "only the lost shard's rows are generated again"
+    assert second.stats["throughput"]["resumed_shards"] == 2
+    with fs.open(f"{root}/dropped.parquet", "rb") as handle:
+        assert pq.read_table(handle).to_pylist() == pq.read_table(local.output / "dropped.parquet").to_pylist()
+    assert rows_of(second.output) == rows_of(local.output)

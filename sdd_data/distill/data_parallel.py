@@ -51,7 +51,7 @@ def run_replicas(
         process.start()
     try:
         with progress_bar(pending, show) as bar:
-            _follow(processes, messages, report, bar.update)
+            _follow(processes, messages, report, bar.update, run.shard_written)
     finally:
         for process in processes:
             if process.is_alive():
@@ -110,12 +110,12 @@ def _cpu_environments(replicas: int) -> list[dict[str, str]]:
     ]
 
 
-def _follow(processes: list, messages, report: ExecutionReport, progress) -> None:
+def _follow(processes: list, messages, report: ExecutionReport, progress, shard_written) -> None:
     """Read the replicas' messages until every one has finished; the first failure stops the run."""
     finished: set[int] = set()
     while len(finished) < len(processes):
         try:
-            _handle(messages.get(timeout=1.0), report, progress, finished)
+            _handle(messages.get(timeout=1.0), report, progress, shard_written, finished)
             continue
         except queue_module.Empty:
             pass
@@ -124,7 +124,7 @@ def _follow(processes: list, messages, report: ExecutionReport, progress) -> Non
             continue
         while True:  # what a stopped replica sent last may still be on its way
             try:
-                _handle(messages.get(timeout=0.2), report, progress, finished)
+                _handle(messages.get(timeout=0.2), report, progress, shard_written, finished)
             except queue_module.Empty:
                 break
         for rank in stopped:
@@ -135,14 +135,16 @@ def _follow(processes: list, messages, report: ExecutionReport, progress) -> Non
                 )
 
 
-def _handle(message: tuple, report: ExecutionReport, progress, finished: set[int]) -> None:
+def _handle(message: tuple, report: ExecutionReport, progress, shard_written, finished: set[int]) -> None:
     """Count one message of a replica: rows done, a shard written, its engine, a failure or its end."""
     kind, rank, payload = message
     if kind == "rows":
         progress(payload)
     elif kind == "shard":
-        report.generated_rows += payload[0]
-        report.generated_tokens += payload[1]
+        index, rows, tokens = payload
+        shard_written(index)
+        report.generated_rows += rows
+        report.generated_tokens += tokens
     elif kind == "engine":
         report.engine = report.engine or payload
     elif kind == "error":
@@ -162,7 +164,7 @@ def _replica_main(
     config: DistillConfig,
     messages,
 ) -> None:
-    """One replica: its devices, its engine, its shards written into the run folder."""
+    """One replica: its devices, its engine, its shards written into the run folder (the parent is told of each)."""
     os.environ.update(environment)
     from sdd_data.engines import load_engine
 
@@ -175,7 +177,7 @@ def _replica_main(
         ):
             run.write_shard(index, table)
             tokens = sum(value for value in table.column("teacher_tokens").to_pylist() if value)
-            messages.put(("shard", rank, (len(table), tokens)))
+            messages.put(("shard", rank, (index, len(table), tokens)))
         engine.close()
     except Exception as error:  # noqa: BLE001 -- any failure is reported to the parent in one line
         messages.put(("error", rank, one_line(error) if isinstance(error, SddError) else repr(error)))

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,11 +43,13 @@ LEFTOVER_PATTERN = ".*.tmp-*"
 class RunDir:
     """The output folder of one distill run."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, after_shard: Callable[[Path], None] | None = None):
         self.path = Path(path)
         self.shard_dir = self.path / SHARDS_DIR
         self.created_folder = False
         """Whether `locked()` made the folder (so taking back a failed start removes it too)."""
+        self.after_shard = after_shard
+        """Called with each shard's path once it is written (a run with a URL output copies it there)."""
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -202,6 +204,12 @@ class RunDir:
     def write_shard(self, index: int, table: pa.Table) -> None:
         """Write one shard atomically."""
         write_atomically(self.shard_path(index), lambda target: pq.write_table(table, target))
+        self.shard_written(index)
+
+    def shard_written(self, index: int) -> None:
+        """Note that a shard is in place (written here, or by a replica process)."""
+        if self.after_shard is not None:
+            self.after_shard(self.shard_path(index))
 
     def read_shards(self, count: int) -> pa.Table:
         """All shards, in order, as one table; a missing shard is an error."""

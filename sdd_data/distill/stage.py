@@ -21,6 +21,7 @@ from sdd_data.data.decontaminate import build_index, row_text, split_paths
 from sdd_data.data.sources import LoadedSource, load_rows
 from sdd_data.distill.config import DistillConfig
 from sdd_data.distill.executors import EXECUTORS, ExecutionReport
+from sdd_data.distill.remote_output import RemoteOutput, is_url
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import DISTILLED_SCHEMA
 from sdd_data.distill.stats import distill_stats, print_summary
@@ -107,8 +108,12 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
         "template": template.to_dict(),
         "rows": len(loaded.rows),
     }
-    run = RunDir(config.output)
+    remote = RemoteOutput(config.output) if is_url(config.output) else None
+    run = RunDir(remote.mirror, after_shard=remote.put_shard) if remote else RunDir(config.output)
+    shown = remote.url if remote else run.path
     with run.locked():
+        if remote is not None:
+            remote.clear() if config.overwrite else remote.fetch(run.path)
         started = run.open(
             {**identity, "hash": config_hash(identity)}, overwrite=config.overwrite, ignored_options=not_identity
         )
@@ -120,7 +125,7 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
         finished = None if pending else run.finished_stats()
         if finished is not None:  # nothing left to do: the outputs and their stats stay as the run wrote them
             if show_progress:
-                print_summary(finished, run.path)
+                print_summary(finished, shown)
             return DistillResult(run.path, finished)
         report = ExecutionReport()
         if pending:
@@ -152,8 +157,10 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
             version=__version__,
         )
         _write_outputs(run, table, invalid, stats)
+        if remote is not None:
+            remote.put_outputs(run.path)
     if show_progress:
-        print_summary(stats, run.path)
+        print_summary(stats, shown)
     return DistillResult(run.path, stats)
 
 

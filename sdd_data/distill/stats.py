@@ -85,7 +85,7 @@ def distill_stats(
     }
 
 
-def print_summary(stats: dict, output: Path) -> None:
+def print_summary(stats: dict, output: Path | str) -> None:
     """Print the run's summary table: rows, kept rewrites, fallbacks, drops by reason, tokens/s."""
     decisions = stats["decisions"]
     throughput = stats["throughput"]

@@ -14,3 +14,13 @@ DOLLY = DATA / "dolly.json"  # 40 Dolly rows
 ARC_EASY = DATA / "arc_easy.jsonl"  # 20 ARC-Easy test items as {query, choices, gold}
 MATH = DATA / "math.jsonl"  # 40 MATH test problems with boxed solutions, all seven subjects
 OPENMATHINSTRUCT = DATA / "openmathinstruct2.json"  # 30 OpenMathInstruct-2 training solutions
+
+
+def gsm8k_distill_command(rows: int, teacher: str, output: Path, **flags: object) -> list[str]:
+    """`python -m sdd_data.cli distill` on the first `rows` GSM8K sample rows; `flags` as `--name value`
+    (underscores become dashes)."""
+    import sys
+
+    options = [item for name, value in flags.items() for item in (f"--{name.replace('_', '-')}", str(value))]
+    return [sys.executable, "-m", "sdd_data.cli", "distill", "--data", str(GSM8K_TRAIN), "--limit", str(rows),
+            "--teacher", teacher, "--output", str(output), *options]  # fmt: skip

@@ -2,12 +2,11 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from data_samples import GSM8K_TRAIN
+from data_samples import GSM8K_TRAIN, gsm8k_distill_command
 
 from sdd_data.data.answers import answers_match
 from sdd_data.data.sources import SourceSpec, load_rows
@@ -41,24 +40,7 @@ def transformers_run(smollm2_path, tmp_path_factory):
 def vllm_run(smollm2_path, tmp_path_factory):
     output = tmp_path_factory.mktemp("vllm") / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-    command = [
-        sys.executable,
-        "-m",
-        "sdd_data.cli",
-        "distill",
-        "--engine",
-        "vllm",
-        "--data",
-        str(GSM8K_TRAIN),
-        "--limit",
-        str(ROWS),
-        "--teacher",
-        smollm2_path,
-        "--output",
-        str(output),
-        "--max-new-tokens",
-        str(MAX_NEW_TOKENS),
-    ]
+    command = gsm8k_distill_command(ROWS, smollm2_path, output, engine="vllm", max_new_tokens=MAX_NEW_TOKENS)
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "kept rewrites" in finished.stdout

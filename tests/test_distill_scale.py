@@ -10,13 +10,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from data_samples import GSM8K_TRAIN
+from data_samples import GSM8K_TRAIN, gsm8k_distill_command
 
 from sdd_data.data.sources import SourceSpec
 from sdd_data.distill.stage import DistillConfig, distill
@@ -84,30 +83,16 @@ def test_ray_replicas_write_what_the_local_engine_writes(smollm2_path, ray_clust
 
 
 def cli_command(smollm2_path: str, output: Path, address: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "sdd_data.cli",
-        "distill",
-        "--data",
-        str(GSM8K_TRAIN),
-        "--limit",
-        str(RAY_ROWS),
-        "--teacher",
+    return gsm8k_distill_command(
+        RAY_ROWS,
         smollm2_path,
-        "--shard-size",
-        str(SHARD_SIZE),
-        "--max-new-tokens",
-        str(MAX_NEW_TOKENS),
-        "--output",
-        str(output),
-        "--executor",
-        "ray",
-        "--ray-address",
-        address,
-        "--cpus-per-replica",
-        "2",
-    ]
+        output,
+        shard_size=SHARD_SIZE,
+        max_new_tokens=MAX_NEW_TOKENS,
+        executor="ray",
+        ray_address=address,
+        cpus_per_replica=2,
+    )
 
 
 def test_a_killed_ray_run_finishes_on_the_rerun_with_every_row_once(smollm2_path, ray_cluster, local_run, tmp_path):
@@ -140,28 +125,15 @@ VLLM_ROWS = 48
 
 
 def vllm_run(smollm2_path: str, output: Path, replicas: int) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "sdd_data.cli",
-        "distill",
-        "--engine",
-        "vllm",
-        "--data",
-        str(GSM8K_TRAIN),
-        "--limit",
-        str(VLLM_ROWS),
-        "--teacher",
+    command = gsm8k_distill_command(
+        VLLM_ROWS,
         smollm2_path,
-        "--shard-size",
-        "6",
-        "--max-new-tokens",
-        str(MAX_NEW_TOKENS),
-        "--data-parallel-size",
-        str(replicas),
-        "--output",
-        str(output),
-    ]
+        output,
+        engine="vllm",
+        shard_size=6,
+        max_new_tokens=MAX_NEW_TOKENS,
+        data_parallel_size=replicas,
+    )
     environment = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=900)
 

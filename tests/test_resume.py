@@ -3,12 +3,11 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from data_samples import GSM8K_TRAIN
+from data_samples import GSM8K_TRAIN, gsm8k_distill_command
 
 from sdd_data.data.sources import SourceSpec, load_rows
 
@@ -16,26 +15,7 @@ ROWS = 120
 
 
 def distill_command(teacher: str, output: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "sdd_data.cli",
-        "distill",
-        "--data",
-        str(GSM8K_TRAIN),
-        "--limit",
-        str(ROWS),
-        "--teacher",
-        teacher,
-        "--output",
-        str(output),
-        "--shard-size",
-        "6",
-        "--batch-size",
-        "1",
-        "--max-new-tokens",
-        "24",
-    ]
+    return gsm8k_distill_command(ROWS, teacher, output, shard_size=6, batch_size=1, max_new_tokens=24)
 
 
 def test_rerun_after_sigkill_finishes_with_every_row_once(tiny_llama_path, tmp_path):

@@ -121,6 +121,38 @@ def test_a_killed_ray_run_finishes_on_the_rerun_with_every_row_once(smollm2_path
     assert stats["throughput"]["generated_rows"] == RAY_ROWS - written * SHARD_SIZE
 
 
+def replica_pids() -> set[int]:
+    """The processes of this cluster's teacher replicas (Ray names them after the actor class)."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"MapBatches(TeacherReplica)" in status.read_bytes():
+                found.add(int(status.parent.name))
+        except OSError:
+            continue  # the process ended while we looked
+    return found
+
+
+def test_a_replica_killed_mid_run_is_replaced_and_the_run_finishes(smollm2_path, ray_cluster, local_run, tmp_path):
+    output = tmp_path / "ray-replica-killed"
+    run = subprocess.Popen(
+        cli_command(smollm2_path, output, ray_cluster), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    shards = output / "shards"
+    deadline = time.monotonic() + 600
+    while not (shards.is_dir() and any(shards.glob("shard-*.parquet"))):
+        assert run.poll() is None, run.stderr.read().decode()[-3000:] if run.stderr else ""
+        assert time.monotonic() < deadline, "no shard was written in 10 minutes"
+        time.sleep(0.2)
+    victims = replica_pids()
+    assert victims, "the replica's process should be running"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    _, stderr = run.communicate(timeout=900)
+    assert run.returncode == 0, stderr.decode()[-3000:]
+    assert all_rows(output) == all_rows(local_run)
+
+
 VLLM_ROWS = 48
 
 

@@ -110,7 +110,7 @@ def kill(target: str, match: str, when: str, nth: int = 1) -> dict:
     return {"target": target, "match": match, "nth": nth, "when": when}
 
 
-GENERATE = "sdd_data.engines.transformers_engine:TransformersEngine._generate_batch"
+GENERATE = "sdd_data.engines.transformers_engine:decode"  # one call per batch of rows
 SHARD = "shards/shard-{:05d}.parquet"
 # name: (where the child dies, paths that must exist then, paths that must not)
 FRESH_KILLS = {

@@ -277,6 +277,14 @@ def test_gkd_needs_a_teacher_with_the_same_tokenizer(tiny_llama_path: str, chat_
         train(_config(GKD_CPU, tiny_llama_path, chat_rows, tmp_path / "out", teacher=other))
 
 
+def test_gkd_refuses_batches_grouped_by_length(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
+    grouped = {"train_sampling_strategy": "group_by_length"}
+    config = _config(GKD_CPU, tiny_llama_path, chat_rows, tmp_path / "out", teacher=tiny_llama_path, overrides=grouped)
+    with pytest.raises(SddError, match="GKD tokenizes each batch in its collator"):
+        train(config)
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_existing_output_is_refused(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")

@@ -242,8 +242,11 @@ class Experiment:
     def train_step(
         self, recipe: str, pruned: Path, data: Path, output: Path, seed: int, teacher: str | None = None
     ) -> dict:
+        overrides = {**self.preset.training, "seed": seed}
+        if teacher:  # GKD tokenizes each batch in its collator: no lengths to group by, so its batches are random
+            overrides.pop("train_sampling_strategy", None)
         options = {"recipe": recipe, "model": str(pruned), "data": str(data), "output": str(output),
-                   "overrides": {**self.preset.training, "seed": seed}}  # fmt: skip
+                   "overrides": overrides}  # fmt: skip
         if teacher:
             options["teacher"] = teacher
         return {"train": options}

@@ -132,6 +132,11 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
     args = recipe.training_args
     if args.eval_strategy != "no":
         raise SddError("sdd-data train trains on the whole distilled set and has no eval split: set eval_strategy: no")
+    if method == GKD and str(getattr(args, "train_sampling_strategy", "random")) == "group_by_length":
+        raise SddError(
+            "train_sampling_strategy group_by_length needs tokenized rows, and GKD tokenizes each batch in its "
+            "collator: leave the default (random) for a GKD recipe"
+        )
     rows = load_training_rows(config.data, config.data_split, config.data_config)
 
     if args.trust_remote_code and not config.trust_remote_code:

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sdd_data.distill.config import DistillConfig
-from sdd_data.distill.executors import ExecutionReport, PendingShards, progress_bar
+from sdd_data.distill.executors import ExecutionReport, PendingShards, progress_bar, shard_tokens
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import distill_shards
 from sdd_data.distill.templates import Template
@@ -143,8 +143,7 @@ def _handle(message: tuple, report: ExecutionReport, progress, shard_written, fi
     elif kind == "shard":
         index, rows, tokens = payload
         shard_written(index)
-        report.generated_rows += rows
-        report.generated_tokens += tokens
+        report.add(rows, tokens)
     elif kind == "engine":
         report.engine = report.engine or payload
     elif kind == "error":
@@ -176,8 +175,7 @@ def _replica_main(
             share, engine, template, config, lambda rows: messages.put(("rows", rank, rows))
         ):
             run.write_shard(index, table)
-            tokens = sum(value for value in table.column("teacher_tokens").to_pylist() if value)
-            messages.put(("shard", rank, (index, len(table), tokens)))
+            messages.put(("shard", rank, (index, len(table), shard_tokens(table))))
         engine.close()
     except Exception as error:  # noqa: BLE001 -- any failure is reported to the parent in one line
         messages.put(("error", rank, one_line(error) if isinstance(error, SddError) else repr(error)))

@@ -37,8 +37,17 @@ class ExecutionReport:
 
     def add_shard(self, table: pa.Table) -> None:
         """Count one written shard."""
-        self.generated_rows += len(table)
-        self.generated_tokens += pc.sum(table.column("teacher_tokens")).as_py() or 0
+        self.add(len(table), shard_tokens(table))
+
+    def add(self, rows: int, tokens: int) -> None:
+        """Count rows and teacher tokens generated."""
+        self.generated_rows += rows
+        self.generated_tokens += tokens
+
+
+def shard_tokens(table: pa.Table) -> int:
+    """The teacher tokens a shard's rows took."""
+    return pc.sum(table.column("teacher_tokens")).as_py() or 0
 
 
 Executor = Callable[[RunDir, PendingShards, str, Template, DistillConfig, bool], ExecutionReport]

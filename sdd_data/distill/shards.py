@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pyarrow as pa
 
@@ -83,7 +84,7 @@ class ShardWork:
     prompts: list[FittedPrompt]
     generations: dict[int, Generation] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def todo(self) -> list[int]:
         """Positions of the rows whose prompt fits the teacher's context (the others are not generated)."""
         return [position for position, prompt in enumerate(self.prompts) if prompt.text is not None]

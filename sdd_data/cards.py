@@ -14,6 +14,7 @@ import yaml
 
 from sdd_data import __version__
 from sdd_data.errors import SddError
+from sdd_data.prune.record import describe_pruning
 
 TEMPLATE_PACKAGE = "sdd_data.card_templates"
 DATASET_TAGS = ("self-distillation", "pruning-recovery", "sdd-data")
@@ -172,7 +173,7 @@ def model_card(
     *,
     model_name: str,
     base_model: str,
-    pruned_blocks: list[int],
+    pruning: dict | None,
     dataset: str,
     dataset_config: str | None = None,
     recipe: dict,
@@ -180,7 +181,8 @@ def model_card(
     license_id: str | None = None,
     endpoint: str = "https://huggingface.co",
 ) -> str:
-    """The card of a recovered model: base model, pruned blocks, training data, recipe and evaluation table."""
+    """The card of a recovered model: base model, pruning (a prune record, or None), training data, recipe and
+    evaluation table."""
     metadata = {
         "base_model": base_model,
         "license": license_id or "other",
@@ -193,7 +195,7 @@ def model_card(
         "model_card.md",
         model_name=model_name,
         base_model=base_model,
-        pruned_blocks=pruned_blocks,
+        pruning=describe_pruning(pruning) if pruning else None,
         dataset=dataset,
         dataset_url=f"{endpoint.rstrip('/')}/datasets/{dataset}",
         dataset_config=dataset_config,
@@ -271,7 +273,7 @@ def _describe(model: dict) -> str:
     """What one model of a merge is, in a few words."""
     parts = []
     if model.get("pruning"):
-        parts.append(f"pruned (blocks {', '.join(map(str, model['pruning']['removed_blocks']))} removed)")
+        parts.append(f"pruned ({model['pruning']['short']})")
     if model.get("training"):
         parts.append(f"fine-tuned on `{model['training'].get('dataset')}`")
     if parts:
@@ -304,7 +306,7 @@ def recovered_model_card(
     )
     summary = base_model_text[0].upper() + base_model_text[1:] if not base_model else base_model_text
     if pruning:
-        summary += f" with {len(pruning['removed_blocks'])} of its decoder blocks removed"
+        summary += f" with {pruning['summary']}"
     if training:
         summary += (
             f", fine-tuned on {data_text} to recover what the pruning took"

@@ -127,7 +127,7 @@ def test_the_model_card_renders_and_validates(hub):
     content = model_card(
         model_name="Llama-3.1-8B-Instruct-pruned-6-recovered",
         base_model="meta-llama/Llama-3.1-8B-Instruct",
-        pruned_blocks=[22, 23, 24, 25, 26, 27],
+        pruning={"method": "explicit", "removed_blocks": [22, 23, 24, 25, 26, 27], "num_blocks_before": 32},
         dataset="me/distilled",
         dataset_config="gsm8k",
         recipe={"method": "lora", "learning_rate": 2e-4, "epochs": 2},
@@ -137,7 +137,8 @@ def test_the_model_card_renders_and_validates(hub):
     card = ModelCard(content)
     card.validate("model")
     assert card.data.base_model == "meta-llama/Llama-3.1-8B-Instruct" and card.data.datasets == ["me/distilled"]
-    assert "6 decoder blocks" in card.text and "22, 23, 24, 25, 26, 27" in card.text
+    assert "with 6 of its decoder blocks removed, then fine-tuned" in card.text
+    assert "Pruning: removed 6 of 32 decoder blocks (0-based: 22, 23, 24, 25, 26, 27) given by hand." in card.text
     assert "| task | base | pruned | recovered |\n|---|---|---|---|\n| gsm8k | 0.84 | 0.41 | 0.72 |" in card.text
     assert "| `learning_rate` | 0.0002 |" in card.text
 

@@ -179,7 +179,7 @@ def test_sft_trains_and_saves_a_reloadable_model_with_a_card(pruned_tiny_llama: 
     assert changed, "training changed no weight"
     assert not list(output.glob("*.bin")) and not list(output.glob("*.pt"))
     card = (output / "README.md").read_text()
-    assert "base_model: tiny-llama" in card and "1 decoder block\nremoved (1)" in card
+    assert "base_model: tiny-llama" in card and "Pruning: removed 1 decoder block (0-based: 1)." in card
     assert "| `learning_rate` | 2e-05 |" in card and "| `max_steps` | 2 |" in card and str(tmp_path) not in card
     assert json.loads((output / "sdd_data_prune.json").read_text())["removed_blocks"] == [1]
     assert [path.name for path in output.parent.iterdir()] == ["recovered"]  # no checkpoints or staging left

@@ -79,7 +79,7 @@ def score_blocks(
     recorder = _BlockRecorder(len(blocks))
     distance_sums: torch.Tensor | None = None
     device = next(model.parameters()).device
-    batches = _batches(tokenizer, texts, max_length, batch_size)
+    batches = calibration_batches(tokenizer, texts, max_length, batch_size)
     handles = [
         block.register_forward_hook(recorder.hook(index), with_kwargs=True) for index, block in enumerate(blocks)
     ]
@@ -103,7 +103,7 @@ def score_blocks(
     )
 
 
-def _batches(tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> list[dict]:
+def calibration_batches(tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> list[dict]:
     """Right-padded batches of similar lengths (longest first, so memory errors show up at once)."""
     if batch_size < 1 or max_length < 2:
         raise SddError(f"batch_size must be at least 1 and max_length at least 2, got {batch_size} and {max_length}")

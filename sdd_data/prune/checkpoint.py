@@ -26,8 +26,8 @@ PER_LAYER_KEYS = ("layer_types", "no_rope_layers")
 """Config lists with one entry per decoder layer in the supported model types (Qwen2/3, SmolLM3)."""
 
 
-def check_supported(model_path: str | Path) -> int:
-    """Refuse a checkpoint whose architecture has no known block layout; return its number of decoder blocks."""
+def read_model_config(model_path: str | Path) -> dict:
+    """A checkpoint's config.json as a dict, or a one-line error naming what is wrong with it."""
     config_path = Path(model_path) / "config.json"
     if not config_path.is_file():
         raise SddError(f"{model_path} has no config.json: not a transformers checkpoint")
@@ -37,10 +37,17 @@ def check_supported(model_path: str | Path) -> int:
         raise SddError(f"{config_path} is not valid JSON: {error}") from None
     if not isinstance(config, dict):
         raise SddError(f"{config_path} is not a model config (a JSON object)")
+    return config
+
+
+def check_supported(model_path: str | Path) -> int:
+    """Refuse a checkpoint whose architecture has no known block layout; return its number of decoder blocks."""
+    config = read_model_config(model_path)
+    config_path = Path(model_path) / "config.json"
     model_type, architecture = str(config.get("model_type", "unknown")), str((config.get("architectures") or ["?"])[0])
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise SddError(
-            f"cannot prune {architecture} (model_type {model_type!r}) in {model_path}: depth pruning supports "
+            f"cannot prune {architecture} (model_type {model_type!r}) in {model_path}: pruning supports "
             f"the model types {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     blocks = config.get("num_hidden_layers")

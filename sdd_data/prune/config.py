@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-METHODS = ("angular", "block-influence")
+DEPTH_METHODS = ("angular", "block-influence")
+WIDTH_METHODS = ("minitron", "sdmprune")
+METHODS = DEPTH_METHODS + WIDTH_METHODS
 
 
 @dataclass
@@ -16,13 +18,28 @@ class PruneConfig:
     output: str = "runs/pruned"
     """Folder for the pruned checkpoint; it must not exist yet, or be empty."""
     blocks_to_remove: int | None = None
-    """How many decoder blocks to remove (n); required unless `blocks` is given."""
+    """How many decoder blocks to remove (n); required for `angular` and `block-influence` unless `blocks` is
+    given. With `minitron` or `sdmprune` the blocks are chosen by block influence, before the width is cut."""
     method: str = "angular"
-    """How blocks are chosen: `angular` (n contiguous blocks, smallest angular distance between the inputs of
-    block ℓ and block ℓ+n at the last token) or `block-influence` (the n blocks of lowest 1 − cos(input, output)
-    over all tokens, not necessarily contiguous)."""
+    """What is cut and how it is chosen. Depth: `angular` (n contiguous blocks, smallest angular distance
+    between the inputs of block ℓ and block ℓ+n at the last token) or `block-influence` (the n blocks of lowest
+    1 − cos(input, output) over all tokens, not necessarily contiguous). Width: `minitron` (activation
+    importance of MLP neurons, attention heads and hidden channels; targets `ffn_size`, `kv_heads`,
+    `hidden_size`) or `sdmprune` (MLP neurons by the Taylor term of KL(original ‖ model) on the original's own
+    completions; target `ffn_size`)."""
     blocks: str | None = None
-    """Explicit 0-based blocks to remove, as a comma list like 20,21,22,23; skips calibration and scoring."""
+    """Explicit 0-based blocks to remove, as a comma list like 20,21,22,23; skips block scoring."""
+    ffn_size: int | None = None
+    """MLP intermediate size every block keeps (`minitron`, `sdmprune`)."""
+    kv_heads: int | None = None
+    """KV heads every block keeps (`minitron`); each goes with its query heads, so GQA stays consistent."""
+    hidden_size: int | None = None
+    """Hidden size (embedding channels) the model keeps (`minitron`)."""
+    completion_tokens: int = 128
+    """`sdmprune`: how many tokens the original model writes for each calibration prompt."""
+    sdmprune_warmup: float = 0.1
+    """`sdmprune`: the share of the neurons to remove that a first cross-entropy Taylor step removes, so the
+    model differs from the original and the self-distillation gradient is not zero (0 < share < 1)."""
     calibration_data: str = "example"
     """Calibration rows: a local json/jsonl/parquet/csv file, a saved dataset, a Hub dataset id, or `example` (the
     36 built-in rows, enough to try the stage; pass the instruction data the pruned model will be trained on)."""

@@ -19,6 +19,7 @@ from sdd_data.artifacts import MERGE_RECIPE_COPY, PROVENANCE_FILE, PRUNE_RECORD,
 from sdd_data.data.stage_data import read_json_object
 from sdd_data.errors import SddError
 from sdd_data.hub import public_name
+from sdd_data.prune.record import describe_pruning
 
 MAX_DEPTH = 4
 """How many merges deep the records are followed back (a merge of merges of merges...)."""
@@ -32,11 +33,18 @@ def _pruning(record: dict, where: Path) -> dict:
     blocks = record.get("removed_blocks")
     if not isinstance(blocks, list) or not all(isinstance(block, int) for block in blocks):
         raise SddError(f"{where} lacks a valid `removed_blocks` (a list of block numbers); the folder is damaged")
+    shape = record.get("shape")
+    if shape is not None and not (
+        isinstance(shape, dict) and all(isinstance(shape.get(k), dict) for k in ("before", "after"))
+    ):
+        raise SddError(f"{where} has a `shape` without `before` and `after` objects; the folder is damaged")
     return {
         "method": record.get("method"),
         "removed_blocks": blocks,
         "num_blocks_before": record.get("num_blocks_before"),
         "num_blocks_after": record.get("num_blocks_after"),
+        "shape": shape,
+        **describe_pruning(record),
     }
 
 

@@ -270,7 +270,7 @@ def _write_side_files(prepared: PreparedTraining, staging: Path, result: dict) -
     card = model_card(
         model_name=prepared.output.name,
         base_model=base_model,
-        pruned_blocks=list(prune.get("removed_blocks") or []),
+        pruning=prune or None,
         dataset=prepared.rows.name,
         dataset_config=prepared.rows.config_name,
         recipe=recipe,

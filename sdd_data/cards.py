@@ -273,7 +273,7 @@ def _describe(model: dict) -> str:
     """What one model of a merge is, in a few words."""
     parts = []
     if model.get("pruning"):
-        parts.append(f"pruned ({model['pruning']['short']})")
+        parts.append(f"pruned ({describe_pruning(model['pruning'])['short']})")
     if model.get("training"):
         parts.append(f"fine-tuned on `{model['training'].get('dataset')}`")
     if parts:
@@ -305,7 +305,8 @@ def recovered_model_card(
         f"[`{dataset_repo}`]({endpoint.rstrip('/')}/datasets/{dataset_repo})" if dataset_repo else f"`{dataset_name}`"
     )
     summary = base_model_text[0].upper() + base_model_text[1:] if not base_model else base_model_text
-    if pruning:
+    if pruning:  # a prune record, or the pruning facts a published model keeps: both read the same
+        pruning = {**pruning, **describe_pruning(pruning)}
         summary += f" with {pruning['summary']}"
     if training:
         summary += (

@@ -348,8 +348,10 @@ def test_minitron_cuts_a_block_then_every_width_axis_and_records_it(gqa_llama, b
         gqa_llama, tmp_path / "pruned", method="minitron", blocks_to_remove=1, ffn_size=128, kv_heads=1, hidden_size=96
     )
     printed = capsys.readouterr().out
-    record = json.loads((tmp_path / "pruned" / "sdd_data_prune.json").read_text())
+    text = (tmp_path / "pruned" / "sdd_data_prune.json").read_text()
+    record = json.loads(text)
     assert record == result.record
+    assert len(text.splitlines()) < 150, "each list of scores or kept units is written on one line"
     assert record["method"] == "minitron" and record["block_method"] == "block-influence"
     assert len(record["removed_blocks"]) == 1 and record["scores"]["block_influence"]
     before, after = record["shape"]["before"], record["shape"]["after"]
@@ -398,6 +400,8 @@ def test_sdmprune_completes_the_calibration_prompts_and_cuts_in_two_steps(gqa_ll
         ),
         ({"method": "minitron", "kv_heads": 2}, "kv_heads 2 must be smaller than the model's KV heads 2"),
         ({"method": "minitron", "hidden_size": 0}, "hidden_size must be a positive integer"),
+        ({"method": "minitron", "hidden_size": 126}, "hidden size 126 and 4 query heads: transformers refuses"),
+        ({"method": "minitron", "kv_heads": 1, "hidden_size": 97}, "hidden size 97 and 2 query heads"),
         ({"method": "sdmprune"}, "give the MLP size to keep with --ffn-size"),
         ({"method": "sdmprune", "ffn_size": 64, "kv_heads": 1}, "sdmprune prunes only MLP neurons"),
         ({"method": "sdmprune", "ffn_size": 64, "sdmprune_warmup": 0.0}, "sdmprune_warmup must be between 0 and 1"),
@@ -431,3 +435,18 @@ def test_the_record_reads_in_words_for_cards_old_and_new():
         words["description"] == "MLP width 1536 → 1128 in every block, chosen by `sdmprune`; 134.5M → 113.4M parameters"
     )
     assert words["summary"] == "its MLP width cut from 1536 to 1128" and words["short"] == "MLP width 1536 → 1128"
+
+
+def test_a_width_cut_model_card_says_what_was_cut(gqa_llama, tmp_path):
+    from sdd_data.cards import recovered_model_card
+    from sdd_data.publish.model_records import trace_model
+
+    stage(gqa_llama, tmp_path / "narrow", method="minitron", ffn_size=128, kv_heads=1)
+    lineage = trace_model(tmp_path / "narrow")
+    assert lineage["kind"] == "prune" and lineage["pruning"]["removed_blocks"] == []
+    card = recovered_model_card(None, lineage, model_name="narrow", load_path=".", license_id=None)
+    assert "with its MLP width cut from 256 to 128 and its KV heads cut from 2 to 1" in card
+    assert (
+        "| pruning | MLP width 256 → 128 in every block, KV heads 2 → 1 per block (query heads 4 → 2), chosen by"
+        in card
+    )

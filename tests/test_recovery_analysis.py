@@ -70,3 +70,60 @@ def test_the_readme_shows_exactly_the_committed_results():
     assert (RECOVERY / "results.png").is_file()
     for name, arm in results["arms"].items():
         assert name in ("original", "pruned") or len(arm["seeds"]) >= 3, name
+
+
+def test_width_arms_are_compared_with_their_depth_counterparts_and_their_speed_is_shown():
+    right, wrong, most = [1] * 40, [0] * 40, [1] * 30 + [0] * 10
+    entries = [entry("original", None, right, 0.5), entry("pruned", None, wrong, 1.7)]
+    entries += [entry("minitron", None, most, 1.2)]
+    for seed in (0, 1, 2):
+        entries += [entry("sdd", seed, most, 1.1), entry("minitron-sdd", seed, right, 0.9)]
+    config = {
+        "preset": PRESETS["cpu"].to_dict(),
+        "width_pruning": {
+            "original_parameters": 134_515_008,
+            "depth_parameters": 113_274_432,
+            "cuts": {"minitron": {"ffn_size": 1126, "parameters": 113_264_448, "heldout_nll": 1.161}},
+        },
+        "decode_speed": {
+            "engine": "vllm",
+            "prompts": 32,
+            "max_new_tokens": 128,
+            "models": {"original": {"tokens_per_second": 100.0}, "minitron": {"tokens_per_second": 115.0}},
+        },
+    }
+    results = build_results(PRESETS["cpu"], config, entries)
+    assert list(results["arms"]) == ["original", "pruned", "sdd", "minitron", "minitron-sdd"]
+    comparisons = {(item["first"], item["second"]): item for item in results["comparisons"]}
+    assert comparisons[("minitron", "pruned")]["verdict"] == "minitron better"
+    assert comparisons[("minitron-sdd", "sdd")]["difference"] == pytest.approx(0.25)
+    assert ("minitron-kd", "kd") not in comparisons, "arms that did not run are not compared"
+    markdown = render_markdown(results)
+    assert "minitron (MLP width 1126, 113.3M parameters, held-out NLL 1.161)" in markdown
+    assert "original 100.0 (1.00×), minitron 115.0 (1.15×)" in markdown
+
+
+def test_the_width_cut_takes_as_many_parameters_as_the_depth_cut(tiny_llama_path, tmp_path):
+    import torch
+    import transformers
+    from run import checkpoint_parameters, equal_budget_ffn_size
+
+    from sdd_data.prune import save_pruned_checkpoint
+    from sdd_data.prune.mlp_width import prune_mlp_neurons
+
+    config = transformers.LlamaConfig(
+        vocab_size=400, hidden_size=64, intermediate_size=200, num_hidden_layers=5, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=32, tie_word_embeddings=True,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(config)
+    model.save_pretrained(tmp_path / "original", safe_serialization=True)
+    transformers.AutoTokenizer.from_pretrained(tiny_llama_path).save_pretrained(tmp_path / "original")
+    assert checkpoint_parameters(tmp_path / "original") == sum(p.numel() for p in model.parameters())
+
+    depth = save_pruned_checkpoint(str(tmp_path / "original"), [2], tmp_path / "depth")
+    ffn_size = equal_budget_ffn_size(tmp_path / "original", depth)
+    keep = torch.arange(ffn_size).repeat(5, 1)
+    prune_mlp_neurons(model, keep)
+    width = sum(p.numel() for p in model.parameters())
+    per_neuron = 5 * 3 * 64
+    assert abs(width - checkpoint_parameters(depth)) <= per_neuron / 2, (ffn_size, width)

@@ -19,8 +19,15 @@ from presets import Preset
 COMPARISONS = (
     ("sdd", "sft"), ("sdd", "kd"), ("sdd", "pruned"), ("sdd-paser", "sdd-random"), ("sdd-paser", "sdd"),
     ("sdd-random", "sdd"), ("merged", "sdd-math"), ("merged", "sdd-general"), ("merged", "sdd"), ("sft", "sdd"),
+    # width against depth at the same parameter count, and sdd against kd on each cut
+    ("minitron", "pruned"), ("sdmprune", "pruned"), ("sdmprune", "minitron"),
+    ("minitron-sdd", "sdd"), ("sdmprune-sdd", "sdd"), ("minitron-kd", "kd"), ("sdmprune-kd", "kd"),
+    ("minitron-sdd", "minitron-kd"), ("sdmprune-sdd", "sdmprune-kd"), ("sdmprune-sdd", "minitron-sdd"),
 )  # fmt: skip
-ARM_ORDER = ("original", "pruned", "sft", "sdd", "sdd-paser", "sdd-random", "kd", "sdd-math", "sdd-general", "merged")
+ARM_ORDER = (
+    "original", "pruned", "sft", "sdd", "sdd-paser", "sdd-random", "kd", "sdd-math", "sdd-general", "merged",
+    "minitron", "minitron-sdd", "minitron-kd", "sdmprune", "sdmprune-sdd", "sdmprune-kd",
+)  # fmt: skip
 README_BEGIN, README_END = "<!-- recovery-results -->", "<!-- /recovery-results -->"
 
 
@@ -138,10 +145,37 @@ def render_markdown(results: dict) -> str:
             f"Cut: {chosen['method']}, blocks {chosen['removed_blocks']} (held-out NLL "
             f"{chosen['heldout_nll']:.3f} against the original's {pruning['original_heldout_nll']:.3f}).",
         ]
+    lines += _width_lines(results["config"])
     removed = results["config"].get("decontamination", {}).get("removed_rows")
     if removed is not None:
         lines.append(f"Decontamination removed {removed} training rows sharing a 13-gram with an evaluation item.")
     return "\n".join(lines) + "\n"
+
+
+def _width_lines(config: dict) -> list[str]:
+    """The width cuts' size and held-out NLL beside the depth cut, and every cut's decode speed."""
+    width, speed = config.get("width_pruning"), config.get("decode_speed")
+    lines = []
+    if width:
+        cuts = ", ".join(
+            f"{method} (MLP width {cut['ffn_size']}, {cut['parameters'] / 1e6:.1f}M parameters, held-out NLL "
+            f"{cut['heldout_nll']:.3f})"
+            for method, cut in width["cuts"].items()
+        )
+        lines.append(
+            f"Width cuts at the depth cut's budget ({width['depth_parameters'] / 1e6:.1f}M of "
+            f"{width['original_parameters'] / 1e6:.1f}M parameters): {cuts}."
+        )
+    if speed:
+        models = speed["models"]
+        base = models["original"]["tokens_per_second"]
+        listed = ", ".join(f"{name} {model['tokens_per_second']:.1f} ({model['tokens_per_second'] / base:.2f}×)"
+                           for name, model in models.items())  # fmt: skip
+        lines.append(
+            f"Greedy decode tokens/s ({speed['engine']}, {speed['prompts']} held-out prompts, up to "
+            f"{speed['max_new_tokens']} new tokens, one run on this machine): {listed}."
+        )
+    return lines
 
 
 def plot(results: dict, path: Path) -> None:
@@ -153,7 +187,7 @@ def plot(results: dict, path: Path) -> None:
     names = list(arms)
     for index, name in enumerate(names):
         values = [100 * value for value in arms[name]["average"]]
-        accuracy.bar(index, statistics.mean(values), color="tab:blue" if name.startswith("sdd") else "tab:gray")
+        accuracy.bar(index, statistics.mean(values), color="tab:blue" if "sdd" in name.split("-") else "tab:gray")
         accuracy.scatter([index] * len(values), values, color="black", s=8, zorder=3)
         nll = arms[name]["distribution"].get("heldout_answer_nll")
         if nll:

@@ -37,6 +37,10 @@ class Preset:
     eval_batch_size: int
     bootstrap_samples: int = 2000
     dtype: str = "auto"
+    width_methods: tuple[str, ...] = ()
+    """Width cuts (`sdd-data prune --method`) at the depth cut's parameter budget, each recovered with sdd and kd."""
+    width_prune: dict[str, object] = field(default_factory=dict)
+    """Prune options of the width cuts (calibration rows, lengths); the calibration data is the training set."""
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -78,6 +82,9 @@ PRESETS = {
         eval_tasks=MC_TASKS,
         eval_items=1000,
         eval_batch_size=8,
+        width_methods=("minitron", "sdmprune"),
+        # sdmprune's calibration is the original's own completions: 128 prompts x 128 tokens take ~2 min here
+        width_prune={"calibration_rows": 128, "max_length": 512, "batch_size": 16, "completion_tokens": 128},
     ),
     "smoke": Preset(  # the plumbing of every arm in minutes: no result to read anything into
         name="smoke",
@@ -126,6 +133,8 @@ PRESETS = {
         eval_items=2000,
         eval_batch_size=64,
         dtype="bfloat16",
+        width_methods=("minitron", "sdmprune"),
+        width_prune={"calibration_rows": 512, "max_length": 1024, "batch_size": 16, "completion_tokens": 256},
     ),
     "gpu-8b": Preset(
         name="gpu-8b",
@@ -146,5 +155,7 @@ PRESETS = {
         eval_items=5000,
         eval_batch_size=64,
         dtype="bfloat16",
+        width_methods=("minitron", "sdmprune"),
+        width_prune={"calibration_rows": 1024, "max_length": 1024, "batch_size": 8, "completion_tokens": 256},
     ),
 }

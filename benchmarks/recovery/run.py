@@ -15,6 +15,10 @@ Every arm runs through the project's own stages, as `sdd-data run` pipeline file
 | kd | logit distillation (GKD, no on-policy generation) from the unpruned model on the source data |
 | sdd-math, sdd-general | SFT on the math part, or the general part, of sdd |
 | merged | SLERP of sdd-math and sdd-general |
+| minitron, sdmprune | the model cut in width instead (MLP neurons), to the depth cut's parameter count |
+| minitron-sdd, minitron-kd, sdmprune-sdd, sdmprune-kd | a width cut recovered like sdd, or like kd |
+
+The width cuts are also timed against the depth cut and the original (decode tokens/s, the preset's engine).
 
 Resuming: a pipeline step whose output folder holds the same options is skipped, and every finished
 arm's evaluation is kept in arms/<preset>/ beside the results, committed with them: a rerun on
@@ -29,8 +33,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -43,6 +49,30 @@ from sdd_data.artifacts import DISTILLED_PARQUET, EVAL_RESULTS, STATS_FILE, TRAI
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DATA = REPO.parent / "shared" / "data"
+
+
+SPEED_PROMPTS, SPEED_TOKENS = 32, 128
+"""Held-out prompts and new tokens per prompt of the decode-speed measurement."""
+
+
+def checkpoint_parameters(folder: Path) -> int:
+    """Parameters stored in a checkpoint's safetensors files (a tied LM head is stored, and counted, once)."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(path, framework="pt") as weights:
+            for name in weights.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                total += math.prod(weights.get_slice(name).get_shape())
+    return total
+
+
+def equal_budget_ffn_size(original: Path, depth: Path) -> int:
+    """The MLP width whose cut in every block removes as many parameters as the depth cut did (gated MLP)."""
+    config = json.loads((original / "config.json").read_text())
+    removed = checkpoint_parameters(original) - checkpoint_parameters(depth)
+    per_neuron = config["num_hidden_layers"] * 3 * config["hidden_size"]  # a row of gate and up, a column of down
+    return config["intermediate_size"] - round(removed / per_neuron)
 
 
 def options_hash(values: dict) -> str:
@@ -89,6 +119,64 @@ class Experiment:
         result = subprocess.run([sys.executable, "-m", "sdd_data.cli", "run", "--pipeline", str(path)], cwd=REPO)
         if result.returncode != 0:
             raise SystemExit(f"pipeline {path} failed (exit {result.returncode}); fix it and rerun to resume")
+
+    def width_cuts(self, depth: Path, train: Path, nll_task: str) -> dict[str, Path]:
+        """Each width method cut to the depth cut's parameter count (MLP neurons only); records size and NLL."""
+        from sdd_data.models import resolve_model
+
+        original = Path(resolve_model(self.preset.model).path)
+        ffn_size = equal_budget_ffn_size(original, depth)
+        cuts, summary = {}, {}
+        for method in self.preset.width_methods:
+            name = f"width-{method}-{ffn_size}"
+            folder, nll_folder = self.work / "prune" / name, self.work / "prune" / f"{name}-nll"
+            prune = {"model": self.preset.model, "method": method, "ffn_size": ffn_size,
+                     "calibration_data": str(train), **self.preset.width_prune, "output": str(folder)}  # fmt: skip
+            self.pipeline(name, [{"prune": prune}, self.eval_step(name, str(folder), [nll_task], nll_folder)])
+            summary[method] = {"ffn_size": ffn_size, "parameters": checkpoint_parameters(folder),
+                               "heldout_nll": self.nll(nll_folder)}  # fmt: skip
+            cuts[method] = folder
+        self.record["width_pruning"] = {
+            "original_parameters": checkpoint_parameters(original),
+            "depth_parameters": checkpoint_parameters(depth),
+            "cuts": summary,
+        }
+        self.keep("width_pruning", self.record["width_pruning"])
+        return cuts
+
+    def decode_speed(self, models: dict[str, Path], prompts: Path) -> dict:
+        """Greedy decode tokens/s of each model on the held-out prompts (the preset's engine), cached by content."""
+        settings = {"engine": self.preset.engine, "dtype": self.preset.dtype, "prompts": SPEED_PROMPTS,
+                    "max_new_tokens": SPEED_TOKENS}  # fmt: skip
+        key = options_hash({**settings, **{name: content_digest(path) for name, path in models.items()}})
+        cached = self.arms_dir / "decode_speed.json"
+        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
+            self.record["decode_speed"] = json.loads(cached.read_text())
+            return self.record["decode_speed"]
+        from sdd_data.data.records import user_prompt
+        from sdd_data.engines import DecodingConfig, EngineConfig, load_engine
+
+        rows = [json.loads(line) for line in prompts.read_text(encoding="utf-8").splitlines() if line.strip()]
+        turns = [[{"role": "user", "content": user_prompt(row["instruction"], row["input"])}] for row in rows]
+        speeds = {}
+        for name, path in models.items():
+            engine = load_engine(self.preset.engine, str(path), EngineConfig(dtype=self.preset.dtype))
+            try:
+                rendered = [engine.tokenizer.apply_chat_template(t, tokenize=False, add_generation_prompt=True)
+                            for t in turns[:SPEED_PROMPTS]]  # fmt: skip
+                decoding = DecodingConfig(max_new_tokens=SPEED_TOKENS)
+                engine.generate(rendered[:2], [0, 0], decoding)  # warm-up
+                started = time.perf_counter()
+                generations = engine.generate(rendered, [0] * len(rendered), decoding)
+                seconds = time.perf_counter() - started
+            finally:
+                engine.close()
+            tokens = sum(generation.completion_tokens for generation in generations)
+            speeds[name] = {"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": tokens / seconds}
+            print(f"decode speed of {name}: {tokens / seconds:.1f} tokens/s", flush=True)
+        self.record["decode_speed"] = {"key": key, **settings, "models": speeds}
+        self.keep("decode_speed", self.record["decode_speed"])
+        return self.record["decode_speed"]
 
     def eval_step(self, name: str, model: str, tasks: list[str], output: Path) -> dict:
         return {"eval": {"models": f"{name}={model}", "tasks": ",".join(tasks), "limit": None,
@@ -288,7 +376,31 @@ class Experiment:
                     entries.append(self.arm(arm, seed, [step], output, tasks))
             if wanted("merged"):
                 entries.append(self.merged(seed, models, pruned, data, tasks))
+        entries += self.width_arms(pruned, prepared, nll_task, tasks, data, wanted)
         return write_results(self.preset, self.record, entries, self.results_dir)
+
+    def width_arms(self, pruned: Path, prepared, nll_task: str, tasks: list[str], data: dict, wanted) -> list[dict]:
+        """The width cuts, unrecovered and recovered with sdd and kd, for every seed (after the depth arms)."""
+        names = [f"{method}{suffix}" for method in self.preset.width_methods for suffix in ("", "-sdd", "-kd")]
+        if not any(wanted(name) for name in names):
+            return []
+        cuts = self.width_cuts(pruned, prepared.train, nll_task)
+        from sdd_data.models import resolve_model
+
+        original = Path(resolve_model(self.preset.model).path)
+        self.decode_speed({"original": original, "depth": pruned, **cuts}, prepared.heldout_prompts)
+        entries = [self.arm(method, None, [], cut, tasks) for method, cut in cuts.items() if wanted(method)]
+        recoveries = {"sdd": (self.preset.sft_recipe, data["sdd"], None),
+                      "kd": (self.preset.kd_recipe, data["kd"], self.preset.model)}  # fmt: skip
+        for seed in self.preset.seeds:
+            for method, cut in cuts.items():
+                for recovery, (recipe, arm_data, teacher) in recoveries.items():
+                    arm = f"{method}-{recovery}"
+                    if wanted(arm):
+                        output = self.work / "models" / f"{arm}-s{seed}"
+                        step = self.train_step(recipe, cut, arm_data, output, seed, teacher)
+                        entries.append(self.arm(arm, seed, [step], output, tasks))
+        return entries
 
     def merged(self, seed: int, models: Path, pruned: Path, data: dict[str, Path], tasks: list[str]) -> dict:
         parts = [models / f"sdd-math-s{seed}", models / f"sdd-general-s{seed}"]

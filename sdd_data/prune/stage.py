@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from sdd_data.prune.checkpoint import (
 from sdd_data.prune.config import DEPTH_METHODS, METHODS, WIDTH_METHODS, PruneConfig
 from sdd_data.prune.plan import PruningPlan, model_shape
 from sdd_data.prune.record import describe_pruning
+
+NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9][0-9.eE+-]*,?\s*)+)\]")
+"""A JSON list of plain numbers, as json.dumps(indent=2) writes it over many lines."""
 
 
 @dataclass
@@ -109,7 +113,7 @@ def prune(config: PruneConfig, show_progress: bool = True) -> PruneResult:
         "calibration": calibration,
     }
     print(f"pruned: {describe_pruning(record)['description']}")
-    save_model_atomically(model, resolved.path, output, {PRUNE_RECORD: json.dumps(record, indent=2) + "\n"})
+    save_model_atomically(model, resolved.path, output, {PRUNE_RECORD: record_text(record)})
     print(f"saved the pruned model to {output}")
     block_scores = scores or {}
     return PruneResult(
@@ -120,6 +124,14 @@ def prune(config: PruneConfig, show_progress: bool = True) -> PruneResult:
         angular_distance=(block_scores.get("angular_distance") or {}).get("by_start_block"),
         block_influence=block_scores.get("block_influence"),
         record=record,
+    )
+
+
+def record_text(record: dict) -> str:
+    """The record as indented JSON, with each list of numbers on one line (per-layer scores stay readable)."""
+    text = json.dumps(record, indent=2)
+    return (
+        NUMBER_LIST.sub(lambda match: f"[{', '.join(part.strip() for part in match.group(1).split(','))}]", text) + "\n"
     )
 
 
@@ -167,6 +179,15 @@ def _check_targets(config: PruneConfig, model_config: dict) -> None:
         )
         if target is not None and size is not None and target >= size:
             raise SddError(f"{option} {target} must be smaller than the model's {name} {size}")
+    heads, kv_heads = model_config.get("num_attention_heads"), model_config.get("num_key_value_heads")
+    if config.kv_heads is not None and heads and kv_heads:
+        heads = config.kv_heads * (heads // kv_heads)
+    hidden = config.hidden_size or model_config.get("hidden_size")
+    if (config.kv_heads or config.hidden_size) and heads and hidden and hidden % heads:
+        raise SddError(
+            f"the cut model would have hidden size {hidden} and {heads} query heads: transformers refuses a hidden "
+            f"size that is not a multiple of the heads; choose --hidden-size / --kv-heads so that it is"
+        )
 
 
 def _block_method(config: PruneConfig) -> str:

@@ -19,7 +19,6 @@ from sdd_data.artifacts import MERGE_RECIPE_COPY, PROVENANCE_FILE, PRUNE_RECORD,
 from sdd_data.data.stage_data import read_json_object
 from sdd_data.errors import SddError
 from sdd_data.hub import public_name
-from sdd_data.prune.record import describe_pruning
 
 MAX_DEPTH = 4
 """How many merges deep the records are followed back (a merge of merges of merges...)."""
@@ -43,8 +42,8 @@ def _pruning(record: dict, where: Path) -> dict:
         "removed_blocks": blocks,
         "num_blocks_before": record.get("num_blocks_before"),
         "num_blocks_after": record.get("num_blocks_after"),
+        "block_method": record.get("block_method"),
         "shape": shape,
-        **describe_pruning(record),
     }
 
 

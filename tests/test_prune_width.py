@@ -13,13 +13,13 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM
 
+from sdd_data.cards import describe_pruning
 from sdd_data.errors import SddError
 from sdd_data.prune import PruneConfig, prune
 from sdd_data.prune.attention_width import HeadOutputRecorder, prune_kv_groups
 from sdd_data.prune.hidden_width import NormOutputRecorder, hidden_norms, prune_hidden_channels
 from sdd_data.prune.mlp_width import MlpActivationRecorder, prune_mlp_neurons
 from sdd_data.prune.plan import PruningPlan
-from sdd_data.prune.record import describe_pruning
 from sdd_data.prune.sdmprune import completion_batches, taylor_importance
 from sdd_data.prune.width_scores import keep_top, record_batches
 

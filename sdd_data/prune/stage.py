@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sdd_data import __version__
 from sdd_data.artifacts import PRUNE_RECORD
+from sdd_data.cards import describe_pruning
 from sdd_data.errors import SddError
 from sdd_data.models import DTYPES, load_causal_lm, load_tokenizer, resolve_device, resolve_model
 from sdd_data.output_folder import check_output_free
@@ -32,7 +33,6 @@ from sdd_data.prune.checkpoint import (
 )
 from sdd_data.prune.config import DEPTH_METHODS, METHODS, WIDTH_METHODS, PruneConfig
 from sdd_data.prune.plan import PruningPlan, model_shape
-from sdd_data.prune.record import describe_pruning
 
 NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9][0-9.eE+-]*,?\s*)+)\]")
 """A JSON list of plain numbers, as json.dumps(indent=2) writes it over many lines."""

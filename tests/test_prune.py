@@ -129,8 +129,16 @@ ARCHITECTURES = {
 }
 
 
-def build_model(folder: Path, tokenizer_path: str, model_type: str = "llama", layers: int = 6) -> str:
-    """A random model of `layers` blocks (head_dim 64) with the tiny ChatML tokenizer, saved to `folder`."""
+def build_model(
+    folder: Path,
+    tokenizer_path: str,
+    model_type: str = "llama",
+    layers: int = 6,
+    heads: tuple[int, int, int] = (2, 2, 64),
+    tied: bool = True,
+) -> str:
+    """A random model of `layers` blocks and (query heads, KV heads, head_dim) `heads`, with the tiny ChatML
+    tokenizer, saved to `folder`."""
     config_class, extra = ARCHITECTURES[model_type]
     tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_path)
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -139,14 +147,14 @@ def build_model(folder: Path, tokenizer_path: str, model_type: str = "llama", la
         hidden_size=128,
         intermediate_size=256,
         num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=64,
+        num_attention_heads=heads[0],
+        num_key_value_heads=heads[1],
+        head_dim=heads[2],
         max_position_embeddings=512,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=end_of_turn,
         pad_token_id=end_of_turn,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied,
         **extra,
     )
     torch.manual_seed(1)
@@ -501,13 +509,13 @@ VLLM_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_pruned_smollm2_runs_in_vllm(pruned_smollm2_path, tmp_path):
+def vllm_greedy_answer(model_path: str | Path, tmp_path: Path) -> dict:
+    """VLLM_SCRIPT's answer (text, number of layers) for a checkpoint, in a fresh process."""
     script, output_file = tmp_path / "run_vllm.py", tmp_path / "out.json"
     script.write_text(VLLM_SCRIPT)
     environment = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
     completed = subprocess.run(
-        [sys.executable, str(script), pruned_smollm2_path, str(output_file)],
+        [sys.executable, str(script), str(model_path), str(output_file)],
         check=False,
         env=environment,
         capture_output=True,
@@ -515,7 +523,12 @@ def test_pruned_smollm2_runs_in_vllm(pruned_smollm2_path, tmp_path):
         timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
-    result = json.loads(output_file.read_text())
+    return json.loads(output_file.read_text())
+
+
+@pytest.mark.slow
+def test_pruned_smollm2_runs_in_vllm(pruned_smollm2_path, tmp_path):
+    result = vllm_greedy_answer(pruned_smollm2_path, tmp_path)
     assert result["layers"] == 26
     assert looks_like_english(result["text"]), result["text"]
     transformers_answer = greedy_answer(pruned_smollm2_path, "Give three tips for staying healthy.")

@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-import transformers
+from test_prune import build_model
 from transformers import AutoModelForCausalLM
 
 from sdd_data.cards import describe_pruning
@@ -24,42 +24,20 @@ from sdd_data.prune.sdmprune import completion_batches, taylor_importance
 from sdd_data.prune.width_scores import keep_top, record_batches
 
 FFN_SIZE = 96  # of the tiny models' 256
-GQA_ARCHITECTURES = {
-    "llama": (transformers.LlamaConfig, {}),
-    "mistral": (transformers.MistralConfig, {}),
-    "qwen2": (transformers.Qwen2Config, {}),  # q/k/v biases
-    "qwen3": (transformers.Qwen3Config, {}),  # per-head q/k norms
-}
+GQA_ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3")  # qwen2: q/k/v biases; qwen3: per-head q/k norms
 
 
-def build_gqa(folder, tokenizer_path: str, model_type: str = "llama", tied: bool = True, layers: int = 3) -> str:
-    """A random model with grouped-query attention (4 query heads in 2 KV groups of head_dim 32), saved."""
-    config_class, extra = GQA_ARCHITECTURES[model_type]
-    tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_path)
-    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    config = config_class(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=end_of_turn,
-        pad_token_id=end_of_turn,
-        tie_word_embeddings=tied,
-        **extra,
-    )
-    torch.manual_seed(2)
-    model = AutoModelForCausalLM.from_config(config)
-    with torch.no_grad():  # random norms and biases, so that exactness tests see them
+def build_gqa(folder, tokenizer_path: str, model_type: str = "llama", tied: bool = True) -> str:
+    """A random 3-block model with grouped-query attention (4 query heads in 2 KV groups of head_dim 32) whose
+    norms and biases are random too, so that exactness tests see them."""
+    build_model(folder, tokenizer_path, model_type, layers=3, heads=(4, 2, 32), tied=tied)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "norm" in name or name.endswith("bias"):
-                parameter.add_(0.3 * torch.randn(parameter.shape))
+                parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
     model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
     return str(folder)
 
 
@@ -184,7 +162,7 @@ def test_head_importance_matches_a_direct_computation_and_groups_sum_their_heads
     torch.testing.assert_close(recorder.group_importance(), expected[:, 0::2] + expected[:, 1::2])
 
 
-@pytest.mark.parametrize("model_type", sorted(GQA_ARCHITECTURES))
+@pytest.mark.parametrize("model_type", GQA_ARCHITECTURES)
 def test_pruning_kv_groups_equals_zeroing_their_query_heads_and_keeps_gqa_consistent(
     model_type, tiny_llama_path, batch, tmp_path
 ):

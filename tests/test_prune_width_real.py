@@ -4,16 +4,13 @@ and a width-pruned checkpoint in vLLM."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import transformers
 from data_samples import ALPACA
-from test_prune import VLLM_SCRIPT, greedy_answer, held_out_nll
+from test_prune import greedy_answer, held_out_nll, vllm_greedy_answer
 
 from sdd_data.models import load_causal_lm
 from sdd_data.prune import PruneConfig, prune
@@ -84,19 +81,7 @@ def test_a_checkpoint_cut_on_every_width_axis_runs_in_vllm(smollm2_path, tmp_pat
     assert (saved["hidden_size"], saved["num_attention_heads"], saved["num_key_value_heads"]) == (528, 6, 2)
     assert saved["head_dim"] == 64 and saved["intermediate_size"] == 1280
 
-    script, output_file = tmp_path / "run_vllm.py", tmp_path / "out.json"
-    script.write_text(VLLM_SCRIPT)
-    environment = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    completed = subprocess.run(
-        [sys.executable, str(script), str(output), str(output_file)],
-        check=False,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    result = json.loads(output_file.read_text())
+    result = vllm_greedy_answer(output, tmp_path)
     assert result["layers"] == 30
     transformers_answer = greedy_answer(output, "Give three tips for staying healthy.")
     assert result["text"].split()[:5] == transformers_answer.split()[:5], (result["text"], transformers_answer)

@@ -86,9 +86,10 @@ def test_width_arms_are_compared_with_their_depth_counterparts_and_their_speed_i
             "cuts": {"minitron": {"ffn_size": 1126, "parameters": 113_264_448, "heldout_nll": 1.161}},
         },
         "decode_speed": {
-            "engine": "vllm",
-            "prompts": 32,
-            "max_new_tokens": 128,
+            "how": "transformers generate, fixed length",
+            "dtype": "auto",
+            "batch": 16,
+            "new_tokens": 64,
             "models": {"original": {"tokens_per_second": 100.0}, "minitron": {"tokens_per_second": 115.0}},
         },
     }
@@ -100,6 +101,7 @@ def test_width_arms_are_compared_with_their_depth_counterparts_and_their_speed_i
     assert ("minitron-kd", "kd") not in comparisons, "arms that did not run are not compared"
     markdown = render_markdown(results)
     assert "minitron (MLP width 1126, 113.3M parameters, held-out NLL 1.161)" in markdown
+    assert "(transformers generate, fixed length, a batch of 16 held-out prompts, 64 new tokens each, auto" in markdown
     assert "original 100.0 (1.00×), minitron 115.0 (1.15×)" in markdown
 
 

@@ -172,8 +172,8 @@ def _width_lines(config: dict) -> list[str]:
         listed = ", ".join(f"{name} {model['tokens_per_second']:.1f} ({model['tokens_per_second'] / base:.2f}×)"
                            for name, model in models.items())  # fmt: skip
         lines.append(
-            f"Greedy decode tokens/s ({speed['engine']}, {speed['prompts']} held-out prompts, up to "
-            f"{speed['max_new_tokens']} new tokens, one run on this machine): {listed}."
+            f"Greedy decode tokens/s ({speed['how']}, a batch of {speed['batch']} held-out prompts, "
+            f"{speed['new_tokens']} new tokens each, {speed['dtype']}, one run on this machine): {listed}."
         )
     return lines
 

@@ -113,6 +113,8 @@ PRESETS = {
         eval_items=16,
         eval_batch_size=8,
         bootstrap_samples=200,
+        width_methods=("minitron", "sdmprune"),
+        width_prune={"calibration_rows": 8, "max_length": 256, "batch_size": 4, "completion_tokens": 16},
     ),
     "gpu-1b": Preset(
         name="gpu-1b",

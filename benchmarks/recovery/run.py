@@ -18,7 +18,7 @@ Every arm runs through the project's own stages, as `sdd-data run` pipeline file
 | minitron, sdmprune | the model cut in width instead (MLP neurons), to the depth cut's parameter count |
 | minitron-sdd, minitron-kd, sdmprune-sdd, sdmprune-kd | a width cut recovered like sdd, or like kd |
 
-The width cuts are also timed against the depth cut and the original (decode tokens/s, the preset's engine).
+The width cuts are also timed against the depth cut and the original (greedy decode tokens/s).
 
 Resuming: a pipeline step whose output folder holds the same options is skipped, and every finished
 arm's evaluation is kept in arms/<preset>/ beside the results, committed with them: a rerun on
@@ -51,8 +51,8 @@ REPO = HERE.parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
-SPEED_PROMPTS, SPEED_TOKENS = 32, 128
-"""Held-out prompts and new tokens per prompt of the decode-speed measurement."""
+SPEED_PROMPTS, SPEED_TOKENS = 16, 64
+"""Held-out prompts (one batch) and new tokens per prompt of the decode-speed measurement."""
 
 
 def checkpoint_parameters(folder: Path) -> int:
@@ -145,35 +145,40 @@ class Experiment:
         return cuts
 
     def decode_speed(self, models: dict[str, Path], prompts: Path) -> dict:
-        """Greedy decode tokens/s of each model on the held-out prompts (the preset's engine), cached by content."""
-        settings = {"engine": self.preset.engine, "dtype": self.preset.dtype, "prompts": SPEED_PROMPTS,
-                    "max_new_tokens": SPEED_TOKENS}  # fmt: skip
+        """Greedy decode tokens/s of each model, cached by content: one batch of held-out prompts, every row made
+        to generate exactly SPEED_TOKENS tokens, so that models whose answers end sooner are not favoured."""
+        rows = [json.loads(line) for line in prompts.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = rows[:SPEED_PROMPTS]
+        settings = {"how": "transformers generate, fixed length", "dtype": self.preset.dtype, "batch": len(rows),
+                    "new_tokens": SPEED_TOKENS}  # fmt: skip
         key = options_hash({**settings, **{name: content_digest(path) for name, path in models.items()}})
         cached = self.arms_dir / "decode_speed.json"
         if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
             self.record["decode_speed"] = json.loads(cached.read_text())
             return self.record["decode_speed"]
-        from sdd_data.data.records import user_prompt
-        from sdd_data.engines import DecodingConfig, EngineConfig, load_engine
+        import torch
 
-        rows = [json.loads(line) for line in prompts.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from sdd_data.data.records import user_prompt
+        from sdd_data.models import load_causal_lm, load_tokenizer, resolve_device
+
         turns = [[{"role": "user", "content": user_prompt(row["instruction"], row["input"])}] for row in rows]
         speeds = {}
         for name, path in models.items():
-            engine = load_engine(self.preset.engine, str(path), EngineConfig(dtype=self.preset.dtype))
-            try:
-                rendered = [engine.tokenizer.apply_chat_template(t, tokenize=False, add_generation_prompt=True)
-                            for t in turns[:SPEED_PROMPTS]]  # fmt: skip
-                decoding = DecodingConfig(max_new_tokens=SPEED_TOKENS)
-                engine.generate(rendered[:2], [0, 0], decoding)  # warm-up
+            tokenizer = load_tokenizer(path)
+            tokenizer.padding_side = "left"
+            model = load_causal_lm(path, dtype=self.preset.dtype, device=resolve_device("auto"))
+            batch = tokenizer.apply_chat_template(turns, add_generation_prompt=True, padding=True,
+                                                  return_tensors="pt", return_dict=True).to(model.device)  # fmt: skip
+            fixed = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id}
+            with torch.inference_mode():
+                model.generate(**batch, min_new_tokens=4, max_new_tokens=4, **fixed)  # warm-up
                 started = time.perf_counter()
-                generations = engine.generate(rendered, [0] * len(rendered), decoding)
+                model.generate(**batch, min_new_tokens=SPEED_TOKENS, max_new_tokens=SPEED_TOKENS, **fixed)
                 seconds = time.perf_counter() - started
-            finally:
-                engine.close()
-            tokens = sum(generation.completion_tokens for generation in generations)
+            tokens = len(rows) * SPEED_TOKENS
             speeds[name] = {"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": tokens / seconds}
             print(f"decode speed of {name}: {tokens / seconds:.1f} tokens/s", flush=True)
+            del model
         self.record["decode_speed"] = {"key": key, **settings, "models": speeds}
         self.keep("decode_speed", self.record["decode_speed"])
         return self.record["decode_speed"]

@@ -204,9 +204,13 @@ def test_channel_importance_matches_norm_outputs_summed_over_every_norm(gqa_llam
     torch.testing.assert_close(recorder.importance()[0], expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("tied", [True, False])
-def test_pruning_hidden_channels_equals_zeroing_them_in_the_residual_stream(tied, tiny_llama_path, batch, tmp_path):
-    source = load(build_gqa(tmp_path / "source", tiny_llama_path, tied=tied))
+@pytest.mark.parametrize(
+    "model_type, tied", [("llama", True), ("llama", False), ("mistral", True), ("qwen2", False), ("qwen3", True)]
+)
+def test_pruning_hidden_channels_equals_zeroing_them_in_the_residual_stream(
+    model_type, tied, tiny_llama_path, batch, tmp_path
+):
+    source = load(build_gqa(tmp_path / "source", tiny_llama_path, model_type, tied=tied))
     keep = torch.sort(torch.randperm(128, generator=torch.Generator().manual_seed(1))[:96]).values
     dropped = torch.ones(128, dtype=torch.bool)
     dropped[keep] = False
@@ -365,6 +369,19 @@ def test_sdmprune_completes_the_calibration_prompts_and_cuts_in_two_steps(gqa_ll
     for layer_first, layer_final in zip(first, record["kept"]["mlp_neurons"]):
         assert len(layer_final) == 128 and set(layer_final) <= set(layer_first)
     assert load(tmp_path / "pruned").config.intermediate_size == 128
+
+
+def test_sdmprune_after_removing_blocks_scores_the_blocks_that_remain(gqa_llama, tmp_path):
+    stage(gqa_llama, tmp_path / "pruned", method="sdmprune", ffn_size=200, blocks="1", completion_tokens=4)
+    record = json.loads((tmp_path / "pruned" / "sdd_data_prune.json").read_text())
+    assert record["removed_blocks"] == [1] and record["block_method"] == "explicit" and record["method"] == "sdmprune"
+    assert len(record["kept"]["mlp_neurons"]) == 2 and len(record["scores"]["self_distillation_taylor"]) == 2
+    model = load(tmp_path / "pruned")
+    assert model.config.num_hidden_layers == 2 and model.config.intermediate_size == 200
+    # the blocks that remain are the source's blocks 0 and 2, with their kept neurons
+    source = load(gqa_llama)
+    kept = torch.tensor(record["kept"]["mlp_neurons"][1])
+    assert torch.equal(model.model.layers[1].mlp.gate_proj.weight, source.model.layers[2].mlp.gate_proj.weight[kept])
 
 
 @pytest.mark.parametrize(

@@ -360,27 +360,27 @@ class Experiment:
             entries.append(self.arm("pruned", None, [], pruned, tasks))
         distilled = self.distill(prepared.train, eval_files)
         data = self.training_sets(distilled)
-        paser = self.select(distilled, pruned, "paser", 0) if wanted("sdd-paser") else None
-        for seed in self.preset.seeds:
-            models = self.work / "models"
-            plans = {
-                "sft": (self.preset.sft_recipe, data["sft"], None),
-                "sdd": (self.preset.sft_recipe, data["sdd"], None),
-                "kd": (self.preset.kd_recipe, data["kd"], self.preset.model),
-                "sdd-math": (self.preset.sft_recipe, data["sdd-math"], None),
-                "sdd-general": (self.preset.sft_recipe, data["sdd-general"], None),
-            }
-            if paser is not None:
-                plans["sdd-paser"] = (self.preset.sft_recipe, paser, None)
-            if wanted("sdd-random"):
-                plans["sdd-random"] = (self.preset.sft_recipe, self.select(distilled, pruned, "random", seed), None)
-            for arm, (recipe, arm_data, teacher) in plans.items():
-                if wanted(arm) or (arm in ("sdd-math", "sdd-general") and wanted("merged")):
-                    output = models / f"{arm}-s{seed}"
-                    step = self.train_step(recipe, pruned, arm_data, output, seed, teacher)
-                    entries.append(self.arm(arm, seed, [step], output, tasks))
-            if wanted("merged"):
-                entries.append(self.merged(seed, models, pruned, data, tasks))
+        plans = {
+            "sft": (self.preset.sft_recipe, lambda seed: data["sft"], None),
+            "sdd": (self.preset.sft_recipe, lambda seed: data["sdd"], None),
+            "kd": (self.preset.kd_recipe, lambda seed: data["kd"], self.preset.model),
+            "sdd-paser": (self.preset.sft_recipe, lambda seed: self.select(distilled, pruned, "paser", 0), None),
+            "sdd-random": (self.preset.sft_recipe, lambda seed: self.select(distilled, pruned, "random", seed), None),
+            "sdd-math": (self.preset.sft_recipe, lambda seed: data["sdd-math"], None),
+            "sdd-general": (self.preset.sft_recipe, lambda seed: data["sdd-general"], None),
+        }
+        # Every seed of the main comparison first, then the selection arms, then the merge and its parts.
+        for group in (("sft", "sdd", "kd"), ("sdd-paser", "sdd-random"), ("sdd-math", "sdd-general", "merged")):
+            for seed in self.preset.seeds:
+                for arm in group:
+                    if arm == "merged":
+                        if wanted("merged"):
+                            entries.append(self.merged(seed, self.work / "models", pruned, data, tasks))
+                    elif wanted(arm) or (arm in ("sdd-math", "sdd-general") and wanted("merged")):
+                        recipe, arm_data, teacher = plans[arm]
+                        output = self.work / "models" / f"{arm}-s{seed}"
+                        step = self.train_step(recipe, pruned, arm_data(seed), output, seed, teacher)
+                        entries.append(self.arm(arm, seed, [step], output, tasks))
         entries += self.width_arms(pruned, prepared, nll_task, tasks, data, wanted)
         return write_results(self.preset, self.record, entries, self.results_dir)
 

@@ -331,7 +331,10 @@ def test_a_pruned_smollm2_is_published_with_its_evaluation(hub, smollm2_path, tm
     assert model.config.num_hidden_layers == 26 and tokenizer.eos_token == "<|im_end|>"
     card = ModelCard(files["README.md"].decode())
     assert "`SmolLM2-135M-Instruct` with 4 of its decoder blocks removed" in card.text
-    assert "| pruning | removed 4 of 30 decoder blocks (0-based: 20, 21, 22, 23) given by hand; 26 left |" in card.text
+    assert (
+        "| pruning | removed 4 of 30 decoder blocks (0-based: 20, 21, 22, 23) given by hand; 26 left; "
+        "134.5M → 120.4M parameters |" in card.text
+    )
     assert f"| recovery data | [`{DATA_REPO}`]({hub.endpoint}/datasets/{DATA_REPO}) |" in card.text
     report = json.loads((tmp_path / "eval" / "results.json").read_text())
     scores = report["tasks"]["mc:arc_easy"]["scores"]

@@ -162,6 +162,24 @@ def test_labels_cover_exactly_the_answer_and_its_end_of_turn(tiny_llama_path: st
         assert end_of_turn in answer
 
 
+def test_a_card_that_cannot_be_rendered_stops_the_run_before_any_training(
+    pruned_tiny_llama: str, distilled: Path, tmp_path: Path, monkeypatch
+):
+    import trl
+
+    import sdd_data.train.stage as stage
+
+    def broken_card(**values):
+        raise SddError("the card template is broken")
+
+    monkeypatch.setattr(stage, "model_card", broken_card)
+    monkeypatch.setattr(trl.SFTTrainer, "train", lambda *args, **kwargs: pytest.fail("training started"))
+    output = tmp_path / "train" / "recovered"
+    with pytest.raises(SddError, match="the card template is broken"):
+        train(_config(SFT_CPU, pruned_tiny_llama, str(distilled), output), show_progress=False)
+    assert not output.exists()
+
+
 def test_sft_trains_and_saves_a_reloadable_model_with_a_card(pruned_tiny_llama: str, distilled: Path, tmp_path: Path):
     import torch
     from transformers import AutoModelForCausalLM

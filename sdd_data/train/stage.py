@@ -260,22 +260,26 @@ def _write_model(prepared: PreparedTraining, staging: Path) -> None:
         trainer.processing_class.save_pretrained(staging)
 
 
-def _write_side_files(prepared: PreparedTraining, staging: Path, result: dict) -> None:
+def _model_card_text(prepared: PreparedTraining) -> str:
+    """The trained model's card; rendered before training, so that a card problem never costs a training run."""
     prune = _prune_record(prepared.model_path)
-    if prune:
-        shutil.copy2(Path(prepared.model_path) / PRUNE_RECORD, staging / PRUNE_RECORD)
-    recipe = card_recipe(prepared)
     # A pruned start names the model it was cut from; otherwise the start is the base.
     base_model = public_name(str((prune.get("source_model") or {}).get("name") or prepared.model_name))
-    card = model_card(
+    return model_card(
         model_name=prepared.output.name,
         base_model=base_model,
         pruning=prune or None,
         dataset=prepared.rows.name,
         dataset_config=prepared.rows.config_name,
-        recipe=recipe,
+        recipe=card_recipe(prepared),
         evaluation=[],
     )
+
+
+def _write_side_files(prepared: PreparedTraining, staging: Path, result: dict, card: str) -> None:
+    if (Path(prepared.model_path) / PRUNE_RECORD).is_file():
+        shutil.copy2(Path(prepared.model_path) / PRUNE_RECORD, staging / PRUNE_RECORD)
+    recipe = card_recipe(prepared)
     (staging / CARD_FILE).write_text(card)
     record = {
         "recipe": recipe,
@@ -292,6 +296,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     """Fine-tune the model on the distilled data with the recipe; save the model, its tokenizer and a card."""
     prepared = prepare_training(config, show_progress)
     trainer, output = prepared.trainer, prepared.output
+    card = _model_card_text(prepared)
     started = time.perf_counter()
     try:
         metrics = dict(trainer.train().metrics)
@@ -312,7 +317,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     try:
         _write_model(prepared, staging)
         if accelerator.is_main_process:
-            _write_side_files(prepared, staging, metrics)
+            _write_side_files(prepared, staging, metrics, card)
             if output.exists():
                 output.rmdir()
             staging.rename(output)

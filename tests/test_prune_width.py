@@ -409,6 +409,16 @@ def test_bad_width_requests_are_refused_before_anything_is_written(overrides, me
     assert not (tmp_path / "pruned").exists()
 
 
+def test_a_qwen2_cut_keeps_hidden_size_equal_to_heads_times_head_dim_for_vllm(tiny_llama_path, tmp_path):
+    qwen2 = build_gqa(tmp_path / "qwen2", tiny_llama_path, "qwen2")
+    with pytest.raises(SddError, match="vLLM computes a Qwen2 model's head_dim as hidden_size / heads"):
+        stage(qwen2, tmp_path / "heads-only", method="minitron", kv_heads=1)
+    assert not (tmp_path / "heads-only").exists()
+    stage(qwen2, tmp_path / "both", method="minitron", kv_heads=1, hidden_size=64)
+    config = load(tmp_path / "both").config
+    assert config.hidden_size == config.num_attention_heads * config.head_dim == 64
+
+
 def test_the_record_reads_in_words_for_cards_old_and_new():
     old = {"method": "angular", "removed_blocks": [3, 4], "num_blocks_before": 6, "num_blocks_after": 4}
     assert describe_pruning(old) == {

@@ -188,6 +188,14 @@ def _check_targets(config: PruneConfig, model_config: dict) -> None:
             f"the cut model would have hidden size {hidden} and {heads} query heads: transformers refuses a hidden "
             f"size that is not a multiple of the heads; choose --hidden-size / --kv-heads so that it is"
         )
+    if model_config.get("model_type") == "qwen2" and (config.kv_heads or config.hidden_size) and heads and hidden:
+        head_dim = model_config.get("head_dim") or model_config["hidden_size"] // model_config["num_attention_heads"]
+        if hidden != heads * head_dim:
+            raise SddError(
+                f"vLLM computes a Qwen2 model's head_dim as hidden_size / heads: a cut to hidden size {hidden} with "
+                f"{heads} query heads of {head_dim} would not load there; keep hidden size = heads × {head_dim} "
+                "(cut --kv-heads and --hidden-size together) or cut only --ffn-size"
+            )
 
 
 def _block_method(config: PruneConfig) -> str:

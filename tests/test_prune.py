@@ -30,7 +30,7 @@ from sdd_data.prune.block_scores import (
     masked_cosine_sum,
     row_cosine,
 )
-from sdd_data.prune.calibration import calibration_texts, score_blocks
+from sdd_data.prune.calibration import calibration_batches, calibration_texts, score_blocks
 from sdd_data.prune.checkpoint import remove_blocks
 
 # --- the maths, on hand-made tensors ---------------------------------------------------------------
@@ -301,7 +301,7 @@ def test_hooked_scores_equal_scores_from_hidden_states_without_the_final_norm(si
     texts = calibration_texts(calibration_rows(), tokenizer)
     assert texts[0].startswith("<|im_start|>user\n") and "<|im_start|>assistant\nThe answer is 0" in texts[0]
     model = transformers.AutoModelForCausalLM.from_pretrained(six_block_llama).eval()
-    scores = score_blocks(model, tokenizer, texts, n=2, max_length=64, batch_size=3, show_progress=False)
+    scores = score_blocks(model, calibration_batches(tokenizer, texts, 64, 3), n=2, show_progress=False)
 
     model.model.norm = torch.nn.Identity()  # so hidden_states[-1] is the last block's raw output
     distance_sums, cosine_sums, tokens = torch.zeros(5), [0.0] * 6, 0
@@ -324,8 +324,8 @@ def test_scores_do_not_depend_on_padding(six_block_llama):
     tokenizer = transformers.AutoTokenizer.from_pretrained(six_block_llama)
     model = transformers.AutoModelForCausalLM.from_pretrained(six_block_llama).eval()
     texts = calibration_texts(calibration_rows(), tokenizer)
-    one = score_blocks(model, tokenizer, texts, 1, 64, 1, show_progress=False)
-    padded = score_blocks(model, tokenizer, texts, 1, 64, 7, show_progress=False)
+    one = score_blocks(model, calibration_batches(tokenizer, texts, 64, 1), 1, show_progress=False)
+    padded = score_blocks(model, calibration_batches(tokenizer, texts, 64, 7), 1, show_progress=False)
     assert padded.angular_distance == pytest.approx(one.angular_distance, abs=1e-5)
     assert padded.block_influence == pytest.approx(one.block_influence, abs=1e-5)
 

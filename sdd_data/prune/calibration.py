@@ -69,17 +69,16 @@ class _BlockRecorder:
         return record
 
 
-def score_blocks(
-    model: Any, tokenizer: Any, texts: list[str], n: int, max_length: int, batch_size: int, show_progress: bool = True
-) -> BlockScores:
-    """Angular distances d(ℓ, n) and block influence of every decoder block, averaged over `texts`."""
-    if not texts:
+def score_blocks(model: Any, batches: list[dict], n: int, show_progress: bool = True) -> BlockScores:
+    """Angular distances d(ℓ, n) and block influence of every decoder block, averaged over the rows of
+    `batches` (`calibration_batches`)."""
+    rows = sum(int(batch["input_ids"].shape[0]) for batch in batches)
+    if not rows:
         raise SddError("no calibration texts to score the blocks on")
     blocks = model.model.layers
     recorder = _BlockRecorder(len(blocks))
     distance_sums: torch.Tensor | None = None
     device = next(model.parameters()).device
-    batches = calibration_batches(tokenizer, texts, max_length, batch_size)
     handles = [
         block.register_forward_hook(recorder.hook(index), with_kwargs=True) for index, block in enumerate(blocks)
     ]
@@ -96,9 +95,9 @@ def score_blocks(
         for handle in handles:
             handle.remove()
     return BlockScores(
-        angular_distance=(distance_sums / len(texts)).tolist(),
+        angular_distance=(distance_sums / rows).tolist(),
         block_influence=block_influence(recorder.cosine_sums, recorder.token_counts),
-        rows=len(texts),
+        rows=rows,
         tokens=recorder.token_counts[0],
     )
 

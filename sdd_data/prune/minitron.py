@@ -29,7 +29,8 @@ class WidthTargets:
 
 
 def minitron_width(model: Any, batches: list[dict], targets: WidthTargets, show_progress: bool = True):
-    """(kept units per axis, scores per axis) for the axes `targets` names; kept = dict of index tensors."""
+    """(kept units per axis, scores per axis) for the axes `targets` names; kept = index tensors under the
+    `PruningPlan` field names (kv_groups, neurons, channels)."""
     recorders = {}
     if targets.ffn_size is not None:
         recorders["mlp_neurons"] = MlpActivationRecorder(model)
@@ -45,7 +46,7 @@ def minitron_width(model: Any, batches: list[dict], targets: WidthTargets, show_
     kept, scores = {}, {}
     if "mlp_neurons" in recorders:
         importance = recorders["mlp_neurons"].importance()
-        kept["mlp_neurons"] = keep_top(importance, targets.ffn_size, "ffn_size", "the model's intermediate size")
+        kept["neurons"] = keep_top(importance, targets.ffn_size, "ffn_size", "the model's intermediate size")
         scores["mlp_neurons"] = rounded(importance)
     if "kv_groups" in recorders:
         importance = recorders["kv_groups"].group_importance()
@@ -54,6 +55,6 @@ def minitron_width(model: Any, batches: list[dict], targets: WidthTargets, show_
         scores["kv_groups"] = rounded(importance)
     if "hidden_channels" in recorders:
         importance = recorders["hidden_channels"].importance()
-        kept["hidden_channels"] = keep_top(importance, targets.hidden_size, "hidden_size", "the model's hidden size")[0]
+        kept["channels"] = keep_top(importance, targets.hidden_size, "hidden_size", "the model's hidden size")[0]
         scores["hidden_channels"] = rounded(importance[0])
     return kept, scores

@@ -223,18 +223,15 @@ def _score(config: PruneConfig, model_path: str, num_blocks: int, explicit: list
     scores: dict = {}
     removed = explicit or []
     if explicit is None and config.blocks_to_remove:
-        block_scores = score_blocks(
-            model, tokenizer, texts, config.blocks_to_remove, config.max_length, config.batch_size, show_progress
-        )
+        block_scores = score_blocks(model, batches, config.blocks_to_remove, show_progress)
         removed = _choose(_block_method(config), block_scores, config.blocks_to_remove)
         _print_scores(_block_method(config), block_scores, removed)
         scores["angular_distance"] = {"n": len(removed), "by_start_block": block_scores.angular_distance}
         scores["block_influence"] = block_scores.block_influence
-    plan, changed = PruningPlan(removed_blocks=removed), False
+    changed = config.method == "minitron" and bool(removed)  # minitron scores the width on the cut model itself
     if config.method == "minitron":
         if removed:
             remove_blocks(model, removed)
-            changed = True
         targets = WidthTargets(config.ffn_size, config.kv_heads, config.hidden_size)
         kept, width_scores = minitron_width(model, batches, targets, show_progress)
     elif config.method == "sdmprune":
@@ -246,14 +243,10 @@ def _score(config: PruneConfig, model_path: str, num_blocks: int, explicit: list
             remove_blocks(student, removed)
         neurons, width_scores = sdmprune_neurons(model, student, tokenizer, source.rows, settings, show_progress)
         del student
-        kept = {"mlp_neurons": neurons}
+        kept = {"neurons": neurons}
     else:
         kept, width_scores = {}, {}
-    plan.kv_groups, plan.neurons, plan.channels = (
-        kept.get("kv_groups"),
-        kept.get("mlp_neurons"),
-        kept.get("hidden_channels"),
-    )
+    plan = PruningPlan(removed_blocks=removed, **kept)
     scores.update(width_scores)
     calibration = {
         "source": source.name,

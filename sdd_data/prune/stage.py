@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from sdd_data import __version__
 from sdd_data.artifacts import PRUNE_RECORD
@@ -166,7 +167,8 @@ def _check_config(config: PruneConfig) -> None:
 
 
 def _check_targets(config: PruneConfig, model_config: dict) -> None:
-    """Refuse a width target that is not smaller than the model's size on that axis (before any weight loads)."""
+    """Refuse, before any weight loads, a width target not smaller than the model's size on its axis, or a
+    head / hidden cut whose shape transformers or vLLM could not load."""
     current = {
         "ffn_size": ("intermediate_size", "intermediate size"),
         "kv_heads": ("num_key_value_heads", "KV heads"),
@@ -179,23 +181,25 @@ def _check_targets(config: PruneConfig, model_config: dict) -> None:
         )
         if target is not None and size is not None and target >= size:
             raise SddError(f"{option} {target} must be smaller than the model's {name} {size}")
-    heads, kv_heads = model_config.get("num_attention_heads"), model_config.get("num_key_value_heads")
-    if config.kv_heads is not None and heads and kv_heads:
+    if not (config.kv_heads or config.hidden_size):
+        return
+    from sdd_data.prune.attention_width import head_layout
+
+    heads, kv_heads, head_dim = head_layout(SimpleNamespace(**model_config))
+    if config.kv_heads is not None:
         heads = config.kv_heads * (heads // kv_heads)
-    hidden = config.hidden_size or model_config.get("hidden_size")
-    if (config.kv_heads or config.hidden_size) and heads and hidden and hidden % heads:
+    hidden = config.hidden_size or model_config["hidden_size"]
+    if hidden % heads:
         raise SddError(
             f"the cut model would have hidden size {hidden} and {heads} query heads: transformers refuses a hidden "
             f"size that is not a multiple of the heads; choose --hidden-size / --kv-heads so that it is"
         )
-    if model_config.get("model_type") == "qwen2" and (config.kv_heads or config.hidden_size) and heads and hidden:
-        head_dim = model_config.get("head_dim") or model_config["hidden_size"] // model_config["num_attention_heads"]
-        if hidden != heads * head_dim:
-            raise SddError(
-                f"vLLM computes a Qwen2 model's head_dim as hidden_size / heads: a cut to hidden size {hidden} with "
-                f"{heads} query heads of {head_dim} would not load there; keep hidden size = heads × {head_dim} "
-                "(cut --kv-heads and --hidden-size together) or cut only --ffn-size"
-            )
+    if model_config.get("model_type") == "qwen2" and hidden != heads * head_dim:
+        raise SddError(
+            f"vLLM computes a Qwen2 model's head_dim as hidden_size / heads: a cut to hidden size {hidden} with "
+            f"{heads} query heads of {head_dim} would not load there; keep hidden size = heads × {head_dim} "
+            "(cut --kv-heads and --hidden-size together) or cut only --ffn-size"
+        )
 
 
 def _block_method(config: PruneConfig) -> str:

@@ -129,3 +129,22 @@ def test_the_width_cut_takes_as_many_parameters_as_the_depth_cut(tiny_llama_path
     width = sum(p.numel() for p in model.parameters())
     per_neuron = 5 * 3 * 64
     assert abs(width - checkpoint_parameters(depth)) <= per_neuron / 2, (ffn_size, width)
+
+
+def test_the_table_reports_truncated_training_rows_and_the_lm_eval_agreement():
+    right, half = [1] * 40, [1, 0] * 20
+    entries = [entry("original", None, right, 0.5)]
+    for seed in (0, 1, 2):
+        trained = entry("sdd", seed, half, 1.1)
+        trained["training"] = {"rows": 1000, "rows_over_max_length": 186, "steps": 120, "train_loss": 2.2}
+        entries.append(trained)
+    check = {
+        "model": "original",
+        "dtype": "float32",
+        "tasks": {"eval_arc_easy": {"items": 1000, "built_in": 0.443, "lm_eval": 0.442, "items_agreeing": 998}},
+    }
+    config = {"preset": PRESETS["cpu"].to_dict(), "lm_eval_check": check}
+    markdown = render_markdown(build_results(PRESETS["cpu"], config, entries))
+    assert "(rows longer than max_length 256, which TRL truncates): sdd 1000 (186)." in markdown
+    assert "original model, float32), built-in scorer vs lm-eval acc_norm: eval_arc_easy 44.3 vs 44.2" in markdown
+    assert "(998/1000 items agree)" in markdown

@@ -146,6 +146,8 @@ def render_markdown(results: dict) -> str:
             f"{chosen['heldout_nll']:.3f} against the original's {pruning['original_heldout_nll']:.3f}).",
         ]
     lines += _width_lines(results["config"])
+    lines += _training_lines(results["arms"], config["training"].get("max_length"))
+    lines += _lm_eval_lines(results["config"].get("lm_eval_check"))
     removed = results["config"].get("decontamination", {}).get("removed_rows")
     if removed is not None:
         lines.append(f"Decontamination removed {removed} training rows sharing a 13-gram with an evaluation item.")
@@ -176,6 +178,38 @@ def _width_lines(config: dict) -> list[str]:
             f"{speed['new_tokens']} new tokens each, {speed['dtype']}, one run on this machine): {listed}."
         )
     return lines
+
+
+def _training_lines(arms: dict, max_length: object) -> list[str]:
+    """Rows each trained arm saw, and how many were longer than max_length (TRL truncates them)."""
+
+    def counts(records: list[dict], key: str) -> str:
+        values = sorted({record.get(key) for record in records}, key=str)
+        return "/".join(str(value) for value in values)
+
+    trained = {name: arm["training"] for name, arm in arms.items() if arm.get("training")}
+    if not trained:
+        return []
+    listed = ", ".join(
+        f"{name} {counts(records, 'rows')} ({counts(records, 'rows_over_max_length')})"
+        for name, records in trained.items()
+    )
+    return [f"Training rows per arm (rows longer than max_length {max_length}, which TRL truncates): {listed}."]
+
+
+def _lm_eval_lines(check: dict | None) -> list[str]:
+    """The built-in scorer against lm-evaluation-harness on the same items."""
+    if not check:
+        return []
+    listed = ", ".join(
+        f"{task} {100 * scores['built_in']:.1f} vs {100 * scores['lm_eval']:.1f} "
+        f"({scores['items_agreeing']}/{scores['items']} items agree)"
+        for task, scores in check["tasks"].items()
+    )
+    return [
+        f"The same items through lm-evaluation-harness (local task YAMLs, {check['model']} model, "
+        f"{check['dtype']}), built-in scorer vs lm-eval acc_norm: {listed}."
+    ]
 
 
 def plot(results: dict, path: Path) -> None:

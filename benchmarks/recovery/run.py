@@ -53,6 +53,8 @@ DATA = REPO.parent / "shared" / "data"
 
 SPEED_PROMPTS, SPEED_TOKENS = 16, 64
 """Held-out prompts (one batch) and new tokens per prompt of the decode-speed measurement."""
+LM_EVAL_CHECK_DTYPE = "float32"
+"""The lm-eval cross-check compares the two scorers' logic, so neither is blurred by bf16 rounding."""
 
 
 def checkpoint_parameters(folder: Path) -> int:
@@ -382,7 +384,29 @@ class Experiment:
                         step = self.train_step(recipe, pruned, arm_data(seed), output, seed, teacher)
                         entries.append(self.arm(arm, seed, [step], output, tasks))
         entries += self.width_arms(pruned, prepared, nll_task, tasks, data, wanted)
+        if only is None:
+            self.lm_eval_check(eval_files)
         return write_results(self.preset, self.record, entries, self.results_dir)
+
+    def lm_eval_check(self, eval_files: list[Path]) -> dict:
+        """The original model on every multiple-choice item, scored by the built-in scorer and by
+        lm-evaluation-harness (a local task YAML per file, through its include path), both in fp32."""
+        output = self.work / "eval" / "lm-eval-check"
+        tasks = [f"{kind}:{path}" for path in eval_files for kind in ("mc", "lm-eval-mc")]
+        step = self.eval_step("original", self.preset.model, tasks, output)
+        step["eval"]["dtype"] = LM_EVAL_CHECK_DTYPE
+        self.pipeline("lm-eval-check", [step])
+        report = json.loads((output / EVAL_RESULTS).read_text())
+        check = {"model": "original", "dtype": LM_EVAL_CHECK_DTYPE, "tasks": {}}
+        for path in eval_files:
+            ours, theirs = report["tasks"][f"mc:{path.stem}"], report["tasks"][f"lm-eval-mc:{path.stem}"]
+            items = ours["item_scores"]["original"], theirs["item_scores"]["original"]
+            check["tasks"][path.stem] = {"items": len(items[0]), "built_in": ours["scores"]["original"],
+                                         "lm_eval": theirs["scores"]["original"],
+                                         "items_agreeing": sum(a == b for a, b in zip(*items))}  # fmt: skip
+        self.record["lm_eval_check"] = check
+        self.keep("lm_eval_check", check)
+        return check
 
     def width_arms(self, pruned: Path, prepared, nll_task: str, tasks: list[str], data: dict, wanted) -> list[dict]:
         """The width cuts, unrecovered and recovered with sdd and kd, for every seed (after the depth arms)."""

@@ -148,3 +148,12 @@ def test_the_table_reports_truncated_training_rows_and_the_lm_eval_agreement():
     assert "(rows longer than max_length 256, which TRL truncates): sdd 1000 (186)." in markdown
     assert "original model, float32), built-in scorer vs lm-eval acc_norm: eval_arc_easy 44.3 vs 44.2" in markdown
     assert "(998/1000 items agree)" in markdown
+
+
+def test_the_table_says_whether_gsm8k_is_among_the_tasks_and_why():
+    entries = [entry("original", None, [1, 0] * 20, 0.5)]
+    gate = {"questions": 200, "exact_match": 0.015, "floor": 0.05, "included": False}
+    config = {"preset": PRESETS["cpu"].to_dict(), "gsm8k_gate": gate}
+    markdown = render_markdown(build_results(PRESETS["cpu"], config, entries))
+    assert "answered 1.5% of 200 test questions exactly (greedy, zero-shot; the floor is 5%)" in markdown
+    assert "so it is left out." in markdown

@@ -148,6 +148,7 @@ def render_markdown(results: dict) -> str:
     lines += _width_lines(results["config"])
     lines += _training_lines(results["arms"], config["training"].get("max_length"))
     lines += _lm_eval_lines(results["config"].get("lm_eval_check"))
+    lines += _gsm8k_lines(results["config"].get("gsm8k_gate"))
     removed = results["config"].get("decontamination", {}).get("removed_rows")
     if removed is not None:
         lines.append(f"Decontamination removed {removed} training rows sharing a 13-gram with an evaluation item.")
@@ -209,6 +210,17 @@ def _lm_eval_lines(check: dict | None) -> list[str]:
     return [
         f"The same items through lm-evaluation-harness (local task YAMLs, {check['model']} model, "
         f"{check['dtype']}), built-in scorer vs lm-eval acc_norm: {listed}."
+    ]
+
+
+def _gsm8k_lines(gate: dict | None) -> list[str]:
+    """Whether GSM8K is among the tasks, and the measurement that decided it."""
+    if not gate:
+        return []
+    decision = "it is one of the tasks" if gate["included"] else "too few to tell arms apart, so it is left out"
+    return [
+        f"GSM8K: the original model answered {100 * gate['exact_match']:.1f}% of {gate['questions']} test questions "
+        f"exactly (greedy, zero-shot; the floor is {100 * gate['floor']:.0f}%): {decision}."
     ]
 
 

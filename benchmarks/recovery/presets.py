@@ -36,6 +36,11 @@ class Preset:
     eval_items: int
     eval_batch_size: int
     bootstrap_samples: int = 2000
+    gsm8k_gate_questions: int = 200
+    """GSM8K test questions (seeded) the original model answers to decide whether GSM8K joins the tasks."""
+    gsm8k_floor: float = 0.05
+    """The original's exact match GSM8K needs to join: below it (66 of the 1,319 questions), arms would differ
+    by a handful of answers, noise rather than a measurement."""
     dtype: str = "auto"
     """Weights of the original model wherever it runs: the held-out answers, distillation, selection."""
     eval_dtype: str | None = None
@@ -123,6 +128,7 @@ PRESETS = {
         eval_tasks=("arc_easy", "hellaswag"),
         eval_items=16,
         eval_batch_size=8,
+        gsm8k_gate_questions=4,
         bootstrap_samples=200,
         width_methods=("minitron", "sdmprune"),
         width_prune={"calibration_rows": 8, "max_length": 256, "batch_size": 4, "completion_tokens": 16},

@@ -307,7 +307,7 @@ class Experiment:
             for name, value in next(iter(step.values())).items()
             if name in ("data", "model") and Path(str(value)).exists()
         }
-        inputs.update({task: content_digest(Path(task.split(":", 1)[1])) for task in tasks})
+        inputs.update({task: content_digest(Path(task.split(":", 1)[1])) for task in tasks if ":" in task})
         output = self.work / "eval" / name
         evaluation = self.eval_step(name, str(model), tasks, output)
         # What the arm's scores depend on: its steps, its evaluation and the content of their inputs.
@@ -353,6 +353,9 @@ class Experiment:
         eval_files = list(prepared.eval_files.values())
         nll_task = f"nll:{self.heldout_answers(prepared.heldout_prompts)}"
         tasks = [*(f"mc:{path}" for path in eval_files), nll_task]
+        gsm8k = self.gsm8k_gate()
+        if gsm8k is not None:
+            tasks.append(gsm8k)
         pruned = self.choose_cut(prepared.train, nll_task)
         wanted = lambda arm: only is None or arm in only  # noqa: E731
         entries = []
@@ -360,7 +363,8 @@ class Experiment:
             entries.append(self.arm("original", None, [], self.preset.model, tasks))
         if wanted("pruned"):
             entries.append(self.arm("pruned", None, [], pruned, tasks))
-        distilled = self.distill(prepared.train, eval_files)
+        local_gsm8k = [Path(gsm8k.split(":", 1)[1])] if gsm8k and ":" in gsm8k else []
+        distilled = self.distill(prepared.train, [*eval_files, *local_gsm8k])
         data = self.training_sets(distilled)
         plans = {
             "sft": (self.preset.sft_recipe, lambda seed: data["sft"], None),
@@ -387,6 +391,24 @@ class Experiment:
         if only is None:
             self.lm_eval_check(eval_files)
         return write_results(self.preset, self.record, entries, self.results_dir)
+
+    def gsm8k_gate(self) -> str | None:
+        """The GSM8K task (the local test file, else the Hub's test split) when the original model's exact match
+        on `gsm8k_gate_questions` of its questions reaches `gsm8k_floor`; None when it does not."""
+        local = self.data_dir / "gsm8k" / "test.jsonl"
+        task = f"gsm8k:{local}" if local.is_file() else "gsm8k"
+        output = self.work / "eval" / "gsm8k-gate"
+        step = self.eval_step("original", self.preset.model, [task], output)
+        step["eval"]["limit"] = self.preset.gsm8k_gate_questions
+        self.pipeline("gsm8k-gate", [step])
+        (result,) = json.loads((output / EVAL_RESULTS).read_text())["tasks"].values()
+        exact = result["scores"]["original"]
+        gate = {"questions": result["rows"], "exact_match": exact, "floor": self.preset.gsm8k_floor,
+                "included": exact >= self.preset.gsm8k_floor}  # fmt: skip
+        self.record["gsm8k_gate"] = gate
+        self.keep("gsm8k_gate", gate)
+        print(f"GSM8K: the original answers {100 * exact:.1f}% exactly: {'in' if gate['included'] else 'left out'}")
+        return task if gate["included"] else None
 
     def lm_eval_check(self, eval_files: list[Path]) -> dict:
         """The original model on every multiple-choice item, scored by the built-in scorer and by

@@ -19,13 +19,15 @@ from presets import Preset
 COMPARISONS = (
     ("sdd", "sft"), ("sdd", "kd"), ("sdd", "pruned"), ("sdd-paser", "sdd-random"), ("sdd-paser", "sdd"),
     ("sdd-random", "sdd"), ("merged", "sdd-math"), ("merged", "sdd-general"), ("merged", "sdd"), ("sft", "sdd"),
+    ("sdd", "sdd-pruned-teacher"),  # what the teacher's strength is worth
     # width against depth at the same parameter count, and sdd against kd on each cut
     ("minitron", "pruned"), ("sdmprune", "pruned"), ("sdmprune", "minitron"),
     ("minitron-sdd", "sdd"), ("sdmprune-sdd", "sdd"), ("minitron-kd", "kd"), ("sdmprune-kd", "kd"),
     ("minitron-sdd", "minitron-kd"), ("sdmprune-sdd", "sdmprune-kd"), ("sdmprune-sdd", "minitron-sdd"),
 )  # fmt: skip
 ARM_ORDER = (
-    "original", "pruned", "sft", "sdd", "sdd-paser", "sdd-random", "kd", "sdd-math", "sdd-general", "merged",
+    "original", "pruned", "sft", "sdd", "sdd-pruned-teacher", "sdd-paser", "sdd-random", "kd", "sdd-math",
+    "sdd-general", "merged",
     "minitron", "minitron-sdd", "minitron-kd", "sdmprune", "sdmprune-sdd", "sdmprune-kd",
 )  # fmt: skip
 README_BEGIN, README_END = "<!-- recovery-results -->", "<!-- /recovery-results -->"

@@ -260,16 +260,21 @@ class Experiment:
         (task,) = [task for task in report["tasks"].values() if not task["higher_is_better"]]
         return next(iter(task["scores"].values()))
 
-    def distill(self, train: Path, eval_files: list[Path]) -> Path:
-        folder = self.work / "sdd"
-        options = {"data": str(train), "teacher": self.preset.model, "engine": self.preset.engine,
+    def distill(self, train: Path, eval_files: list[Path], teacher: Path | None = None) -> Path:
+        """The self-distilled training set: the original model rewrites every row (SDD). With `teacher` (the
+        pruned model), the same rows rewritten by that weaker teacher instead, to measure what its strength is worth."""
+        folder = self.work / ("sdd" if teacher is None else "sdd-pruned-teacher")
+        options = {"data": str(train), "teacher": str(teacher or self.preset.model), "engine": self.preset.engine,
                    "max_new_tokens": self.preset.max_new_tokens, "dtype": self.preset.dtype,
                    "decontaminate": ",".join(map(str, eval_files)), "output": str(folder)}  # fmt: skip
-        self.pipeline("distill", [{"distill": options}])
+        self.pipeline("distill" if teacher is None else "distill-pruned-teacher", [{"distill": options}])
         stats = json.loads((folder / STATS_FILE).read_text())
-        self.record["distill"] = {
-            key: stats[key] for key in ("rows_in", "rows_out", "decisions", "reasons_by_decision", "by_task")
-        }
+        summary = {key: stats[key] for key in ("rows_in", "rows_out", "decisions", "reasons_by_decision", "by_task")}
+        if teacher is not None:
+            self.record["distill_pruned_teacher"] = summary
+            self.keep("distill_pruned_teacher", summary)
+            return folder
+        self.record["distill"] = summary
         self.record["decontamination"] = {"removed_rows": stats["reasons"].get("contaminated", 0),
                                           "against": [path.name for path in eval_files]}  # fmt: skip
         self.keep("distill", {"distill": self.record["distill"], "decontamination": self.record["decontamination"]})
@@ -364,7 +369,8 @@ class Experiment:
         if wanted("pruned"):
             entries.append(self.arm("pruned", None, [], pruned, tasks))
         local_gsm8k = [Path(gsm8k.split(":", 1)[1])] if gsm8k and ":" in gsm8k else []
-        distilled = self.distill(prepared.train, [*eval_files, *local_gsm8k])
+        decontaminate = [*eval_files, *local_gsm8k]
+        distilled = self.distill(prepared.train, decontaminate)
         data = self.training_sets(distilled)
         plans = {
             "sft": (self.preset.sft_recipe, lambda seed: data["sft"], None),
@@ -374,9 +380,17 @@ class Experiment:
             "sdd-random": (self.preset.sft_recipe, lambda seed: self.select(distilled, pruned, "random", seed), None),
             "sdd-math": (self.preset.sft_recipe, lambda seed: data["sdd-math"], None),
             "sdd-general": (self.preset.sft_recipe, lambda seed: data["sdd-general"], None),
+            "sdd-pruned-teacher": (
+                self.preset.sft_recipe,
+                lambda seed: self.distill(prepared.train, decontaminate, teacher=pruned),
+                None,
+            ),
         }
-        # Every seed of the main comparison first, then the selection arms, then the merge and its parts.
-        for group in (("sft", "sdd", "kd"), ("sdd-paser", "sdd-random"), ("sdd-math", "sdd-general", "merged")):
+        # Every seed of the main comparison first, then the selection arms, the merge and its parts, and the
+        # weaker teacher.
+        groups = (("sft", "sdd", "kd"), ("sdd-paser", "sdd-random"), ("sdd-math", "sdd-general", "merged"),
+                  ("sdd-pruned-teacher",))  # fmt: skip
+        for group in groups:
             for seed in self.preset.seeds:
                 for arm in group:
                     if arm == "merged":

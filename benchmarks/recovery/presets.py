@@ -42,18 +42,12 @@ class Preset:
     """The original's exact match GSM8K needs to join: below it (66 of the 1,319 questions), arms would differ
     by a handful of answers, noise rather than a measurement."""
     dtype: str = "auto"
-    """Weights of the original model wherever it runs: the held-out answers, distillation, selection."""
-    eval_dtype: str | None = None
-    """Weights of every evaluation (multiple choice and held-out NLL); None: `dtype`."""
+    """Weights wherever a model runs outside training: held-out answers, distillation, selection, evaluation."""
     width_methods: tuple[str, ...] = ()
     """Width cuts (`sdd-data prune --method`) at the depth cut's parameter budget, each recovered with sdd and kd."""
     width_prune: dict[str, object] = field(default_factory=dict)
     """Prune options of the width cuts (calibration rows, lengths); the calibration data is the training set."""
     extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def evaluation_dtype(self) -> str:
-        return self.eval_dtype or self.dtype
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,10 +88,9 @@ PRESETS = {
         eval_tasks=MC_TASKS,
         eval_items=1000,
         eval_batch_size=8,
-        # This CPU has avx512_bf16: a forward pass of the cut model over 8 x 200 tokens takes 1.05 s in bf16 against
-        # 2.14 s in fp32, which halves the ~10 min each arm's evaluation takes. Every arm is scored the same way, and
-        # log-softmax stays fp32. (Training stays fp32: bf16 autocast gained only 1.3x per step in the trainer.)
-        eval_dtype="bfloat16",
+        # Evaluation stays in the checkpoints' fp32, though bf16 halves a forward pass on this CPU: rounding a model
+        # trained in fp32 to bf16 undoes part of its fine-tuning (sft seed 0's held-out NLL 1.245 -> 1.263, while the
+        # untrained original moves by 6e-5), which would bias every trained arm against the untrained ones.
         width_methods=("minitron", "sdmprune"),
         # sdmprune's calibration is the original's own completions: 128 prompts x 128 tokens take ~2 min here
         width_prune={"calibration_rows": 128, "max_length": 512, "batch_size": 16, "completion_tokens": 128},

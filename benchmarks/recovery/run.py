@@ -188,7 +188,7 @@ class Experiment:
     def eval_step(self, name: str, model: str, tasks: list[str], output: Path) -> dict:
         return {"eval": {"models": f"{name}={model}", "tasks": ",".join(tasks), "limit": None,
                          "batch_size": self.preset.eval_batch_size, "mc_delimiter": MC_DELIMITER,
-                         "dtype": self.preset.evaluation_dtype, "output": str(output)}}  # fmt: skip
+                         "dtype": self.preset.dtype, "output": str(output)}}  # fmt: skip
 
     # --- the shared inputs ----------------------------------------------------------------------
 

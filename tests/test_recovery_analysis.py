@@ -24,13 +24,13 @@ from presets import PRESETS  # noqa: E402
 README = RECOVERY.parents[1] / "README.md"
 
 
-def entry(arm: str, seed: int | None, arc: list[int], nll: float) -> dict:
+def entry(arm: str, seed: int | None, arc: list[int], nll: float, nll_items: list[float] | None = None) -> dict:
     return {
         "arm": arm,
         "seed": seed,
         "tasks": {
             "mc:inputs/eval_arc_easy.jsonl": {"score": sum(arc) / len(arc), "higher_is_better": True, "items": arc},
-            "nll:inputs/heldout_answers.jsonl": {"score": nll, "higher_is_better": False, "items": None},
+            "nll:inputs/heldout_answers.jsonl": {"score": nll, "higher_is_better": False, "items": nll_items},
         },
     }
 
@@ -157,3 +157,24 @@ def test_the_table_says_whether_gsm8k_is_among_the_tasks_and_why():
     markdown = render_markdown(build_results(PRESETS["cpu"], config, entries))
     assert "answered 1.5% of 200 test questions exactly (greedy, zero-shot; the floor is 5%)" in markdown
     assert "so it is left out." in markdown
+
+
+def test_the_headline_answers_sdd_against_sft_and_names_the_best_cut_and_recovery():
+    right, half, most = [1] * 40, [1, 0] * 20, [1] * 30 + [0] * 10
+    close, far = [1.0 + 0.01 * (i % 7) for i in range(30)], [1.5 + 0.01 * (i % 5) for i in range(30)]
+    entries = [entry("original", None, right, 0.5)]
+    for seed in (0, 1, 2):
+        entries += [entry("sdd", seed, half, 1.03, close), entry("sft", seed, half, 1.52, far)]
+        entries += [entry("kd", seed, most, 1.1), entry("minitron-sdd", seed, right, 1.0)]
+    results = build_results(PRESETS["cpu"], {"preset": PRESETS["cpu"].to_dict()}, entries)
+    versus_sft = results["headline"]["sdd_vs_sft"]
+    assert versus_sft["verdict"] == "no clear difference" and versus_sft["difference"] == 0
+    assert versus_sft["heldout_nll"]["reading"] == "sdd closer" and versus_sft["heldout_nll"]["ci95"][1] < 0
+    best = results["headline"]["best_recovery"]
+    assert (best["first"], best["second"], best["verdict"]) == ("minitron-sdd", "kd", "minitron-sdd better")
+    markdown = render_markdown(results)
+    assert "**Does self-distilled data beat plain SFT here?** Accuracy: no clear difference (+0.00 points" in markdown
+    assert "held-out NLL of the original's answers: sdd closer (-0.4" in markdown
+    assert "(sdd and kd recover the depth cut): minitron-sdd, against the next best kd: +25.00 points" in markdown
+    kd_row = next(line for line in markdown.splitlines() if line.startswith("| sdd − kd |"))
+    assert kd_row.endswith("| - | - | - |"), "kd has no per-answer NLL here, so no NLL interval"

@@ -38,7 +38,7 @@ def collect_arms(entries: list[dict]) -> dict[str, dict]:
     arms: dict[str, dict] = {}
     for entry in sorted(entries, key=lambda entry: (ARM_ORDER.index(entry["arm"]), entry["seed"] or 0)):
         arm = arms.setdefault(entry["arm"], {"seeds": [], "tasks": {}, "average": [], "distribution": {},
-                                             "items": {}, "training": []})  # fmt: skip
+                                             "items": {}, "nll_items": [], "training": []})  # fmt: skip
         arm["seeds"].append(entry["seed"])
         ranked = []
         for label, task in entry["tasks"].items():
@@ -49,6 +49,7 @@ def collect_arms(entries: list[dict]) -> dict[str, dict]:
                 ranked.append(task["score"])
             else:
                 arm["distribution"].setdefault("heldout_answer_nll", []).append(task["score"])
+                arm["nll_items"].append(task["items"])
         arm["average"].append(sum(ranked) / len(ranked))
         if entry.get("training"):
             arm["training"].append(entry["training"])
@@ -80,16 +81,46 @@ def verdict(first: str, second: str, low: float, high: float) -> str:
     return f"{first} better" if low > 0 else f"{second} better"
 
 
+def compare(arms: dict[str, dict], first: str, second: str, samples: int) -> dict:
+    """first − second: average accuracy and, where both have per-answer scores, held-out NLL (lower is closer to
+    the original), each with its 95% paired-bootstrap interval and its reading."""
+    point, low, high = paired_bootstrap(arms[first], arms[second], samples)
+    comparison = {"first": first, "second": second, "difference": point, "ci95": [low, high],
+                  "verdict": verdict(first, second, low, high)}  # fmt: skip
+    nll = [arms[first]["nll_items"], arms[second]["nll_items"]]
+    if all(nll) and all(items is not None for seeds in nll for items in seeds):
+        point, low, high = paired_bootstrap({"items": {"nll": nll[0]}}, {"items": {"nll": nll[1]}}, samples)
+        reading = "no clear difference" if low <= 0 <= high else f"{first if high < 0 else second} closer"
+        comparison["heldout_nll"] = {"difference": point, "ci95": [low, high], "reading": reading}
+    return comparison
+
+
+RECOVERIES = ("sdd", "kd", "minitron-sdd", "minitron-kd", "sdmprune-sdd", "sdmprune-kd")
+"""Each cut (depth, minitron, sdmprune) with each recovery, all at the same parameter count."""
+
+
+def headline(arms: dict[str, dict], samples: int) -> dict:
+    """The two answers a reader looks for: sdd against plain SFT, and the best cut + recovery against the next."""
+    answers = {}
+    if "sdd" in arms and "sft" in arms:
+        answers["sdd_vs_sft"] = compare(arms, "sdd", "sft", samples)
+    ranked = sorted(
+        (name for name in RECOVERIES if name in arms), key=lambda name: -statistics.mean(arms[name]["average"])
+    )
+    if len(ranked) > 1 and any(name not in ("sdd", "kd") for name in ranked):
+        answers["best_recovery"] = compare(arms, ranked[0], ranked[1], samples)
+    return answers
+
+
 def build_results(preset: Preset, record: dict, entries: list[dict]) -> dict:
-    """results.json's content: config, arms (scores per seed), retention and comparisons."""
+    """results.json's content: config, arms (scores per seed), retention, comparisons and the headline."""
     arms = collect_arms(entries)
     original = statistics.mean(arms["original"]["average"]) if "original" in arms else None
-    comparisons = []
-    for first, second in COMPARISONS:
-        if first in arms and second in arms:
-            point, low, high = paired_bootstrap(arms[first], arms[second], preset.bootstrap_samples)
-            comparisons.append({"first": first, "second": second, "difference": point, "ci95": [low, high],
-                                "verdict": verdict(first, second, low, high)})  # fmt: skip
+    comparisons = [
+        compare(arms, first, second, preset.bootstrap_samples)
+        for first, second in COMPARISONS
+        if first in arms and second in arms
+    ]
     public = {
         name: {
             "seeds": arm["seeds"],
@@ -101,7 +132,8 @@ def build_results(preset: Preset, record: dict, entries: list[dict]) -> dict:
         }
         for name, arm in arms.items()
     }
-    return {"config": record, "arms": public, "comparisons": comparisons}
+    return {"config": record, "arms": public, "headline": headline(arms, preset.bootstrap_samples),
+            "comparisons": comparisons}  # fmt: skip
 
 
 def _mean_sd(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -121,6 +153,7 @@ def render_markdown(results: dict) -> str:
         "(or the whole set), mean ± sd over seeds; retention = average / original average × 100; held-out NLL: "
         "the original model's own answers to prompts no arm trains on (nats per token, lower is closer).",
         "",
+        *_headline_lines(results.get("headline", {})),
         "| arm | seeds | " + " | ".join(tasks) + " | average | retention % | held-out NLL |",
         "|---|---|" + "---|" * len(tasks) + "---|---|---|",
     ]
@@ -132,29 +165,71 @@ def render_markdown(results: dict) -> str:
             + f" | {_mean_sd(arm['average'])} | {_mean_sd(arm['retention'], 1.0) if arm['retention'] else '-'}"
             + f" | {_mean_sd(nll, 1.0, 3) if nll else '-'} |"
         )
-    lines += ["", "| comparison | difference (points) | 95% interval | reading |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| comparison | accuracy difference (points) | 95% interval | reading | held-out NLL difference | 95% interval "
+        "| reading |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for item in results["comparisons"]:
         low, high = item["ci95"]
+        nll = item.get("heldout_nll")
+        nll_cells = (
+            f"{nll['difference']:+.3f} | [{nll['ci95'][0]:+.3f}, {nll['ci95'][1]:+.3f}] | {nll['reading']}"
+            if nll
+            else "- | - | -"
+        )
         lines.append(
             f"| {item['first']} − {item['second']} | {100 * item['difference']:+.2f} | "
-            f"[{100 * low:+.2f}, {100 * high:+.2f}] | {item['verdict']} |"
+            f"[{100 * low:+.2f}, {100 * high:+.2f}] | {item['verdict']} | {nll_cells} |"
         )
+    notes = []
     pruning = results["config"].get("pruning")
     if pruning:
         chosen = pruning["chosen"]
-        lines += [
-            "",
+        notes.append(
             f"Cut: {chosen['method']}, blocks {chosen['removed_blocks']} (held-out NLL "
-            f"{chosen['heldout_nll']:.3f} against the original's {pruning['original_heldout_nll']:.3f}).",
-        ]
-    lines += _width_lines(results["config"])
-    lines += _training_lines(results["arms"], config["training"].get("max_length"))
-    lines += _lm_eval_lines(results["config"].get("lm_eval_check"))
-    lines += _gsm8k_lines(results["config"].get("gsm8k_gate"))
+            f"{chosen['heldout_nll']:.3f} against the original's {pruning['original_heldout_nll']:.3f})."
+        )
+    notes += _width_lines(results["config"])
+    notes += _training_lines(results["arms"], config["training"].get("max_length"))
+    notes += _lm_eval_lines(results["config"].get("lm_eval_check"))
+    notes += _gsm8k_lines(results["config"].get("gsm8k_gate"))
     removed = results["config"].get("decontamination", {}).get("removed_rows")
     if removed is not None:
-        lines.append(f"Decontamination removed {removed} training rows sharing a 13-gram with an evaluation item.")
+        notes.append(f"Decontamination removed {removed} training rows sharing a 13-gram with an evaluation item.")
+    lines += [part for note in notes for part in ("", note)]  # one paragraph each
     return "\n".join(lines) + "\n"
+
+
+def _difference(item: dict) -> str:
+    low, high = item["ci95"]
+    return f"{100 * item['difference']:+.2f} points, 95% interval [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
+def _headline_lines(answers: dict) -> list[str]:
+    """The headline answers in words, each with its interval."""
+    lines = []
+    if "sdd_vs_sft" in answers:
+        item = answers["sdd_vs_sft"]
+        reading = {"sdd better": "yes", "sft better": "no, plain SFT does better"}.get(
+            item["verdict"], "no clear difference"
+        )
+        text = f"**Does self-distilled data beat plain SFT here?** Accuracy: {reading} ({_difference(item)})"
+        nll = item.get("heldout_nll")
+        if nll:
+            text += (
+                f"; held-out NLL of the original's answers: {nll['reading']} ({nll['difference']:+.3f} nats, "
+                f"[{nll['ci95'][0]:+.3f}, {nll['ci95'][1]:+.3f}])"
+            )
+        lines.append(text + ".")
+    if "best_recovery" in answers:
+        item = answers["best_recovery"]
+        lines.append(
+            f"**Best cut and recovery at the depth cut's size** (sdd and kd recover the depth cut): {item['first']}, "
+            f"against the next best {item['second']}: {_difference(item)}, {item['verdict']}."
+        )
+    return [part for line in lines for part in (line, "")]
 
 
 def _width_lines(config: dict) -> list[str]:

@@ -1,0 +1,51 @@
+"""The recovery experiment's one-off steps, run for real through `sdd-data run` on a tiny model: the GSM8K gate
+and the lm-eval cross-check."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+RECOVERY = Path(__file__).resolve().parents[1] / "benchmarks" / "recovery"
+sys.path.insert(0, str(RECOVERY))
+
+from presets import PRESETS  # noqa: E402
+from run import Experiment  # noqa: E402
+
+MC_ROWS = [
+    {"query": "Question: What does the quick brown fox jump over?", "choices": ["the lazy dog", "a tree"], "gold": 0},
+    {"query": "Question: What is 12 + 30?", "choices": ["42", "seven", "12"], "gold": 0},
+    {"query": "Question: Which one is a colour?", "choices": ["green", "seven", "table", "run"], "gold": 0},
+]
+GSM8K_ROWS = [
+    {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?", "answer": "3 + 4 = 7\n#### 7"},
+    {"question": "A box holds 6 eggs. How many eggs are in 2 boxes?", "answer": "6 * 2 = 12\n#### 12"},
+    {"question": "Sam had 10 coins and spent 3. How many are left?", "answer": "10 - 3 = 7\n#### 7"},
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_the_gsm8k_gate_and_the_lm_eval_check_run_through_the_pipeline(tiny_llama_path, tmp_path):
+    preset = dataclasses.replace(PRESETS["smoke"], model=tiny_llama_path, gsm8k_gate_questions=2, gsm8k_floor=0.5)
+    data_dir = tmp_path / "data"
+    write_jsonl(data_dir / "gsm8k" / "test.jsonl", GSM8K_ROWS)
+    experiment = Experiment(preset, tmp_path / "work", data_dir, {})
+    experiment.results_dir = tmp_path / "results"
+
+    assert experiment.gsm8k_gate() is None, "a random tiny model answers no question: GSM8K stays out"
+    gate = json.loads((experiment.arms_dir / "gsm8k_gate.json").read_text())
+    assert gate == {"questions": 2, "exact_match": 0.0, "floor": 0.5, "included": False}
+
+    mc = write_jsonl(tmp_path / "eval_tiny.jsonl", MC_ROWS)
+    check = experiment.lm_eval_check([mc])
+    scores = check["tasks"]["eval_tiny"]
+    assert check["dtype"] == "float32" and scores["items"] == 3
+    assert scores["items_agreeing"] == 3 and scores["built_in"] == scores["lm_eval"]
+    assert json.loads((experiment.arms_dir / "lm_eval_check.json").read_text()) == check

@@ -11,6 +11,7 @@ from pathlib import Path
 RECOVERY = Path(__file__).resolve().parents[1] / "benchmarks" / "recovery"
 sys.path.insert(0, str(RECOVERY))
 
+from prepare import write_jsonl  # noqa: E402
 from presets import PRESETS  # noqa: E402
 from run import Experiment  # noqa: E402
 
@@ -24,12 +25,6 @@ GSM8K_ROWS = [
     {"question": "A box holds 6 eggs. How many eggs are in 2 boxes?", "answer": "6 * 2 = 12\n#### 12"},
     {"question": "Sam had 10 coins and spent 3. How many are left?", "answer": "10 - 3 = 7\n#### 7"},
 ]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 def test_the_gsm8k_gate_and_the_lm_eval_check_run_through_the_pipeline(tiny_llama_path, tmp_path):

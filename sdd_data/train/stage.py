@@ -4,7 +4,8 @@
 a local distilled dataset (dropped rows left out, loss on the answers only), a pruned model folder or
 the `smollm2` short name, a logit-distillation teacher check, and a model card. The final model is
 saved as a plain safetensors checkpoint (LoRA adapters merged in) with its tokenizer, written to a
-temporary folder beside `output` and renamed into place when whole.
+temporary folder beside `output` and renamed into place when whole. A run that stopped after the recipe saved
+a checkpoint (`save_strategy`) resumes from its last checkpoint when run again with the same recipe and data.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from sdd_data import __version__
 from sdd_data.artifacts import CARD_FILE, PRUNE_RECORD, TRAIN_RECORD
 from sdd_data.cards import model_card
+from sdd_data.config import config_hash
 from sdd_data.errors import SddError, first_line, require
 from sdd_data.hub import public_name
 from sdd_data.models import check_same_tokenizer, load_causal_lm, load_tokenizer, resolve_model
@@ -37,6 +39,8 @@ from sdd_data.train.recipe import (
 
 # Recipe keys that name local things: the card shows them by public name, or not at all.
 LOCAL_KEYS = ("model_name_or_path", "teacher_model_name_or_path", "dataset_name", "output_dir")
+# Written into the checkpoints folder: which recipe and data its checkpoints belong to.
+RUN_IDENTITY_FILE = "sdd_data_train_run.json"
 
 
 @dataclass
@@ -244,6 +248,45 @@ def card_recipe(prepared: PreparedTraining) -> dict:
     return values
 
 
+def run_identity(prepared: PreparedTraining) -> str:
+    """What a checkpoint must have been trained with to be resumed: the recipe values and the rows."""
+    values = {key: value for key, value in prepared.recipe.values.items() if key != "disable_tqdm"}
+    return config_hash({"recipe": values, "rows": prepared.rows.conversations})
+
+
+def resume_point(prepared: PreparedTraining, show_progress: bool) -> str | None:
+    """The last checkpoint of an earlier run of this same training, if it left one; else None.
+
+    Checkpoints made with another recipe or other data are removed, so that they are never mixed in."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    accelerator = prepared.trainer.accelerator
+    folder, identity = prepared.checkpoints, run_identity(prepared)
+    record = folder / RUN_IDENTITY_FILE
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    same_run = record.is_file() and _read_identity(record) == identity
+    if last and not same_run:
+        if show_progress and accelerator.is_main_process:
+            print(f"the checkpoints in {folder} come from other settings or data: training starts over")
+        last = None
+    accelerator.wait_for_everyone()  # every process has looked before the main process clears the folder
+    if accelerator.is_main_process and not same_run:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        record.write_text(json.dumps({"identity": identity}) + "\n")
+    accelerator.wait_for_everyone()
+    if last and show_progress and accelerator.is_main_process:
+        print(f"resuming from {Path(last).name} in {folder}")
+    return last
+
+
+def _read_identity(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("identity")
+    except (json.JSONDecodeError, AttributeError, OSError):
+        return None
+
+
 def _write_model(prepared: PreparedTraining, staging: Path) -> None:
     """Save the trained weights (LoRA merged in) as safetensors with the tokenizer; collective on every rank."""
     trainer = prepared.trainer
@@ -297,12 +340,15 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     prepared = prepare_training(config, show_progress)
     trainer, output = prepared.trainer, prepared.output
     card = _model_card_text(prepared)
+    resume = resume_point(prepared, show_progress)
     started = time.perf_counter()
     try:
-        metrics = dict(trainer.train().metrics)
+        metrics = dict(trainer.train(resume_from_checkpoint=resume).metrics)
     except ValueError as error:  # TRL refuses data it cannot batch (a row too long for max_length, say)
         raise SddError(f"training stopped: {first_line(error)}") from None
     metrics["global_step"] = trainer.state.global_step
+    if resume:
+        metrics["resumed_from_step"] = int(Path(resume).name.rpartition("-")[2])
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     if losses and not all(math.isfinite(loss) for loss in losses):
         raise SddError(f"the training loss became {losses[-1]} (try a lower learning_rate or bf16 instead of fp16)")

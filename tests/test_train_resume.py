@@ -106,6 +106,9 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(
     assert not (tmp_path / "model").exists()
     assert (checkpoints / f"checkpoint-{CRASH_STEP}").is_dir() and (checkpoints / RUN_IDENTITY_FILE).is_file()
 
+    half_saved = checkpoints / f"checkpoint-{CRASH_STEP + 1}"  # killed while saving: no trainer state yet
+    half_saved.mkdir()
+    (half_saved / "model.safetensors").write_bytes(b"")
     steps_run = []
     step = Trainer.training_step
     monkeypatch.setattr(Trainer, "training_step", lambda self, *a, **k: steps_run.append(1) or step(self, *a, **k))

@@ -41,6 +41,7 @@ from sdd_data.train.recipe import (
 LOCAL_KEYS = ("model_name_or_path", "teacher_model_name_or_path", "dataset_name", "output_dir")
 # Written into the checkpoints folder: which recipe and data its checkpoints belong to.
 RUN_IDENTITY_FILE = "sdd_data_train_run.json"
+TRAINER_STATE_FILE = "trainer_state.json"
 
 
 @dataclass
@@ -258,12 +259,10 @@ def resume_point(prepared: PreparedTraining, show_progress: bool) -> str | None:
     """The last checkpoint of an earlier run of this same training, if it left one; else None.
 
     Checkpoints made with another recipe or other data are removed, so that they are never mixed in."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     accelerator = prepared.trainer.accelerator
     folder, identity = prepared.checkpoints, run_identity(prepared)
     record = folder / RUN_IDENTITY_FILE
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    last = last_complete_checkpoint(folder)
     same_run = record.is_file() and _read_identity(record) == identity
     if last and not same_run:
         if show_progress and accelerator.is_main_process:
@@ -278,6 +277,18 @@ def resume_point(prepared: PreparedTraining, show_progress: bool) -> str | None:
     if last and show_progress and accelerator.is_main_process:
         print(f"resuming from {Path(last).name} in {folder}")
     return last
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest `checkpoint-<step>` folder that was saved to the end (the trainer writes its state file last)."""
+    if not folder.is_dir():
+        return None
+    steps = {}
+    for path in folder.glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (path / TRAINER_STATE_FILE).is_file():
+            steps[int(step)] = path
+    return str(steps[max(steps)]) if steps else None
 
 
 def _read_identity(path: Path) -> str | None:

@@ -295,12 +295,29 @@ def test_gkd_needs_a_teacher_with_the_same_tokenizer(tiny_llama_path: str, chat_
         train(_config(GKD_CPU, tiny_llama_path, chat_rows, tmp_path / "out", teacher=other))
 
 
-def test_gkd_refuses_batches_grouped_by_length(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
-    grouped = {"train_sampling_strategy": "group_by_length"}
-    config = _config(GKD_CPU, tiny_llama_path, chat_rows, tmp_path / "out", teacher=tiny_llama_path, overrides=grouped)
-    with pytest.raises(SddError, match="GKD tokenizes each batch in its collator"):
-        train(config)
-    assert not (tmp_path / "out").exists()
+def test_gkd_groups_batches_by_length_with_the_rows_token_counts(tiny_llama_path: str, tmp_path: Path):
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from sdd_data.train.stage import conversation_lengths
+
+    conversations = [[{"role": "user", "content": "hi " * words}, {"role": "assistant", "content": "ok then"}]
+                     for index in range(64) for words in [index % 8 + (30 if index % 2 else 1)]]  # fmt: skip
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in conversations))
+    grouped = {"train_sampling_strategy": "group_by_length", "per_device_train_batch_size": 4}
+    config = _config(GKD_CPU, tiny_llama_path, str(data), tmp_path / "out", teacher=tiny_llama_path, overrides=grouped)
+    prepared = prepare_training(config, show_progress=False)
+    sampler = prepared.trainer._get_train_sampler()
+    lengths = conversation_lengths(prepared.trainer.processing_class, conversations)
+    assert isinstance(sampler, LengthGroupedSampler) and sampler.lengths == lengths
+
+    def padded_tokens(order: list[int]) -> int:
+        return sum(4 * max(lengths[index] for index in order[start : start + 4]) for start in range(0, 64, 4))
+
+    # In the file's order every batch holds short and long rows; grouped, far fewer batches do.
+    assert padded_tokens(list(sampler)) < 0.8 * padded_tokens(list(range(64)))
+    result = train(config, show_progress=False)
+    assert result.method == "gkd" and result.metrics["global_step"] == 2
 
 
 def test_an_existing_output_is_refused(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
@@ -372,9 +389,9 @@ def test_trl_sft_runs_the_cpu_recipe_as_it_is(tiny_llama_path: str, chat_rows: s
     assert (tmp_path / "trl-out" / "model.safetensors").is_file()
 
 
-def test_conversations_longer_than_max_length_are_counted(tiny_llama_path: str):
+def test_conversation_lengths_count_the_rendered_tokens(tiny_llama_path: str):
     from sdd_data.models import load_tokenizer
-    from sdd_data.train.stage import rows_over_length
+    from sdd_data.train.stage import conversation_lengths
 
     tokenizer = load_tokenizer(tiny_llama_path)
     conversations = [[{"role": "user", "content": "hi " * words}, {"role": "assistant", "content": "ok"}]
@@ -382,10 +399,21 @@ def test_conversations_longer_than_max_length_are_counted(tiny_llama_path: str):
     lengths = [
         len(tokenizer(tokenizer.apply_chat_template(turns, tokenize=False))["input_ids"]) for turns in conversations
     ]
-    limit = (lengths[1] + lengths[2]) // 2
-    assert lengths[0] < lengths[1] < limit < lengths[2] < lengths[3]
-    assert rows_over_length(tokenizer, conversations, limit) == 2
-    assert rows_over_length(tokenizer, conversations, None) == 0
+    assert lengths[0] < lengths[1] < lengths[2] < lengths[3]
+    assert conversation_lengths(tokenizer, conversations) == lengths
+
+
+def test_conversations_longer_than_max_length_are_counted(tiny_llama_path: str, tmp_path: Path):
+    conversations = [[{"role": "user", "content": "hi " * words}, {"role": "assistant", "content": "ok"}]
+                     for words in (1, 10, 40, 80)]  # fmt: skip
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in conversations))
+    prepared = prepare_training(_config(SFT_CPU, tiny_llama_path, str(data), tmp_path / "out"), show_progress=False)
+    from sdd_data.train.stage import conversation_lengths
+
+    lengths = conversation_lengths(prepared.trainer.processing_class, conversations)
+    assert prepared.rows_over_max_length == sum(length > QUICK["max_length"] for length in lengths)
+    assert 0 < prepared.rows_over_max_length < len(conversations)
 
 
 def test_gkd_leaves_out_answers_that_fill_max_length_alone(tiny_llama_path: str):

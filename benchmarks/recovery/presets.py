@@ -78,8 +78,8 @@ PRESETS = {
             "learning_rate": 2.0e-5,
             "logging_steps": 10,
             # Batches of similar length: random batches of 4 pad the distilled rows to 1.49x their tokens, grouped
-            # ones to 1.00x, a third less compute per step on CPU. Not for the kd arm: GKD tokenizes each batch in
-            # its collator, so its batches stay random (run.py drops this key there).
+            # ones to 1.00x, a third less compute per step on CPU. Not for the kd arms, which keep random batches
+            # (run.py drops this key there): their first seeds ran before GKD could group by length.
             "train_sampling_strategy": "group_by_length",
         },
         seeds=(0, 1, 2),

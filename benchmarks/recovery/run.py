@@ -343,7 +343,9 @@ class Experiment:
         self, recipe: str, pruned: Path, data: Path, output: Path, seed: int, teacher: str | None = None
     ) -> dict:
         overrides = {**self.preset.training, "seed": seed}
-        if teacher:  # GKD tokenizes each batch in its collator: no lengths to group by, so its batches are random
+        # The kd arms keep random batches: their first seeds ran before GKD could group by length, and every
+        # seed of an arm trains the same way.
+        if teacher:
             overrides.pop("train_sampling_strategy", None)
         options = {"recipe": recipe, "model": str(pruned), "data": str(data), "output": str(output),
                    "overrides": overrides}  # fmt: skip

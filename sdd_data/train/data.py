@@ -93,8 +93,14 @@ def sft_dataset(conversations: list[list[dict]]):
     )
 
 
-def gkd_dataset(conversations: list[list[dict]]):
-    """`messages` rows, the format TRL's GKD collator reads (it masks everything before the last turn)."""
+def gkd_dataset(conversations: list[list[dict]], lengths: list[int] | None = None, length_column: str = "length"):
+    """`messages` rows, the format TRL's GKD collator reads (it masks everything before the last turn).
+
+    With `lengths` (tokens per conversation), a length column lets the trainer group batches by length, which
+    it cannot do by itself here because the collator tokenizes each batch."""
     import datasets
 
-    return datasets.Dataset.from_list([{"messages": messages} for messages in conversations])
+    table = {"messages": conversations}
+    if lengths is not None:
+        table[length_column] = lengths
+    return datasets.Dataset.from_dict(table)

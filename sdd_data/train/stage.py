@@ -137,11 +137,6 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
     args = recipe.training_args
     if args.eval_strategy != "no":
         raise SddError("sdd-data train trains on the whole distilled set and has no eval split: set eval_strategy: no")
-    if method == GKD and str(getattr(args, "train_sampling_strategy", "random")) == "group_by_length":
-        raise SddError(
-            "train_sampling_strategy group_by_length needs tokenized rows, and GKD tokenizes each batch in its "
-            "collator: leave the default (random) for a GKD recipe"
-        )
     rows = load_training_rows(config.data, config.data_split, config.data_config)
 
     if args.trust_remote_code and not config.trust_remote_code:
@@ -161,6 +156,8 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
             chat_template=False,
         )
         rows = without_overlong_answers(tokenizer, rows, args.max_length)
+    lengths = conversation_lengths(tokenizer, rows.conversations)
+    grouped = str(getattr(args, "train_sampling_strategy", "random")) == "group_by_length"
     model = load_model(model_path, recipe.model_args, trust)
     peft_config = get_peft_config(recipe.model_args)
     try:
@@ -171,7 +168,7 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
                 model=model,
                 teacher_model=teacher,
                 args=args,
-                train_dataset=gkd_dataset(rows.conversations),
+                train_dataset=gkd_dataset(rows.conversations, lengths if grouped else None, args.length_column_name),
                 processing_class=tokenizer,
                 peft_config=peft_config,
             )
@@ -185,7 +182,7 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
             )
     except ValueError as error:
         raise SddError(f"TRL refused the recipe {config.recipe}: {first_line(error)}") from None
-    over = rows_over_length(tokenizer, rows.conversations, args.max_length)
+    over = sum(length > args.max_length for length in lengths) if args.max_length else 0
     if over and show_progress:
         print(
             f"{over} of {len(rows.conversations)} conversations are longer than max_length {args.max_length} "
@@ -215,12 +212,10 @@ def without_overlong_answers(tokenizer: Any, rows: TrainingRows, max_length: int
     return replace(rows, conversations=kept, skipped=skipped)
 
 
-def rows_over_length(tokenizer: Any, conversations: list[list[dict]], max_length: int | None) -> int:
-    """How many conversations, rendered with the chat template, are longer than `max_length` tokens."""
-    if not max_length:
-        return 0
+def conversation_lengths(tokenizer: Any, conversations: list[list[dict]]) -> list[int]:
+    """Tokens in each conversation rendered with the chat template."""
     rendered = (tokenizer.apply_chat_template(turns, tokenize=False) for turns in conversations)
-    return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) > max_length for text in rendered)
+    return [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]
 
 
 def _prune_record(model_path: str) -> dict:

@@ -178,3 +178,20 @@ def test_the_headline_answers_sdd_against_sft_and_names_the_best_cut_and_recover
     assert "(sdd and kd recover the depth cut): minitron-sdd, against the next best kd: +25.00 points" in markdown
     kd_row = next(line for line in markdown.splitlines() if line.startswith("| sdd − kd |"))
     assert kd_row.endswith("| - | - | - |"), "kd has no per-answer NLL here, so no NLL interval"
+
+
+def test_the_stronger_recovery_arms_are_compared_and_their_learning_rate_is_named():
+    right, half = [1] * 40, [1, 0] * 20
+    entries = [entry("original", None, right, 0.5)]
+    for seed in (0, 1, 2):
+        entries += [entry("sft", seed, half, 1.2), entry("sdd", seed, half, 1.1)]
+        entries += [entry("sft-high-lr", seed, half, 1.4), entry("sdd-high-lr", seed, right, 1.0)]
+    results = build_results(PRESETS["cpu"], {"preset": PRESETS["cpu"].to_dict()}, entries)
+    assert list(results["arms"]) == ["original", "sft", "sdd", "sft-high-lr", "sdd-high-lr"]
+    comparisons = {(item["first"], item["second"]): item["verdict"] for item in results["comparisons"]}
+    assert comparisons[("sdd-high-lr", "sft-high-lr")] == "sdd-high-lr better"
+    assert comparisons[("sft-high-lr", "sft")] == "no clear difference"
+    markdown = render_markdown(results)
+    assert "`sft-high-lr` and `sdd-high-lr` train as `sft` and `sdd` do, at learning rate 0.0001 instead of 2e-05." in (
+        markdown
+    )

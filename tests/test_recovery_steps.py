@@ -44,3 +44,13 @@ def test_the_gsm8k_gate_and_the_lm_eval_check_run_through_the_pipeline(tiny_llam
     assert check["dtype"] == "float32" and scores["items"] == 3
     assert scores["items_agreeing"] == 3 and scores["built_in"] == scores["lm_eval"]
     assert json.loads((experiment.arms_dir / "lm_eval_check.json").read_text()) == check
+
+
+def test_the_stronger_recovery_arms_train_at_the_presets_higher_learning_rate(tmp_path):
+    preset = PRESETS["cpu"]
+    experiment = Experiment(preset, tmp_path / "work", tmp_path / "data", {})
+    recipe, model, data = preset.sft_recipe, tmp_path / "pruned", tmp_path / "rows.jsonl"
+    usual = experiment.train_step(recipe, model, data, tmp_path / "sft-s0", 0)["train"]["overrides"]
+    stronger = experiment.train_step(recipe, model, data, tmp_path / "sft-high-lr-s0", 0, None, 1e-4)["train"]
+    assert usual["learning_rate"] == preset.training["learning_rate"] == 2e-5
+    assert stronger["overrides"] == {**usual, "learning_rate": preset.high_learning_rate}

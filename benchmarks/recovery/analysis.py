@@ -20,6 +20,7 @@ COMPARISONS = (
     ("sdd", "sft"), ("sdd", "kd"), ("sdd", "pruned"), ("sdd-paser", "sdd-random"), ("sdd-paser", "sdd"),
     ("sdd-random", "sdd"), ("merged", "sdd-math"), ("merged", "sdd-general"), ("merged", "sdd"), ("sft", "sdd"),
     ("sdd", "sdd-pruned-teacher"),  # what the teacher's strength is worth
+    ("sdd-high-lr", "sft-high-lr"), ("sft-high-lr", "sft"), ("sdd-high-lr", "sdd"),  # a stronger recovery
     # width against depth at the same parameter count, and sdd against kd on each cut
     ("minitron", "pruned"), ("sdmprune", "pruned"), ("sdmprune", "minitron"),
     ("minitron-sdd", "sdd"), ("sdmprune-sdd", "sdd"), ("minitron-kd", "kd"), ("sdmprune-kd", "kd"),
@@ -27,7 +28,7 @@ COMPARISONS = (
 )  # fmt: skip
 ARM_ORDER = (
     "original", "pruned", "sft", "sdd", "sdd-pruned-teacher", "sdd-paser", "sdd-random", "kd", "sdd-math",
-    "sdd-general", "merged",
+    "sdd-general", "merged", "sft-high-lr", "sdd-high-lr",
     "minitron", "minitron-sdd", "minitron-kd", "sdmprune", "sdmprune-sdd", "sdmprune-kd",
 )  # fmt: skip
 README_BEGIN, README_END = "<!-- recovery-results -->", "<!-- /recovery-results -->"
@@ -192,6 +193,11 @@ def render_markdown(results: dict) -> str:
             f"{chosen['heldout_nll']:.3f} against the original's {pruning['original_heldout_nll']:.3f})."
         )
     notes += _width_lines(results["config"])
+    if config.get("high_learning_rate") and "sdd-high-lr" in arms:
+        notes.append(
+            f"`sft-high-lr` and `sdd-high-lr` train as `sft` and `sdd` do, at learning rate "
+            f"{config['high_learning_rate']:g} instead of {config['training']['learning_rate']:g}."
+        )
     notes += _training_lines(results["arms"], config["training"].get("max_length"))
     notes += _lm_eval_lines(results["config"].get("lm_eval_check"))
     notes += _gsm8k_lines(results["config"].get("gsm8k_gate"))

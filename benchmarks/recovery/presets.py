@@ -47,6 +47,9 @@ class Preset:
     """Width cuts (`sdd-data prune --method`) at the depth cut's parameter budget, each recovered with sdd and kd."""
     width_prune: dict[str, object] = field(default_factory=dict)
     """Prune options of the width cuts (calibration rows, lengths); the calibration data is the training set."""
+    high_learning_rate: float | None = None
+    """When set, `sft` and `sdd` train again at this learning rate (3 seeds each: `sft-high-lr`, `sdd-high-lr`):
+    does a stronger recovery, which moves the model further, separate the two?"""
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -94,6 +97,7 @@ PRESETS = {
         width_methods=("minitron", "sdmprune"),
         # sdmprune's calibration is the original's own completions: 128 prompts x 128 tokens take ~2 min here
         width_prune={"calibration_rows": 128, "max_length": 512, "batch_size": 16, "completion_tokens": 128},
+        high_learning_rate=1.0e-4,
     ),
     "smoke": Preset(  # the plumbing of every arm in minutes: no result to read anything into
         name="smoke",
@@ -125,6 +129,7 @@ PRESETS = {
         bootstrap_samples=200,
         width_methods=("minitron", "sdmprune"),
         width_prune={"calibration_rows": 8, "max_length": 256, "batch_size": 4, "completion_tokens": 16},
+        high_learning_rate=1.0e-4,
     ),
     "gpu-1b": Preset(
         name="gpu-1b",

@@ -340,9 +340,12 @@ class Experiment:
         return entry
 
     def train_step(
-        self, recipe: str, pruned: Path, data: Path, output: Path, seed: int, teacher: str | None = None
-    ) -> dict:
+        self, recipe: str, pruned: Path, data: Path, output: Path, seed: int, teacher: str | None = None,
+        learning_rate: float | None = None,
+    ) -> dict:  # fmt: skip
         overrides = {**self.preset.training, "seed": seed}
+        if learning_rate is not None:
+            overrides["learning_rate"] = learning_rate
         # The kd arms keep random batches: their first seeds ran before GKD could group by length, and every
         # seed of an arm trains the same way.
         if teacher:
@@ -388,10 +391,13 @@ class Experiment:
                 None,
             ),
         }
-        # Every seed of the main comparison first, then the selection arms, the merge and its parts, and the
-        # weaker teacher.
+        high_lr = self.preset.high_learning_rate
+        if high_lr is not None:
+            plans |= {"sft-high-lr": (*plans["sft"][:2], None), "sdd-high-lr": (*plans["sdd"][:2], None)}
+        # Every seed of the main comparison first, then the selection arms, the merge and its parts, the weaker
+        # teacher and the stronger recovery.
         groups = (("sft", "sdd", "kd"), ("sdd-paser", "sdd-random"), ("sdd-math", "sdd-general", "merged"),
-                  ("sdd-pruned-teacher",))  # fmt: skip
+                  ("sdd-pruned-teacher",), ("sft-high-lr", "sdd-high-lr") if high_lr is not None else ())  # fmt: skip
         for group in groups:
             for seed in self.preset.seeds:
                 for arm in group:
@@ -401,7 +407,8 @@ class Experiment:
                     elif wanted(arm) or (arm in ("sdd-math", "sdd-general") and wanted("merged")):
                         recipe, arm_data, teacher = plans[arm]
                         output = self.work / "models" / f"{arm}-s{seed}"
-                        step = self.train_step(recipe, pruned, arm_data(seed), output, seed, teacher)
+                        learning_rate = high_lr if arm.endswith("-high-lr") else None
+                        step = self.train_step(recipe, pruned, arm_data(seed), output, seed, teacher, learning_rate)
                         entries.append(self.arm(arm, seed, [step], output, tasks))
         entries += self.width_arms(pruned, prepared, nll_task, tasks, data, wanted)
         if only is None:

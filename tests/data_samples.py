@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -24,3 +26,9 @@ def gsm8k_distill_command(rows: int, teacher: str, output: Path, **flags: object
     options = [item for name, value in flags.items() for item in (f"--{name.replace('_', '-')}", str(value))]
     return [sys.executable, "-m", "sdd_data.cli", "distill", "--data", str(GSM8K_TRAIN), "--limit", str(rows),
             "--teacher", teacher, "--output", str(output), *options]  # fmt: skip
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> Path:
+    """Write `rows` to `path` as JSON lines; returns `path`."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path

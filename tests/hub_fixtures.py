@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from data_samples import write_jsonl
 from hub_server import HubServer
 from test_distill import ROWS, config_for
 
@@ -48,7 +48,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 def distilled(tmp_path: Path) -> Path:
     """A finished distill run of test_distill's rows with its scripted teacher (one row dropped as invalid)."""
     source = tmp_path / "gsm8k.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    write_jsonl(source, ROWS)
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "config.json").write_text("{}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pyarrow.parquet as pq
 import pytest
+from data_samples import write_jsonl
 from test_distill import ROWS, config_for
 
 from sdd_data.data.decontaminate import build_index, normalised_words
@@ -22,7 +21,7 @@ def eval_file(tmp_path):
         {"query": f"Question: {QUESTION}", "choices": ["a lamp", "a rock"], "gold": 0},
         {"query": "Question: What is two plus three?", "choices": ["5", "6"], "gold": 0},
     ]
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_jsonl(path, rows)
     return path
 
 
@@ -46,7 +45,7 @@ def test_distill_sets_contaminated_rows_aside_before_the_teacher_runs(eval_file,
 
     leaked = {"id": "leaked", "instruction": QUESTION, "input": "", "output": "A lamp.", "task": "free"}
     source = tmp_path / "rows.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in [*ROWS, leaked]))
+    write_jsonl(source, [*ROWS, leaked])
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "config.json").write_text("{}")

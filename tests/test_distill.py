@@ -7,6 +7,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from data_samples import write_jsonl
 
 from sdd_data.data.sources import SourceSpec
 from sdd_data.distill.stage import DistillConfig, distill
@@ -71,7 +72,7 @@ ENGINES.add("scripted", ScriptedEngine)
 @pytest.fixture
 def source(tmp_path):
     path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    write_jsonl(path, ROWS)
     return str(path)
 
 

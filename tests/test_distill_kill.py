@@ -20,6 +20,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
+from data_samples import write_jsonl
 
 from sdd_data.artifacts import detect
 
@@ -74,7 +75,7 @@ def crasher(tmp_path_factory):
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("kill-source") / "rows.jsonl"
-    path.write_text("".join(json.dumps({**row, "task": "free"}) + "\n" for row in ROWS))
+    write_jsonl(path, [{**row, "task": "free"} for row in ROWS])
     return path
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from data_samples import write_jsonl
 
 from sdd_data.errors import SddError
 from sdd_data.evaluate import loglikelihood
@@ -47,11 +48,6 @@ GSM8K_ROWS = [
     {"question": "A pen costs $2. How much do 5 pens cost?", "answer": "5 * 2 = 10\n#### 10"},
     {"question": "Sara had 20 stickers and gave away 5. How many are left?", "answer": "20 - 5 = 15\n#### 15"},
 ]
-
-
-def write_jsonl(path, rows) -> str:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from data_samples import write_jsonl
 
 from sdd_data.errors import SddError
 from sdd_data.evaluate.config import EvalConfig
@@ -58,11 +58,6 @@ NLL_ROWS = [
     {"prompt": "What is 2 + 2?", "response": "2 + 2 = 4."},
     {"prompt": "Say hello in French.", "response": "Bonjour!"},
 ]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return str(path)
 
 
 @dataclass

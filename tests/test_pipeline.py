@@ -4,6 +4,7 @@ import json
 
 import pytest
 import yaml
+from data_samples import write_jsonl
 from test_distill import ROWS
 
 from sdd_data.cli import build_parser, main
@@ -17,7 +18,7 @@ from sdd_data.stages import STAGES
 def inputs(tmp_path):
     """A source file of test_distill's rows and a stand-in teacher directory for its scripted engine."""
     source = tmp_path / "rows.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    write_jsonl(source, ROWS)
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "config.json").write_text("{}")

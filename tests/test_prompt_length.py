@@ -6,6 +6,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from data_samples import write_jsonl
 
 from sdd_data.data.sources import SourceSpec
 from sdd_data.distill.stage import DistillConfig, distill
@@ -31,7 +32,7 @@ def render(tokenizer, question: str) -> str:
 
 def run(tiny_llama_path, tmp_path, name: str, **options):
     source = tmp_path / "rows.jsonl"
-    source.write_text("".join(json.dumps({**row, "input": "", "task": "free"}) + "\n" for row in ROWS))
+    write_jsonl(source, [{**row, "input": "", "task": "free"} for row in ROWS])
     config = DistillConfig(
         source=SourceSpec(data=str(source)),
         teacher=tiny_llama_path,
@@ -136,7 +137,7 @@ def test_vllm_sets_long_prompts_aside_instead_of_failing_mid_run(tiny_llama_path
     import sys
 
     source = tmp_path / "rows.jsonl"
-    source.write_text("".join(json.dumps({**row, "input": "", "task": "free"}) + "\n" for row in ROWS))
+    write_jsonl(source, [{**row, "input": "", "task": "free"} for row in ROWS])
     output = tmp_path / "vllm"
     command = [sys.executable, "-m", "sdd_data.cli", "distill", "--engine", "vllm", "--data", str(source)]
     command += ["--teacher", tiny_llama_path, "--output", str(output), "--max-model-len", str(CONTEXT)]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from data_samples import write_jsonl
 from hub_fixtures import TOKEN, USER, cli_error
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
@@ -45,7 +46,7 @@ def recovered(pruned_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
     folder = tmp_path_factory.mktemp("recovery")
     data = folder / "chat.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in CHAT_ROWS))
+    write_jsonl(data, CHAT_ROWS)
     config = TrainConfig(
         recipe=str(SFT_CPU),
         model=str(pruned_tiny),
@@ -64,7 +65,7 @@ def evaluated(tiny_llama_path: str, pruned_tiny: Path, recovered: Path, tmp_path
 
     folder = tmp_path_factory.mktemp("eval")
     mc = folder / "colours.jsonl"
-    mc.write_text("".join(json.dumps(row) + "\n" for row in MC_ROWS))
+    write_jsonl(mc, MC_ROWS)
     models = f"original={tiny_llama_path},pruned={pruned_tiny},recovered={recovered}"
     evaluate(EvalConfig(models=models, tasks=f"mc:{mc}", limit=2, output=str(folder / "out")))
     return folder / "out"

@@ -46,11 +46,19 @@ def test_the_gsm8k_gate_and_the_lm_eval_check_run_through_the_pipeline(tiny_llam
     assert json.loads((experiment.arms_dir / "lm_eval_check.json").read_text()) == check
 
 
-def test_the_stronger_recovery_arms_train_at_the_presets_higher_learning_rate(tmp_path):
+def test_the_stronger_recovery_arms_train_as_their_usual_arms_at_the_presets_higher_learning_rate(tmp_path):
     preset = PRESETS["cpu"]
     experiment = Experiment(preset, tmp_path / "work", tmp_path / "data", {})
-    recipe, model, data = preset.sft_recipe, tmp_path / "pruned", tmp_path / "rows.jsonl"
-    usual = experiment.train_step(recipe, model, data, tmp_path / "sft-s0", 0)["train"]["overrides"]
-    stronger = experiment.train_step(recipe, model, data, tmp_path / "sft-high-lr-s0", 0, None, 1e-4)["train"]
-    assert usual["learning_rate"] == preset.training["learning_rate"] == 2e-5
-    assert stronger["overrides"] == {**usual, "learning_rate": preset.high_learning_rate}
+    data = {name: tmp_path / f"{name}.jsonl" for name in ("sft", "sdd", "kd", "sdd-math", "sdd-general")}
+    plans = experiment.arm_plans(data, tmp_path / "distilled", tmp_path / "pruned", tmp_path / "train.jsonl", [])
+    model = tmp_path / "pruned"
+    for usual, stronger in (("sft", "sft-high-lr"), ("sdd", "sdd-high-lr")):
+        step = experiment.train_step(plans[usual], model, tmp_path / f"{usual}-s0", 0)["train"]
+        stronger_step = experiment.train_step(plans[stronger], model, tmp_path / f"{stronger}-s0", 0)["train"]
+        assert step["overrides"]["learning_rate"] == preset.training["learning_rate"] == 2e-5
+        assert stronger_step["overrides"] == {**step["overrides"], "learning_rate": preset.high_learning_rate}
+        assert stronger_step["data"] == step["data"] == str(data[usual])
+        assert stronger_step["recipe"] == step["recipe"] == preset.sft_recipe and "teacher" not in stronger_step
+    assert "sft-high-lr" not in Experiment(PRESETS["gpu-8b"], tmp_path / "w", tmp_path / "d", {}).arm_plans(
+        data, tmp_path / "distilled", tmp_path / "pruned", tmp_path / "train.jsonl", []
+    ), "a preset without a higher learning rate has no stronger arms"

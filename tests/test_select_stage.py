@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import sentence_transformers
+from data_samples import write_jsonl
 
 from sdd_data.data.sources import SourceSpec
 from sdd_data.errors import SddError
@@ -121,7 +122,7 @@ def test_bad_budgets_fail_before_any_model_runs(tmp_path, budget, message):
 
 def test_bad_inputs_are_clear_errors(tiny_llama_path, tmp_path):
     few = tmp_path / "few.jsonl"
-    few.write_text("".join(json.dumps({"instruction": f"q{i}", "response": f"a{i}"}) + "\n" for i in range(3)))
+    write_jsonl(few, [{"instruction": f"q{i}", "response": f"a{i}"} for i in range(3)])
     with pytest.raises(SddError, match="too few to pick a number of clusters"):
         select(config(tmp_path, tiny_llama_path, source=SourceSpec(data=str(few))), show_progress=False)
     five = config(tmp_path, tiny_llama_path, source=SourceSpec(data="example", limit=5))
@@ -197,7 +198,7 @@ def test_rows_set_aside_before_selection_are_in_the_outcome(tiny_llama_path, var
     rows += [{"id": "blank", "instruction": "Say nothing.", "input": "", "response": "  "},
              {"id": "no-question", "instruction": "", "input": "", "response": "An answer."}]  # fmt: skip
     data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_jsonl(data, rows)
     result = select(config(tmp_path, tiny_llama_path, pruned_model=variant, source=SourceSpec(data=str(data))),
                     show_progress=False)  # fmt: skip
     outcome = {row["id"]: row for row in pq.read_table(result.output / "outcome.parquet").to_pylist()}

@@ -1,18 +1,12 @@
 """Loading sources into canonical rows: presets, mappings, stable ids and bad input."""
 
 import json
-from pathlib import Path
 
 import pytest
-from data_samples import ALPACA, DOLLY, GSM8K_TEST, GSM8K_TRAIN
+from data_samples import ALPACA, DOLLY, GSM8K_TEST, GSM8K_TRAIN, write_jsonl
 
 from sdd_data.data.sources import SourceSpec, load_rows
 from sdd_data.errors import SddError
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 def test_gsm8k_preset_extracts_the_reference_answer():
@@ -160,6 +154,6 @@ def test_packaged_example_is_usable():
 def test_duplicate_ids_are_refused_when_the_rows_load(tmp_path):
     rows = [{"id": key, "instruction": f"q{n}", "input": "", "output": "a"} for n, key in enumerate("abacbd")]
     path = tmp_path / "dups.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_jsonl(path, rows)
     with pytest.raises(SddError, match=r"2 row id\(s\) are not unique: 'a' \(rows 0, 2\); 'b' \(rows 1, 4\)"):
         load_rows(SourceSpec(data=str(path)))

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from data_samples import write_jsonl
 from test_distill import ROWS, config_for
 
 import sdd_data.models.resolve as resolve
@@ -32,7 +33,7 @@ def fake_smollm2(monkeypatch, tmp_path):
 
 def distill_with(teacher: str, tmp_path: Path) -> Path:
     source = tmp_path / "gsm8k.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    write_jsonl(source, ROWS)
     return distill(config_for(str(source), teacher, tmp_path / "run"), show_progress=False).output
 
 

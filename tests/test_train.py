@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from data_samples import GSM8K_TRAIN
+from data_samples import GSM8K_TRAIN, write_jsonl
 
 from sdd_data.errors import SddError
 from sdd_data.train.data import load_training_rows
@@ -57,7 +57,7 @@ CHAT_ROWS = [
 def chat_rows(tmp_path: Path) -> str:
     """Distilled rows as JSON lines: a system turn, a dropped row and a row with an empty answer."""
     path = tmp_path / "chat.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in CHAT_ROWS))
+    write_jsonl(path, CHAT_ROWS)
     return str(path)
 
 
@@ -303,7 +303,7 @@ def test_gkd_groups_batches_by_length_with_the_rows_token_counts(tiny_llama_path
     conversations = [[{"role": "user", "content": "hi " * words}, {"role": "assistant", "content": "ok then"}]
                      for index in range(64) for words in [index % 8 + (30 if index % 2 else 1)]]  # fmt: skip
     data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in conversations))
+    write_jsonl(data, [{"messages": turns} for turns in conversations])
     grouped = {"train_sampling_strategy": "group_by_length", "per_device_train_batch_size": 4}
     config = _config(GKD_CPU, tiny_llama_path, str(data), tmp_path / "out", teacher=tiny_llama_path, overrides=grouped)
     prepared = prepare_training(config, show_progress=False)
@@ -338,7 +338,7 @@ def _gsm8k_distilled(folder: Path, count: int) -> str:
         for row in map(json.loads, lines)
     ]
     path = folder / "gsm8k-distilled.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_jsonl(path, rows)
     return str(path)
 
 
@@ -407,7 +407,7 @@ def test_conversations_longer_than_max_length_are_counted(tiny_llama_path: str, 
     conversations = [[{"role": "user", "content": "hi " * words}, {"role": "assistant", "content": "ok"}]
                      for words in (1, 10, 40, 80)]  # fmt: skip
     data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in conversations))
+    write_jsonl(data, [{"messages": turns} for turns in conversations])
     prepared = prepare_training(_config(SFT_CPU, tiny_llama_path, str(data), tmp_path / "out"), show_progress=False)
     from sdd_data.train.stage import conversation_lengths
 

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from data_samples import write_jsonl
 
 from sdd_data.artifacts import TRAIN_RECORD
 from sdd_data.train.stage import RUN_IDENTITY_FILE, TrainConfig, train
@@ -74,7 +75,7 @@ def _weights(folder: Path) -> dict:
 @pytest.fixture
 def rows(tmp_path: Path) -> Path:
     path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in ROWS))
+    write_jsonl(path, [{"messages": turns} for turns in ROWS])
     return path
 
 
@@ -83,7 +84,7 @@ def uninterrupted(tiny_llama_path: str, tmp_path_factory: pytest.TempPathFactory
     """The weights of the same training run straight through."""
     folder = tmp_path_factory.mktemp("straight")
     data = folder / "rows.jsonl"
-    data.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in ROWS))
+    write_jsonl(data, [{"messages": turns} for turns in ROWS])
     result = train(_config(tiny_llama_path, data, folder / "model"), show_progress=False)
     assert result.metrics["global_step"] == 4 and "resumed_from_step" not in result.metrics
     return _weights(folder / "model")
@@ -137,6 +138,6 @@ def test_checkpoints_of_other_settings_are_not_resumed(
 
 def test_checkpoints_of_other_data_are_not_resumed(tiny_llama_path: str, rows: Path, tmp_path: Path):
     _crash(_config(tiny_llama_path, rows, tmp_path / "model"))
-    rows.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in reversed(ROWS)))
+    write_jsonl(rows, [{"messages": turns} for turns in reversed(ROWS)])
     result = train(_config(tiny_llama_path, rows, tmp_path / "model"), show_progress=False)
     assert "resumed_from_step" not in result.metrics and len(result.losses) == 4

@@ -37,7 +37,9 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from analysis import README_BEGIN, README_END, readme_section, write_results
@@ -90,6 +92,16 @@ def content_digest(path: Path) -> str:
     for file in files:
         digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+class ArmPlan(NamedTuple):
+    """How one trained arm trains: its recipe, its data for a seed, its teacher (logit distillation only) and
+    a learning rate in place of the preset's."""
+
+    recipe: str
+    data: Callable[[int], Path]
+    teacher: str | None = None
+    learning_rate: float | None = None
 
 
 class Experiment:
@@ -339,21 +351,39 @@ class Experiment:
         cached.write_text(json.dumps(entry) + "\n")
         return entry
 
-    def train_step(
-        self, recipe: str, pruned: Path, data: Path, output: Path, seed: int, teacher: str | None = None,
-        learning_rate: float | None = None,
-    ) -> dict:  # fmt: skip
+    def arm_plans(
+        self, data: dict[str, Path], distilled: Path, pruned: Path, train_rows: Path, decontaminate: list[Path]
+    ) -> dict[str, ArmPlan]:
+        """How each trained depth arm trains; the pruned-teacher set and the selections are made when first asked."""
+        sft, kd = self.preset.sft_recipe, self.preset.kd_recipe
+        plans = {
+            "sft": ArmPlan(sft, lambda seed: data["sft"]),
+            "sdd": ArmPlan(sft, lambda seed: data["sdd"]),
+            "kd": ArmPlan(kd, lambda seed: data["kd"], teacher=self.preset.model),
+            "sdd-paser": ArmPlan(sft, lambda seed: self.select(distilled, pruned, "paser", 0)),
+            "sdd-random": ArmPlan(sft, lambda seed: self.select(distilled, pruned, "random", seed)),
+            "sdd-math": ArmPlan(sft, lambda seed: data["sdd-math"]),
+            "sdd-general": ArmPlan(sft, lambda seed: data["sdd-general"]),
+            "sdd-pruned-teacher": ArmPlan(sft, lambda seed: self.distill(train_rows, decontaminate, teacher=pruned)),
+        }
+        if self.preset.high_learning_rate is not None:
+            plans["sft-high-lr"] = plans["sft"]._replace(learning_rate=self.preset.high_learning_rate)
+            plans["sdd-high-lr"] = plans["sdd"]._replace(learning_rate=self.preset.high_learning_rate)
+        return plans
+
+    def train_step(self, plan: ArmPlan, model: Path, output: Path, seed: int) -> dict:
+        """The pipeline step that trains `model` as `plan` says, with `seed`, into `output`."""
         overrides = {**self.preset.training, "seed": seed}
-        if learning_rate is not None:
-            overrides["learning_rate"] = learning_rate
+        if plan.learning_rate is not None:
+            overrides["learning_rate"] = plan.learning_rate
         # The kd arms keep random batches: their first seeds ran before GKD could group by length, and every
         # seed of an arm trains the same way.
-        if teacher:
+        if plan.teacher:
             overrides.pop("train_sampling_strategy", None)
-        options = {"recipe": recipe, "model": str(pruned), "data": str(data), "output": str(output),
+        options = {"recipe": plan.recipe, "model": str(model), "data": str(plan.data(seed)), "output": str(output),
                    "overrides": overrides}  # fmt: skip
-        if teacher:
-            options["teacher"] = teacher
+        if plan.teacher:
+            options["teacher"] = plan.teacher
         return {"train": options}
 
     def run(self, only: set[str] | None) -> dict:
@@ -377,27 +407,12 @@ class Experiment:
         decontaminate = [*eval_files, *local_gsm8k]
         distilled = self.distill(prepared.train, decontaminate)
         data = self.training_sets(distilled)
-        plans = {
-            "sft": (self.preset.sft_recipe, lambda seed: data["sft"], None),
-            "sdd": (self.preset.sft_recipe, lambda seed: data["sdd"], None),
-            "kd": (self.preset.kd_recipe, lambda seed: data["kd"], self.preset.model),
-            "sdd-paser": (self.preset.sft_recipe, lambda seed: self.select(distilled, pruned, "paser", 0), None),
-            "sdd-random": (self.preset.sft_recipe, lambda seed: self.select(distilled, pruned, "random", seed), None),
-            "sdd-math": (self.preset.sft_recipe, lambda seed: data["sdd-math"], None),
-            "sdd-general": (self.preset.sft_recipe, lambda seed: data["sdd-general"], None),
-            "sdd-pruned-teacher": (
-                self.preset.sft_recipe,
-                lambda seed: self.distill(prepared.train, decontaminate, teacher=pruned),
-                None,
-            ),
-        }
-        high_lr = self.preset.high_learning_rate
-        if high_lr is not None:
-            plans |= {"sft-high-lr": (*plans["sft"][:2], None), "sdd-high-lr": (*plans["sdd"][:2], None)}
+        plans = self.arm_plans(data, distilled, pruned, prepared.train, decontaminate)
         # Every seed of the main comparison first, then the selection arms, the merge and its parts, the weaker
         # teacher and the stronger recovery.
+        stronger = ("sft-high-lr", "sdd-high-lr") if "sft-high-lr" in plans else ()
         groups = (("sft", "sdd", "kd"), ("sdd-paser", "sdd-random"), ("sdd-math", "sdd-general", "merged"),
-                  ("sdd-pruned-teacher",), ("sft-high-lr", "sdd-high-lr") if high_lr is not None else ())  # fmt: skip
+                  ("sdd-pruned-teacher",), stronger)  # fmt: skip
         for group in groups:
             for seed in self.preset.seeds:
                 for arm in group:
@@ -405,12 +420,11 @@ class Experiment:
                         if wanted("merged"):
                             entries.append(self.merged(seed, self.work / "models", pruned, data, tasks))
                     elif wanted(arm) or (arm in ("sdd-math", "sdd-general") and wanted("merged")):
-                        recipe, arm_data, teacher = plans[arm]
                         output = self.work / "models" / f"{arm}-s{seed}"
-                        learning_rate = high_lr if arm.endswith("-high-lr") else None
-                        step = self.train_step(recipe, pruned, arm_data(seed), output, seed, teacher, learning_rate)
+                        step = self.train_step(plans[arm], pruned, output, seed)
                         entries.append(self.arm(arm, seed, [step], output, tasks))
-        entries += self.width_arms(pruned, prepared, nll_task, tasks, data, wanted)
+        recoveries = {recovery: plans[recovery] for recovery in ("sdd", "kd")}
+        entries += self.width_arms(pruned, prepared, nll_task, tasks, recoveries, wanted)
         if only is None:
             self.lm_eval_check(eval_files)
         return write_results(self.preset, self.record, entries, self.results_dir)
@@ -453,8 +467,11 @@ class Experiment:
         self.keep("lm_eval_check", check)
         return check
 
-    def width_arms(self, pruned: Path, prepared, nll_task: str, tasks: list[str], data: dict, wanted) -> list[dict]:
-        """The width cuts, unrecovered and recovered with sdd and kd, for every seed (after the depth arms)."""
+    def width_arms(
+        self, pruned: Path, prepared, nll_task: str, tasks: list[str], recoveries: dict[str, ArmPlan], wanted
+    ) -> list[dict]:
+        """The width cuts, unrecovered and recovered as the depth cut's arms named in `recoveries` are, for every
+        seed (after the depth arms)."""
         names = [f"{method}{suffix}" for method in self.preset.width_methods for suffix in ("", "-sdd", "-kd")]
         if not any(wanted(name) for name in names):
             return []
@@ -464,15 +481,13 @@ class Experiment:
         original = Path(resolve_model(self.preset.model).path)
         self.decode_speed({"original": original, "depth": pruned, **cuts}, prepared.heldout_prompts)
         entries = [self.arm(method, None, [], cut, tasks) for method, cut in cuts.items() if wanted(method)]
-        recoveries = {"sdd": (self.preset.sft_recipe, data["sdd"], None),
-                      "kd": (self.preset.kd_recipe, data["kd"], self.preset.model)}  # fmt: skip
         for seed in self.preset.seeds:
             for method, cut in cuts.items():
-                for recovery, (recipe, arm_data, teacher) in recoveries.items():
+                for recovery, plan in recoveries.items():
                     arm = f"{method}-{recovery}"
                     if wanted(arm):
                         output = self.work / "models" / f"{arm}-s{seed}"
-                        step = self.train_step(recipe, cut, arm_data, output, seed, teacher)
+                        step = self.train_step(plan, cut, output, seed)
                         entries.append(self.arm(arm, seed, [step], output, tasks))
         return entries
 

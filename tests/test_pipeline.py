@@ -30,19 +30,17 @@ def write_pipeline(path, steps) -> str:
     return str(path)
 
 
-def test_distill_then_publish_runs_in_order(inputs, tmp_path):
+def scripted_distill(inputs, output) -> dict:
+    """A distill step's options: the `inputs` rows, rewritten by the scripted engine into `output`."""
     source, teacher = inputs
+    return {"data": str(source), "teacher": str(teacher), "engine": "scripted", "output": str(output)}
+
+
+def test_distill_then_publish_runs_in_order(inputs, tmp_path):
     pipeline = write_pipeline(
         tmp_path / "pipeline.yaml",
         [
-            {
-                "distill": {
-                    "data": str(source),
-                    "teacher": str(teacher),
-                    "engine": "scripted",
-                    "output": str(tmp_path / "run"),
-                }
-            },
+            {"distill": scripted_distill(inputs, tmp_path / "run")},
             {"publish": {"distilled": str(tmp_path / "run"), "output_dir": str(tmp_path / "published")}},
         ],
     )
@@ -53,18 +51,10 @@ def test_distill_then_publish_runs_in_order(inputs, tmp_path):
 
 
 def test_a_bad_later_step_stops_the_pipeline_before_the_first_runs(inputs, tmp_path, capsys):
-    source, teacher = inputs
     pipeline = write_pipeline(
         tmp_path / "pipeline.yaml",
         [
-            {
-                "distill": {
-                    "data": str(source),
-                    "teacher": str(teacher),
-                    "engine": "scripted",
-                    "output": str(tmp_path / "run"),
-                }
-            },
+            {"distill": scripted_distill(inputs, tmp_path / "run")},
             {"publish": {"distilled": str(tmp_path / "run"), "output_dirr": "typo"}},
         ],
     )
@@ -93,14 +83,7 @@ def test_dry_run_checks_and_prints_without_running(inputs, tmp_path, capsys):
     pipeline = write_pipeline(
         tmp_path / "pipeline.yaml",
         [
-            {
-                "distill": {
-                    "data": str(source),
-                    "teacher": str(teacher),
-                    "engine": "scripted",
-                    "output": str(tmp_path / "run"),
-                }
-            },
+            {"distill": scripted_distill(inputs, tmp_path / "run")},
         ],
     )
     assert run_pipeline(PipelineConfig(pipeline=pipeline, dry_run=True)) == []
@@ -116,7 +99,6 @@ def test_every_registered_stage_is_a_subcommand():
 def test_a_missing_extra_is_reported_before_the_first_step_runs(inputs, tmp_path, monkeypatch, capsys):
     import importlib.util
 
-    source, teacher = inputs
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *rest: None if name == "lm_eval" else real_find_spec(name, *rest)
@@ -124,14 +106,7 @@ def test_a_missing_extra_is_reported_before_the_first_step_runs(inputs, tmp_path
     pipeline = write_pipeline(
         tmp_path / "pipeline.yaml",
         [
-            {
-                "distill": {
-                    "data": str(source),
-                    "teacher": str(teacher),
-                    "engine": "scripted",
-                    "output": str(tmp_path / "run"),
-                }
-            },
+            {"distill": scripted_distill(inputs, tmp_path / "run")},
             {"eval": {"models": "original=smollm2", "tasks": "mc:arc.jsonl,lm-eval:hellaswag:10"}},
         ],
     )
@@ -160,8 +135,7 @@ def test_an_extra_is_needed_only_by_the_options_that_use_it():
 def test_a_rerun_skips_the_steps_whose_output_has_the_same_options(inputs, tmp_path, capsys):
     from test_distill import CALLS
 
-    source, teacher = inputs
-    distill_step = {"data": str(source), "teacher": str(teacher), "engine": "scripted", "output": str(tmp_path / "run")}
+    distill_step = scripted_distill(inputs, tmp_path / "run")
     publish_step = {"distilled": str(tmp_path / "run"), "output_dir": str(tmp_path / "published")}
     pipeline = write_pipeline(tmp_path / "pipeline.yaml", [{"distill": distill_step}, {"publish": publish_step}])
     assert main(["run", "--pipeline", pipeline]) == 0
@@ -187,8 +161,7 @@ def test_a_rerun_skips_the_steps_whose_output_has_the_same_options(inputs, tmp_p
 def test_an_option_added_later_matches_an_older_record_only_at_its_default(inputs, tmp_path, capsys):
     from test_distill import CALLS
 
-    source, teacher = inputs
-    distill_step = {"data": str(source), "teacher": str(teacher), "engine": "scripted", "output": str(tmp_path / "run")}
+    distill_step = scripted_distill(inputs, tmp_path / "run")
     pipeline = write_pipeline(tmp_path / "pipeline.yaml", [{"distill": distill_step}])
     assert main(["run", "--pipeline", pipeline]) == 0
     record_path = tmp_path / "run" / "sdd_data_step.json"

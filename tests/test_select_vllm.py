@@ -10,18 +10,11 @@ import sys
 import numpy as np
 import pytest
 import transformers
+from test_select_degrade import ROWS as DEGRADE_ROWS
 
 pytestmark = pytest.mark.slow
 
-ROWS = [
-    {"id": "a", "instruction": "What is 12 + 30?", "input": "", "response": "The answer is 42."},
-    {
-        "id": "b",
-        "instruction": "Give three tips for staying healthy.",
-        "input": "",
-        "response": "Eat well, sleep, and move every day.",
-    },
-]
+ROWS = DEGRADE_ROWS[:2]  # two rows: a short answer and a longer one
 
 SCRIPT = """
 import json, sys

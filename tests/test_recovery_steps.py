@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 RECOVERY = Path(__file__).resolve().parents[1] / "benchmarks" / "recovery"
 sys.path.insert(0, str(RECOVERY))
 
@@ -36,7 +38,13 @@ def test_the_gsm8k_gate_and_the_lm_eval_check_run_through_the_pipeline(tiny_llam
 
     assert experiment.gsm8k_gate() is None, "a random tiny model answers no question: GSM8K stays out"
     gate = json.loads((experiment.arms_dir / "gsm8k_gate.json").read_text())
-    assert gate == {"questions": 2, "exact_match": 0.0, "floor": 0.5, "included": False}
+    assert {name: value for name, value in gate.items() if name != "key"} == {
+        "questions": 2, "exact_match": 0.0, "floor": 0.5, "included": False
+    }  # fmt: skip
+    fresh = Experiment(preset, tmp_path / "fresh-work", data_dir, {})
+    fresh.results_dir = experiment.results_dir
+    fresh.pipeline = lambda name, steps: pytest.fail(f"{name} ran again")  # type: ignore[method-assign]
+    assert fresh.gsm8k_gate() is None and fresh.record["gsm8k_gate"] == gate, "a new work folder reuses the gate"
 
     mc = write_jsonl(tmp_path / "eval_tiny.jsonl", MC_ROWS)
     check = experiment.lm_eval_check([mc])
@@ -62,3 +70,34 @@ def test_the_stronger_recovery_arms_train_as_their_usual_arms_at_the_presets_hig
     assert "sft-high-lr" not in Experiment(PRESETS["gpu-8b"], tmp_path / "w", tmp_path / "d", {}).arm_plans(
         data, tmp_path / "distilled", tmp_path / "pruned", tmp_path / "train.jsonl", []
     ), "a preset without a higher learning rate has no stronger arms"
+
+
+def test_the_cut_is_chosen_once_and_a_fresh_work_folder_cuts_only_the_chosen_blocks_again(tiny_llama_path, tmp_path):
+    candidates = (("angular", 1), ("block-influence", 1))
+    preset = dataclasses.replace(PRESETS["smoke"], model=tiny_llama_path, prune_candidates=candidates)
+    rows = [{"id": str(i), "instruction": row["question"], "input": "", "response": row["answer"], "task": "math"}
+            for i, row in enumerate(GSM8K_ROWS)]  # fmt: skip
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    answers = [{"messages": [{"role": "user", "content": row["instruction"]},
+                             {"role": "assistant", "content": row["response"]}]} for row in rows]  # fmt: skip
+    nll_task = f"nll:{write_jsonl(tmp_path / 'answers.jsonl', answers)}"
+    experiment = Experiment(preset, tmp_path / "work", tmp_path / "data", {})
+    experiment.results_dir = tmp_path / "results"
+    chosen = experiment.choose_cut(train, nll_task)
+    record = json.loads((experiment.arms_dir / "pruning.json").read_text())
+    assert [(c["method"], c["blocks"]) for c in record["candidates"]] == list(candidates)
+
+    fresh = Experiment(preset, tmp_path / "fresh-work", tmp_path / "data", {})
+    fresh.results_dir = experiment.results_dir
+    ran: list[tuple[str, list[str]]] = []
+    run_pipeline = fresh.pipeline
+
+    def recorded(name: str, steps: list[dict]) -> None:
+        ran.append((name, [next(iter(step)) for step in steps]))
+        run_pipeline(name, steps)
+
+    fresh.pipeline = recorded  # type: ignore[method-assign]
+    again = fresh.choose_cut(train, nll_task)
+    assert ran == [(chosen.name, ["prune"])], "only the chosen cut is made again, and not scored again"
+    assert fresh.record["pruning"] == record
+    assert (again / "sdd_data_prune.json").read_text() == (chosen / "sdd_data_prune.json").read_text()

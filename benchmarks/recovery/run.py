@@ -83,6 +83,11 @@ def options_hash(values: dict) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def eval_settings(step: dict) -> dict:
+    """An eval step's settings without its task files and output folder (where they lie, not what they hold)."""
+    return {name: value for name, value in step["eval"].items() if name not in ("tasks", "output")}
+
+
 def content_digest(path: Path) -> str:
     """What an arm's input holds: a data file or folder by its bytes, a pruned model by its prune record."""
     if (path / "sdd_data_prune.json").is_file():
@@ -231,21 +236,26 @@ class Experiment:
         return write_jsonl(path, answered)
 
     def choose_cut(self, train: Path, nll_task: str) -> Path:
-        """Prune every candidate cut, score each on the held-out answers, keep the one the preset's rule picks."""
+        """Prune every candidate cut, score each on the held-out answers, keep the one the preset's rule picks.
+        The choice is kept beside the arms by what it was made from: a fresh work folder cuts only the chosen one."""
         original = self.work / "eval" / "original-heldout"
-        self.pipeline("original-heldout", [self.eval_step("original", self.preset.model, [nll_task], original)])
+        baseline_step = self.eval_step("original", self.preset.model, [nll_task], original)
+        heldout = content_digest(Path(nll_task.split(":", 1)[1]))
+        key = options_hash({"candidates": self.preset.prune_candidates, "limit": self.preset.max_nll_increase,
+                            "calibration": content_digest(train), "nll": heldout,
+                            "eval": eval_settings(baseline_step)})  # fmt: skip
+        cached = self.arms_dir / "pruning.json"
+        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
+            self.record["pruning"] = json.loads(cached.read_text())
+            chosen = self.record["pruning"]["chosen"]
+            return self.cut(train, chosen["method"], chosen["blocks"])
+        self.pipeline("original-heldout", [baseline_step])
         baseline = self.nll(original)
         candidates = []
         for method, count in self.preset.prune_candidates:
-            name = f"prune-{method}-{count}"
-            folder = self.work / "prune" / name
-            prune = {"model": self.preset.model, "method": method, "blocks_to_remove": count,
-                     "calibration_data": str(train), "output": str(folder)}  # fmt: skip
-            self.pipeline(
-                name, [{"prune": prune}, self.eval_step(name, str(folder), [nll_task], folder.with_name(f"{name}-nll"))]
-            )
+            folder = self.cut(train, method, count, nll_task)
             record = json.loads((folder / "sdd_data_prune.json").read_text())
-            nll = self.nll(folder.with_name(f"{name}-nll"))
+            nll = self.nll(folder.with_name(f"{folder.name}-nll"))
             candidates.append({"method": method, "blocks": count, "removed_blocks": record["removed_blocks"],
                                "heldout_nll": nll, "nll_increase": nll - baseline, "path": str(folder)})  # fmt: skip
         fitting = [c for c in candidates if c["nll_increase"] <= self.preset.max_nll_increase]
@@ -254,6 +264,7 @@ class Experiment:
         else:  # every cut breaks the model more than allowed: take the gentlest
             chosen = min(candidates, key=lambda c: c["heldout_nll"])
         self.record["pruning"] = {
+            "key": key,
             "original_heldout_nll": baseline,
             "max_nll_increase": self.preset.max_nll_increase,
             "candidates": candidates,
@@ -265,6 +276,18 @@ class Experiment:
             f"(held-out NLL {chosen['heldout_nll']:.3f} vs {baseline:.3f})"
         )
         return Path(chosen["path"])
+
+    def cut(self, train: Path, method: str, count: int, nll_task: str | None = None) -> Path:
+        """Remove `count` blocks by `method` (calibrated on `train`); with `nll_task`, score the cut on it too."""
+        name = f"prune-{method}-{count}"
+        folder = self.work / "prune" / name
+        prune = {"model": self.preset.model, "method": method, "blocks_to_remove": count,
+                 "calibration_data": str(train), "output": str(folder)}  # fmt: skip
+        steps = [{"prune": prune}]
+        if nll_task is not None:
+            steps.append(self.eval_step(name, str(folder), [nll_task], folder.with_name(f"{name}-nll")))
+        self.pipeline(name, steps)
+        return folder
 
     @staticmethod
     def nll(eval_folder: Path) -> float:
@@ -437,14 +460,21 @@ class Experiment:
         output = self.work / "eval" / "gsm8k-gate"
         step = self.eval_step("original", self.preset.model, [task], output)
         step["eval"]["limit"] = self.preset.gsm8k_gate_questions
-        self.pipeline("gsm8k-gate", [step])
-        (result,) = json.loads((output / EVAL_RESULTS).read_text())["tasks"].values()
-        exact = result["scores"]["original"]
-        gate = {"questions": result["rows"], "exact_match": exact, "floor": self.preset.gsm8k_floor,
-                "included": exact >= self.preset.gsm8k_floor}  # fmt: skip
+        # Kept beside the arms by what it measures (not where), so a fresh checkout does not answer it again.
+        key = options_hash({**eval_settings(step), "task": content_digest(local) if local.is_file() else task})
+        cached = self.arms_dir / "gsm8k_gate.json"
+        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
+            gate = json.loads(cached.read_text())
+        else:
+            self.pipeline("gsm8k-gate", [step])
+            (result,) = json.loads((output / EVAL_RESULTS).read_text())["tasks"].values()
+            exact = result["scores"]["original"]
+            gate = {"key": key, "questions": result["rows"], "exact_match": exact, "floor": self.preset.gsm8k_floor,
+                    "included": exact >= self.preset.gsm8k_floor}  # fmt: skip
         self.record["gsm8k_gate"] = gate
         self.keep("gsm8k_gate", gate)
-        print(f"GSM8K: the original answers {100 * exact:.1f}% exactly: {'in' if gate['included'] else 'left out'}")
+        verdict = "in" if gate["included"] else "left out"
+        print(f"GSM8K: the original answers {100 * gate['exact_match']:.1f}% exactly: {verdict}")
         return task if gate["included"] else None
 
     def lm_eval_check(self, eval_files: list[Path]) -> dict:

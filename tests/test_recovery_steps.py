@@ -101,3 +101,37 @@ def test_the_cut_is_chosen_once_and_a_fresh_work_folder_cuts_only_the_chosen_blo
     assert ran == [(chosen.name, ["prune"])], "only the chosen cut is made again, and not scored again"
     assert fresh.record["pruning"] == record
     assert (again / "sdd_data_prune.json").read_text() == (chosen / "sdd_data_prune.json").read_text()
+
+
+def test_arm_keys_follow_what_the_inputs_hold_not_where_or_how_they_are_stored(tmp_path):
+    import datasets
+    import torch
+    from run import content_digest
+    from safetensors.torch import save_file
+
+    tensors = {"embed": torch.arange(6.0).reshape(2, 3), "norm": torch.ones(4, dtype=torch.bfloat16)}
+    changed = {**tensors, "norm": torch.tensor([1.0, 1.0, 1.0, 0.5], dtype=torch.bfloat16)}
+    stored = [("model", tensors, ["embed", "norm"], {"format": "pt"}),
+              ("resaved", tensors, ["norm", "embed"], {"format": "pt", "saved_by": "another run"}),
+              ("changed", changed, ["embed", "norm"], {"format": "pt"})]  # fmt: skip
+    for name, values, order, metadata in stored:
+        (tmp_path / name).mkdir()
+        save_file({key: values[key] for key in order}, tmp_path / name / "model.safetensors", metadata=metadata)
+    weights = {name: content_digest(tmp_path / name) for name, *_ in stored}
+    assert weights["model"] == weights["resaved"] != weights["changed"]
+
+    conversation = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4"}]
+    datasets.Dataset.from_list([{"messages": conversation, "seconds": 1.5}]).save_to_disk(tmp_path / "data")
+    datasets.Dataset.from_list([{"messages": conversation, "seconds": 9.0}]).save_to_disk(tmp_path / "rerun")
+    other = [conversation[0], {"role": "assistant", "content": "5"}]
+    datasets.Dataset.from_list([{"messages": other, "seconds": 1.5}]).save_to_disk(tmp_path / "other")
+    data = {name: content_digest(tmp_path / name) for name in ("data", "rerun", "other")}
+    assert data["data"] == data["rerun"] != data["other"], "a dataset is keyed by the conversations it trains"
+
+    here = Experiment(PRESETS["smoke"], tmp_path / "here" / "work", tmp_path / "data", {})
+    elsewhere = Experiment(PRESETS["smoke"], tmp_path / "elsewhere" / "work", tmp_path / "data", {})
+    assert (
+        here.portable_hash({"data": str(here.work / "sdd")})
+        == elsewhere.portable_hash({"data": str(elsewhere.work / "sdd")})
+        != here.portable_hash({"data": str(here.work / "sft.jsonl")})
+    ), "keys do not depend on where the work lies"

@@ -21,8 +21,11 @@ Every arm runs through the project's own stages, as `sdd-data run` pipeline file
 The width cuts are also timed against the depth cut and the original (greedy decode tokens/s).
 
 Resuming: a pipeline step whose output folder holds the same options is skipped, and every finished
-arm's evaluation is kept in arms/<preset>/ beside the results, committed with them: a rerun on
-any machine recomputes only the arms missing there or whose settings changed.
+arm's evaluation is kept in arms/<preset>/ beside the results, committed with them, under a key of its
+settings and of what its inputs hold (a checkpoint's tensors, the conversations of a training set, a
+file's bytes), not of where they lie or what else their folders record. A rerun on any machine, from a
+fresh checkout too, recomputes only the arms missing there or whose settings or inputs changed; so do
+the GSM8K gate and the choice of cut.
 
 Writes benchmarks/recovery/results.json, results.md and results.png (--results-dir), and the README's
 results section.
@@ -88,15 +91,39 @@ def eval_settings(step: dict) -> dict:
     return {name: value for name, value in step["eval"].items() if name not in ("tasks", "output")}
 
 
-def content_digest(path: Path) -> str:
-    """What an arm's input holds: a data file or folder by its bytes, a pruned model by its prune record."""
-    if (path / "sdd_data_prune.json").is_file():
-        path = path / "sdd_data_prune.json"
-    files = sorted(file for file in path.rglob("*") if file.is_file()) if path.is_dir() else [path]
+def weights_digest(folder: Path) -> str:
+    """A checkpoint by its tensors: name, dtype, shape and bytes of each, whatever else its files record."""
     digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.read_bytes())
+    for path in sorted(folder.glob("*.safetensors")):
+        with path.open("rb") as file:
+            header_size = int.from_bytes(file.read(8), "little")
+            header = json.loads(file.read(header_size))
+            start = 8 + header_size
+            for name in sorted(key for key in header if key != "__metadata__"):
+                tensor = header[name]
+                begin, end = tensor["data_offsets"]
+                file.seek(start + begin)
+                digest.update(json.dumps([name, tensor["dtype"], tensor["shape"]]).encode())
+                digest.update(file.read(end - begin))
     return digest.hexdigest()[:16]
+
+
+def training_digest(data: Path) -> str:
+    """Training data by the conversations the train stage reads from it, whatever else its files record."""
+    from sdd_data.train.data import load_training_rows
+
+    conversations = load_training_rows(str(data)).conversations
+    return hashlib.sha256(json.dumps(conversations, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def content_digest(path: Path) -> str:
+    """What a step's input holds, not how it is stored: a checkpoint by its weights, a stage's dataset output by
+    the conversations it trains, a plain file by its bytes."""
+    if path.is_dir() and any(path.glob("*.safetensors")):
+        return weights_digest(path)
+    if path.is_dir():
+        return training_digest(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 class ArmPlan(NamedTuple):
@@ -126,6 +153,13 @@ class Experiment:
         """Record a shared step's outcome beside the arms (the cut, the distillation), committed with them."""
         self.arms_dir.mkdir(parents=True, exist_ok=True)
         (self.arms_dir / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
+
+    def portable_hash(self, values: dict) -> str:
+        """`options_hash` of `values` with the work, data and checkout folders named, not spelled out."""
+        text = json.dumps(values, sort_keys=True, default=str)
+        for folder, label in ((self.work, "<work>"), (self.data_dir, "<data>"), (REPO, "<repo>")):
+            text = text.replace(str(folder.resolve()), label).replace(str(folder), label)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # --- running stages -------------------------------------------------------------------------
 
@@ -338,26 +372,33 @@ class Experiment:
 
     # --- arms ------------------------------------------------------------------------------------
 
+    def arm_key(self, model_steps: list[dict], evaluation: dict, model: Path | str, tasks: list[str]) -> tuple:
+        """What an arm's scores depend on, hashed: its steps, its evaluation and what their inputs hold (the
+        digests are returned too), wherever the work folder and the checkout lie."""
+        inputs = {
+            f"{stage}.{option}": content_digest(Path(str(value)))
+            for step in model_steps
+            for stage, options in step.items()
+            for option, value in options.items()
+            if option in ("data", "model") and Path(str(value)).exists()
+        }
+        if not model_steps and Path(str(model)).exists():
+            inputs["model"] = content_digest(Path(str(model)))
+        inputs.update({task: content_digest(Path(task.split(":", 1)[1])) for task in tasks if ":" in task})
+        return self.portable_hash({"steps": model_steps, "eval": evaluation, "inputs": inputs}), inputs
+
     def arm(self, arm: str, seed: int | None, model_steps: list[dict], model: Path | str, tasks: list[str]) -> dict:
         """Build one arm's model (steps), evaluate it, and keep the evaluation under `arms_dir` (cached)."""
         name = arm if seed is None else f"{arm}-s{seed}"
-        inputs = {
-            value: content_digest(Path(value))
-            for step in model_steps
-            for name, value in next(iter(step.values())).items()
-            if name in ("data", "model") and Path(str(value)).exists()
-        }
-        inputs.update({task: content_digest(Path(task.split(":", 1)[1])) for task in tasks if ":" in task})
         output = self.work / "eval" / name
         evaluation = self.eval_step(name, str(model), tasks, output)
-        # What the arm's scores depend on: its steps, its evaluation and the content of their inputs.
-        key = options_hash({"steps": model_steps, "eval": evaluation, "inputs": inputs})
+        key, inputs = self.arm_key(model_steps, evaluation, model, tasks)
         cached = self.arms_dir / f"{name}.json"
         if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
             return json.loads(cached.read_text())
         self.pipeline(name, [*model_steps, evaluation])
         report = json.loads((output / EVAL_RESULTS).read_text())
-        entry = {"key": key, "arm": arm, "seed": seed, "tasks": {}}
+        entry = {"key": key, "inputs": inputs, "arm": arm, "seed": seed, "tasks": {}}
         for label, task in report["tasks"].items():
             entry["tasks"][label] = {"score": task["scores"][name], "higher_is_better": task["higher_is_better"],
                                      "items": task["item_scores"].get(name)}  # fmt: skip

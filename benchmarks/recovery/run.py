@@ -372,7 +372,9 @@ class Experiment:
 
     # --- arms ------------------------------------------------------------------------------------
 
-    def arm_key(self, model_steps: list[dict], evaluation: dict, model: Path | str, tasks: list[str]) -> tuple:
+    def arm_key(
+        self, model_steps: list[dict], evaluation: dict, model: Path | str, tasks: list[str]
+    ) -> tuple[str, dict[str, str]]:
         """What an arm's scores depend on, hashed: its steps, its evaluation and what their inputs hold (the
         digests are returned too), wherever the work folder and the checkout lie."""
         inputs = {

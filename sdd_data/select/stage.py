@@ -22,6 +22,7 @@ from sdd_data.artifacts import DATA_DIR, PROVENANCE_FILE, SELECT_OUTCOME, SELECT
 from sdd_data.config import config_to_flat_dict
 from sdd_data.errors import SddError, require
 from sdd_data.models import ResolvedModel, check_same_tokenizer, load_tokenizer, resolve_model
+from sdd_data.models.identity import model_folder_digest
 from sdd_data.output_folder import staged_output
 from sdd_data.select.budget import resolve_budget
 from sdd_data.select.config import SelectConfig, SelectStageConfig
@@ -33,7 +34,7 @@ from sdd_data.select.scorers import SCORERS, cached_scores, score_cache
 from sdd_data.select.selection import SelectionResult
 from sdd_data.select.selectors import SELECTORS, select_rows
 from sdd_data.select.stage_inputs import SelectionSource, load_selection_source
-from sdd_data.select.vector_cache import default_cache_dir, folder_identity
+from sdd_data.select.vector_cache import default_cache_dir
 
 
 @dataclass
@@ -77,9 +78,9 @@ def _check_rows_fit(n_rows: int, config: SelectConfig) -> None:
 
 
 def model_identity(model: ResolvedModel) -> str:
-    """What a model's cached scores are keyed by: name and revision, or a local folder's file names, sizes
-    and modification times (so a copy made with its times kept shares the cache, and a rewrite does not)."""
-    return f"{model.name}@{model.revision}" if model.revision else f"local@{folder_identity(model.path)}"
+    """What a model's cached scores are keyed by: name and revision, or what a local folder holds (so a model
+    made again identically, a pruned cut say, keeps its scores, and any change to it does not)."""
+    return f"{model.name}@{model.revision}" if model.revision else f"local@{model_folder_digest(model.path)}"
 
 
 def _reasons(result: SelectionResult) -> list[str]:

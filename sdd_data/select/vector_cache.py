@@ -32,16 +32,6 @@ def content_key(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def folder_identity(path: str | Path) -> str:
-    """Name, size and modification time of every file of a model folder: changes when the model does."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    for file in sorted(item for item in path.rglob("*") if item.is_file()):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
 class VectorCache:
     """Vectors of one kind (one embedder, or one pair of models and a scoring mode) under one folder."""
 

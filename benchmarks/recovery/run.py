@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import math
 import subprocess
@@ -512,20 +513,25 @@ class Experiment:
 
     def lm_eval_check(self, eval_files: list[Path]) -> dict:
         """The original model on every multiple-choice item, scored by the built-in scorer and by
-        lm-evaluation-harness (a local task YAML per file, through its include path), both in fp32."""
+        lm-evaluation-harness (a local task YAML per file, through its include path), both in fp32. Kept beside
+        the arms under the items, the settings and lm-eval's version, so a fresh checkout does not run it again."""
         output = self.work / "eval" / "lm-eval-check"
         tasks = [f"{kind}:{path}" for path in eval_files for kind in ("mc", "lm-eval-mc")]
         step = self.eval_step("original", self.preset.model, tasks, output)
         step["eval"]["dtype"] = LM_EVAL_CHECK_DTYPE
-        self.pipeline("lm-eval-check", [step])
-        report = json.loads((output / EVAL_RESULTS).read_text())
-        check = {"model": "original", "dtype": LM_EVAL_CHECK_DTYPE, "tasks": {}}
-        for path in eval_files:
-            ours, theirs = report["tasks"][f"mc:{path.stem}"], report["tasks"][f"lm-eval-mc:{path.stem}"]
-            items = ours["item_scores"]["original"], theirs["item_scores"]["original"]
-            check["tasks"][path.stem] = {"items": len(items[0]), "built_in": ours["scores"]["original"],
-                                         "lm_eval": theirs["scores"]["original"],
-                                         "items_agreeing": sum(a == b for a, b in zip(*items))}  # fmt: skip
+        key = options_hash({**eval_settings(step), "items": {path.stem: content_digest(path) for path in eval_files},
+                            "lm_eval": importlib.metadata.version("lm_eval")})  # fmt: skip
+        check = self.kept("lm_eval_check", key)
+        if check is None:
+            self.pipeline("lm-eval-check", [step])
+            report = json.loads((output / EVAL_RESULTS).read_text())
+            check = {"key": key, "model": "original", "dtype": LM_EVAL_CHECK_DTYPE, "tasks": {}}
+            for path in eval_files:
+                ours, theirs = report["tasks"][f"mc:{path.stem}"], report["tasks"][f"lm-eval-mc:{path.stem}"]
+                items = ours["item_scores"]["original"], theirs["item_scores"]["original"]
+                check["tasks"][path.stem] = {"items": len(items[0]), "built_in": ours["scores"]["original"],
+                                             "lm_eval": theirs["scores"]["original"],
+                                             "items_agreeing": sum(a == b for a, b in zip(*items))}  # fmt: skip
         self.record["lm_eval_check"] = check
         self.keep("lm_eval_check", check)
         return check

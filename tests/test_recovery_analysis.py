@@ -101,7 +101,10 @@ def test_width_arms_are_compared_with_their_depth_counterparts_and_their_speed_i
     assert ("minitron-kd", "kd") not in comparisons, "arms that did not run are not compared"
     markdown = render_markdown(results)
     assert "minitron (MLP width 1126, 113.3M parameters, held-out NLL 1.161)" in markdown
-    assert "(transformers generate, fixed length, a batch of 16 held-out prompts, 64 new tokens each, auto" in markdown
+    assert (
+        "(transformers generate, fixed length, a batch of 16 held-out prompts, 64 new tokens each, dtype auto"
+        in markdown
+    )
     assert "original 100.0 (1.00×), minitron 115.0 (1.15×)" in markdown
 
 
@@ -202,3 +205,24 @@ def test_the_stronger_recovery_arms_are_compared_and_their_learning_rate_is_name
         "sdd-high-lr better",
     )
     assert "**And when both train at learning rate 0.0001 instead of 2e-05?** Accuracy: yes (+50.00 points" in markdown
+
+
+def test_the_table_says_how_many_rows_keep_each_teachers_rewrite_and_why_the_others_fell_back():
+    def summary(rewrites: int, reasons: dict[str, dict[str, int]]) -> dict:
+        fallen = {decision: sum(counts.values()) for decision, counts in reasons.items()}
+        return {"rows_in": 1000, "decisions": {"rewrite": rewrites, **fallen}, "reasons_by_decision": reasons}
+
+    config = {
+        "preset": PRESETS["cpu"].to_dict(),
+        "distill": summary(622, {"original": {"truncated": 159, "template_leak": 112, "answer_mismatch": 103}}),
+        "distill_pruned_teacher": summary(105, {"original": {"truncated": 598}, "dropped": {"empty": 297}}),
+    }
+    markdown = render_markdown(build_results(PRESETS["cpu"], config, [entry("original", None, [1, 0] * 20, 0.5)]))
+    assert (
+        "Distillation, teacher the original: 622 of 1000 rows keep the rewrite; 374 fall back to the source "
+        "response (truncated 159, template leak 112, answer mismatch 103)." in markdown
+    )
+    assert (
+        "teacher the pruned model (`sdd-pruned-teacher`): 105 of 1000 rows keep the rewrite; 598 fall back to the "
+        "source response (truncated 598); 297 are dropped (empty 297)." in markdown
+    )

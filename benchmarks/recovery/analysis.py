@@ -200,6 +200,7 @@ def render_markdown(results: dict) -> str:
             f"`sft-high-lr` and `sdd-high-lr` train as `sft` and `sdd` do, at learning rate "
             f"{config['high_learning_rate']:g} instead of {config['training']['learning_rate']:g}."
         )
+    notes += _distill_lines(results["config"])
     notes += _training_lines(results["arms"], config["training"].get("max_length"))
     notes += _lm_eval_lines(results["config"].get("lm_eval_check"))
     notes += _gsm8k_lines(results["config"].get("gsm8k_gate"))
@@ -269,8 +270,28 @@ def _width_lines(config: dict) -> list[str]:
                            for name, model in models.items())  # fmt: skip
         lines.append(
             f"Greedy decode tokens/s ({speed['how']}, a batch of {speed['batch']} held-out prompts, "
-            f"{speed['new_tokens']} new tokens each, {speed['dtype']}, one run on this machine): {listed}."
+            f"{speed['new_tokens']} new tokens each, dtype {speed['dtype']}, one run on this machine): {listed}."
         )
+    return lines
+
+
+def _distill_lines(config: dict) -> list[str]:
+    """How many rows keep each teacher's rewrite, and why the others fell back to the source response or were
+    dropped."""
+    teachers = (("distill", "the original"), ("distill_pruned_teacher", "the pruned model (`sdd-pruned-teacher`)"))
+    outcomes = (("original", "fall back to the source response"), ("dropped", "are dropped"))
+    lines = []
+    for key, teacher in teachers:
+        summary = config.get(key)
+        if not summary:
+            continue
+        parts = [f"{summary['decisions'].get('rewrite', 0)} of {summary['rows_in']} rows keep the rewrite"]
+        for decision, outcome in outcomes:
+            reasons = summary["reasons_by_decision"].get(decision)
+            if reasons:
+                why = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in reasons.items())
+                parts.append(f"{sum(reasons.values())} {outcome} ({why})")
+        lines.append(f"Distillation, teacher {teacher}: {'; '.join(parts)}.")
     return lines
 
 
@@ -318,23 +339,36 @@ def _gsm8k_lines(gate: dict | None) -> list[str]:
 
 
 def plot(results: dict, path: Path) -> None:
+    """Each arm's average accuracy and held-out NLL, one row per arm: a dot per seed and a bar at the mean, with
+    the original's and the untrained cut's values as dashed lines (sdd-trained arms in blue)."""
     from matplotlib.figure import Figure
 
     arms = results["arms"]
-    figure = Figure(figsize=(10, 4.5), dpi=120)
-    accuracy, distance = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     names = list(arms)
-    for index, name in enumerate(names):
-        values = [100 * value for value in arms[name]["average"]]
-        accuracy.bar(index, statistics.mean(values), color="tab:blue" if "sdd" in name.split("-") else "tab:gray")
-        accuracy.scatter([index] * len(values), values, color="black", s=8, zorder=3)
-        nll = arms[name]["distribution"].get("heldout_answer_nll")
-        if nll:
-            distance.bar(index, statistics.mean(nll), color="tab:orange")
-            distance.scatter([index] * len(nll), nll, color="black", s=8, zorder=3)
-    for axes, title in ((accuracy, "average acc_norm (%)"), (distance, "held-out NLL of the original's answers")):
-        axes.set_xticks(range(len(names)), names, rotation=40, ha="right")
-        axes.set_title(title)
+    figure = Figure(figsize=(10, 1.2 + 0.28 * len(names)), dpi=120)
+    accuracy, distance = figure.subplots(1, 2, sharey=True)
+    panels = (
+        (accuracy, lambda arm: [100 * value for value in arm["average"]], "average acc_norm (%), higher is better"),
+        (distance, lambda arm: arm["distribution"].get("heldout_answer_nll") or [],
+         "held-out NLL of the original's answers, lower is closer"),
+    )  # fmt: skip
+    for axes, values_of, title in panels:
+        for row, name in enumerate(names):
+            values = values_of(arms[name])
+            if not values:
+                continue
+            color = "tab:blue" if "sdd" in name.split("-") else "tab:gray"
+            axes.plot([statistics.mean(values)] * 2, [row - 0.3, row + 0.3], color=color, linewidth=3)
+            axes.scatter(values, [row] * len(values), color="black", s=10, zorder=3)
+        for reference, style in (("original", "--"), ("pruned", ":")):
+            values = values_of(arms[reference]) if reference in arms else []
+            if values:
+                axes.axvline(statistics.mean(values), color="black", linestyle=style, linewidth=1, label=reference)
+        axes.set_title(title, fontsize=10)
+        axes.grid(axis="x", alpha=0.3)
+    accuracy.set_yticks(range(len(names)), names)
+    accuracy.invert_yaxis()
+    accuracy.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, format="png")
 

@@ -340,7 +340,7 @@ def _gsm8k_lines(gate: dict | None) -> list[str]:
 
 def plot(results: dict, path: Path) -> None:
     """Each arm's average accuracy and held-out NLL, one row per arm: a dot per seed and a bar at the mean, with
-    the original's and the untrained cut's values as dashed lines (sdd-trained arms in blue)."""
+    the original's (dashed) and the untrained cut's (dotted) values as lines (sdd-trained arms in blue)."""
     from matplotlib.figure import Figure
 
     arms = results["arms"]

@@ -10,6 +10,8 @@ from sdd_data.registry import Registry
 
 TASKS = ("math", "mc", "code", "free")
 ROW_COLUMNS = ("id", "source", "instruction", "input", "response", "reference_answer", "task", "meta")
+CONVERSATION_PRESETS = ("messages", "sharegpt")
+"""Presets whose rows are whole chat conversations (read by `sdd_data.data.conversations`)."""
 DECISIONS = ("rewrite", "original", "dropped")
 
 
@@ -78,8 +80,15 @@ PRESETS: Registry[Preset] = Registry(
                 "messages",
                 "messages",
                 "messages",
-                description="chat `messages`: the first user turn and the assistant turn after it",
+                description="chat `messages` (role/content, tool calls): every turn, each assistant turn rewritten",
                 signature=("messages",),
+            ),
+            Preset(
+                "sharegpt",
+                "conversations",
+                "conversations",
+                description="ShareGPT `conversations` (from/value: system, human, gpt, ...), read as `messages`",
+                signature=("conversations",),
             ),
         )
     },

@@ -7,7 +7,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdd_data.data.records import PRESETS, TASKS, Preset, detect_preset, gsm8k_reference, row_id
+from sdd_data.data.conversations import ConversationError, from_messages, from_sharegpt, is_single_exchange
+from sdd_data.data.records import (
+    CONVERSATION_PRESETS,
+    PRESETS,
+    TASKS,
+    Preset,
+    detect_preset,
+    gsm8k_reference,
+    row_id,
+)
 from sdd_data.errors import SddError, first_line
 from sdd_data.hub import ensure_hub_reachable, looks_like_path
 
@@ -26,7 +35,8 @@ class SourceSpec:
     split: str = "train"
     """Split to read from a saved DatasetDict or a Hub dataset."""
     preset: str | None = None
-    """Column preset (alpaca, dolly, gsm8k, openmathinstruct, messages); detected from the columns when unset."""
+    """Column preset (alpaca, dolly, gsm8k, openmathinstruct, messages, sharegpt); detected from the columns when
+    unset."""
     columns: dict = field(default_factory=dict)
     """Explicit column mapping, e.g. instruction=prompt,response=completion (overrides the preset)."""
     task: str | None = None
@@ -45,6 +55,8 @@ class LoadedSource:
     fingerprint: str
     preset: str | None
     source_columns: list[str]
+    turns_in: int | None = None
+    """Turns (chat messages) in the source's conversations, counted as read; None for single-turn presets."""
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -140,23 +152,32 @@ def resolve_columns(spec: SourceSpec, available: list[str]) -> tuple[Preset | No
     return preset, mapping
 
 
-def _messages_pair(messages) -> tuple[object, object]:
-    """The first user turn and the assistant turn that answers it."""
-    if not isinstance(messages, list):
-        return None, None
-    for position, message in enumerate(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            following = messages[position + 1] if position + 1 < len(messages) else None
-            answer = (
-                following.get("content")
-                if isinstance(following, dict) and following.get("role") == "assistant"
-                else None
-            )
-            return message.get("content"), answer
-    return None, None
+def _conversation_fields(preset: Preset, value: object) -> tuple[dict, str | None]:
+    """The row fields of a chat conversation, and the reason it cannot be used (or None).
+
+    A conversation of one user turn and its plain answer is a single-turn row; any other keeps every turn in
+    `conversation`, with its first exchange as the row's instruction and response.
+    """
+    reader = from_sharegpt if preset.name == "sharegpt" else from_messages
+    try:
+        turns = reader(value)
+    except ConversationError as error:
+        stored = json.dumps(value, default=str, ensure_ascii=False)  # kept as read, whatever its shape
+        return {"instruction": None, "response": None, "conversation": stored}, error.reason
+    if is_single_exchange(turns):
+        return {"instruction": turns[0]["content"], "response": turns[1]["content"], "conversation": None}, None
+    first_user = next(position for position, turn in enumerate(turns) if turn["role"] == "user")
+    answer = turns[first_user + 1] if first_user + 1 < len(turns) else None
+    return {
+        "instruction": turns[first_user]["content"],
+        "response": answer["content"] if answer and answer["role"] == "assistant" else "",
+        "conversation": turns,
+    }, None
 
 
 def _invalid_field(row: dict) -> str | None:
+    if row["conversation"] is not None:
+        return None if row["task"] in TASKS else "unknown_task"
     for name in ("instruction", "response"):
         value = row[name]
         if not isinstance(value, str):
@@ -185,10 +206,14 @@ def load_rows(spec: SourceSpec, strict: bool = False) -> LoadedSource:
     used = {column for column in mapping.values() if column}
     default_task = spec.task or (preset.task if preset else "free")
     rows, invalid, ids = [], [], []
+    conversation_column = preset.instruction if preset and preset.name in CONVERSATION_PRESETS else None
+    turns_in = 0 if conversation_column and mapping["instruction"] == conversation_column else None
     for index, raw in enumerate(dataset):
-        row = _canonical_row(raw, index, name, mapping, preset, default_task, used, spec.task is not None)
+        if turns_in is not None:
+            turns_in += len(raw[conversation_column]) if isinstance(raw[conversation_column], list) else 0
+        row, problem = _canonical_row(raw, index, name, mapping, preset, default_task, used, spec.task is not None)
         ids.append(row["id"])
-        problem = _invalid_field(row)
+        problem = problem or _invalid_field(row)
         if problem is None:
             rows.append(row)
             continue
@@ -198,7 +223,9 @@ def load_rows(spec: SourceSpec, strict: bool = False) -> LoadedSource:
     if not rows:
         raise SddError(f"{name}: none of its {len(dataset)} rows is usable (first problem: {invalid[0]['reason']})")
     check_unique_ids(name, ids)
-    return LoadedSource(rows, invalid, name, fingerprint, preset.name if preset else None, dataset.column_names)
+    return LoadedSource(
+        rows, invalid, name, fingerprint, preset.name if preset else None, dataset.column_names, turns_in
+    )
 
 
 def check_unique_ids(name: str, ids: list[str]) -> None:
@@ -225,11 +252,14 @@ def _canonical_row(
     default_task: str,
     used: set,
     task_forced: bool,
-) -> dict:
-    if preset is not None and preset.name == "messages" and mapping["instruction"] == "messages":
-        instruction, response = _messages_pair(raw["messages"])
+) -> tuple[dict, str | None]:
+    """A source row as a canonical row, and the reason a conversation in it cannot be used (or None)."""
+    problem = None
+    if preset is not None and preset.name in CONVERSATION_PRESETS and mapping["instruction"] == preset.instruction:
+        fields, problem = _conversation_fields(preset, raw[preset.instruction])
+        instruction, response, conversation = fields["instruction"], fields["response"], fields["conversation"]
     else:
-        instruction, response = raw[mapping["instruction"]], raw[mapping["response"]]
+        instruction, response, conversation = raw[mapping["instruction"]], raw[mapping["response"]], None
     input_text = raw[mapping["input"]] if mapping.get("input") else ""
     reference = raw[mapping["reference_answer"]] if mapping.get("reference_answer") else None
     if reference is None and preset is not None and preset.name == "gsm8k" and isinstance(response, str):
@@ -237,7 +267,7 @@ def _canonical_row(
     task = default_task if task_forced or not mapping.get("task") else (raw[mapping["task"]] or default_task)
     identifier = raw[mapping["id"]] if mapping.get("id") else None
     meta = {key: value for key, value in raw.items() if key not in used}
-    return {
+    row = {
         "id": str(identifier) if identifier is not None else row_id(name, index),
         "source": name,
         "instruction": instruction,
@@ -246,12 +276,14 @@ def _canonical_row(
         "reference_answer": None if reference is None else str(reference),
         "task": task,
         "meta": json.dumps(meta, default=str, ensure_ascii=False) if meta else "",
+        "conversation": conversation,
     }
+    return row, problem
 
 
 def _stringified(row: dict) -> dict:
     """A row whose fields are all strings (or None), so invalid rows can be stored next to valid ones."""
     return {
-        key: value if value is None or isinstance(value, str) else json.dumps(value, default=str)
+        key: value if value is None or isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
         for key, value in row.items()
     }

@@ -59,6 +59,15 @@ class DistillConfig:
     `prompt_too_long`; with this, the reference response inside the prompt is cut instead (from its end, leaving
     room for max_new_tokens new tokens, at most half the context) and a rewrite kept from it has the reason
     `prompt_truncated`."""
+    turn_context: str = "original"
+    """What the teacher sees as the earlier assistant turns of a conversation: original (as the source wrote
+    them; every turn is generated at once) or rewritten (what the earlier turns kept, turn by turn in rounds)."""
+    reasoning: str = "separate"
+    """What a reasoning teacher's `<think>…</think>` becomes: separate (the rewrite is the answer, the thinking
+    goes to `teacher_reasoning`), strip (the thinking is dropped) or keep (it stays in the rewrite). The filter
+    always judges the answer alone."""
+    chat_template_kwargs: dict = field(default_factory=dict)
+    """Switches passed to the teacher's chat template, e.g. enable_thinking=false; recorded with the run."""
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     engine_options: EngineConfig = field(default_factory=EngineConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)

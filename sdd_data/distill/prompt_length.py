@@ -22,11 +22,12 @@ PROMPT_TRUNCATED = "prompt_truncated"
 
 @dataclass(frozen=True)
 class FittedPrompt:
-    """A row's rendered prompt, or None when it does not fit; its length in tokens when known."""
+    """A row's rendered prompt, or None (with the reason) when it is not sent; its length in tokens when known."""
 
     text: str | None
     tokens: int | None
     truncated: bool = False
+    failure: str = PROMPT_TOO_LONG
 
 
 def fit_prompt(

@@ -1,5 +1,8 @@
 """From shards of rows to shards of distilled rows: prompts, generation, the filter, one Arrow table per shard.
 
+A row is one unit of teacher work, a conversation one per assistant turn (`turns`); a shard always holds
+whole conversations and its table one row per conversation.
+
 Every executor goes through `distill_shards`, so a shard's table is the same whether it was made in the
 local loop, by a data-parallel replica or by a Ray actor. An engine that can stream (`generate_stream`)
 gets the rows of every shard as one continuous feed, so it never idles while the last long row of a shard
@@ -11,18 +14,34 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import pyarrow as pa
 
-from sdd_data.data.records import sft_messages
+from sdd_data.data.conversations import MESSAGE_KEYS
 from sdd_data.distill.config import DistillConfig
-from sdd_data.distill.consistency import FAILURE_DECISIONS, FilterConfig, decide
-from sdd_data.distill.prompt_length import PROMPT_TOO_LONG, PROMPT_TRUNCATED, FittedPrompt, fit_prompt
+from sdd_data.distill.consistency import FAILURE_DECISIONS, Decision, decide
+from sdd_data.distill.prompt_length import PROMPT_TRUNCATED, FittedPrompt, fit_prompt
+from sdd_data.distill.reasoning import opens_thinking, split_reasoning, stored_response
 from sdd_data.distill.templates import Template
+from sdd_data.distill.turns import TurnUnit, count_units, plan_units, row_record
 from sdd_data.engines.base import Engine, Generation
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+TOOL_MESSAGE = pa.struct([(key, pa.string()) for key in MESSAGE_KEYS])
+"""A chat turn with its tool fields; the outputs use it only when some turn has one (else `MESSAGE`)."""
+TURN = pa.struct(
+    [
+        ("turn", pa.int64()),
+        ("decision", pa.string()),
+        ("reason", pa.string()),
+        ("teacher_response", pa.string()),
+        ("teacher_reasoning", pa.string()),
+        ("extracted_answer", pa.string()),
+        ("finish_reason", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("teacher_tokens", pa.int64()),
+    ]
+)
 DISTILLED_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -33,122 +52,154 @@ DISTILLED_SCHEMA = pa.schema(
         ("reference_answer", pa.string()),
         ("task", pa.string()),
         ("meta", pa.string()),
-        ("messages", pa.list_(MESSAGE)),
+        ("messages", pa.list_(TOOL_MESSAGE)),
         ("teacher_response", pa.string()),
+        ("teacher_reasoning", pa.string()),
         ("decision", pa.string()),
         ("reason", pa.string()),
         ("extracted_answer", pa.string()),
         ("finish_reason", pa.string()),
         ("prompt_tokens", pa.int64()),
         ("teacher_tokens", pa.int64()),
+        ("turns", pa.list_(TURN)),
+        ("conversation", pa.string()),
     ]
 )
+"""The shards' schema. `turns` (one record per assistant turn) and `conversation` (the source turns of a
+dropped conversation, as JSON) are set for conversations only."""
+OPTIONAL_COLUMNS = ("teacher_reasoning", "turns", "conversation")
+"""Columns the outputs leave out when no row fills them."""
 
 ENGINE_ERROR = "engine_error"
 """Reason of the rows of a shard whose generation failed twice (Ray executor): they take the failure decision."""
+CHAT_TEMPLATE_ERROR = "chat_template_error"
+"""Reason of a turn whose conversation the teacher's chat template cannot render (e.g. a tool turn)."""
 
 
 def row_seed(base_seed: int, identifier: str) -> int:
-    """A per-row sampling seed that depends only on the base seed and the row id."""
+    """A per-row sampling seed that depends only on the base seed and the row id (or row id and turn)."""
     return int(hashlib.sha256(f"{base_seed}:{identifier}".encode()).hexdigest()[:8], 16)
 
 
-def judge_rows(
-    rows: list[dict], texts: list[str], finish_reasons: list[str], filter_config: FilterConfig
-) -> list[dict]:
-    """Apply the consistency filter to each rewrite and build the distilled rows."""
-    distilled = []
-    for row, text, finish_reason in zip(rows, texts, finish_reasons):
-        verdict = decide(row, text, finish_reason, filter_config)
-        final = text if verdict.decision == "rewrite" else row["response"]
-        distilled.append(
-            {
-                **row,
-                "messages": None if verdict.decision == "dropped" else sft_messages(row, final),
-                "teacher_response": text,
-                "decision": verdict.decision,
-                "reason": verdict.reason,
-                "extracted_answer": verdict.extracted_answer,
-                "finish_reason": finish_reason,
-            }
-        )
-    return distilled
+def judge_turn(row: dict, text: str, finish_reason: str, thinking_open: bool, config: DistillConfig) -> dict:
+    """Apply the consistency filter to one rewrite's final answer (its thinking set apart) and say what it keeps."""
+    split = split_reasoning(text, thinking_open)
+    if split.unfinished:
+        verdict = Decision(FAILURE_DECISIONS[config.filter.on_failure], "truncated")
+    else:
+        verdict = decide(row, split.answer, finish_reason, config.filter)
+    stored, reasoning = stored_response(text, split, config.reasoning)
+    return {
+        "teacher_response": stored,
+        "teacher_reasoning": reasoning,
+        "decision": verdict.decision,
+        "reason": verdict.reason,
+        "extracted_answer": verdict.extracted_answer,
+        "finish_reason": finish_reason,
+        "final": stored if verdict.decision == "rewrite" else row["response"],
+    }
+
+
+def failed_turn(row: dict, prompt_tokens: int | None, reason: str, config: DistillConfig) -> dict:
+    """A turn the teacher did not rewrite (prompt too long, engine failure): the filter's failure decision."""
+    return {
+        "teacher_response": None,
+        "teacher_reasoning": None,
+        "decision": FAILURE_DECISIONS[config.filter.on_failure],
+        "reason": reason,
+        "extracted_answer": None,
+        "finish_reason": None,
+        "prompt_tokens": prompt_tokens,
+        "teacher_tokens": 0,
+        "final": row["response"],
+    }
 
 
 @dataclass
 class ShardWork:
-    """One shard on its way through the teacher: its rows, their fitted prompts and the generations so far."""
+    """One shard on its way through the teacher: its rows, the units of the current round with their fitted
+    prompts and generations, and every turn judged so far."""
 
     index: int
     rows: list[dict]
-    prompts: list[FittedPrompt]
+    units: list[TurnUnit] = field(default_factory=list)
+    prompts: list[FittedPrompt] = field(default_factory=list)
     generations: dict[int, Generation] = field(default_factory=dict)
+    judged: dict[tuple[int, int | None], dict] = field(default_factory=dict)
 
-    @cached_property
+    @property
     def todo(self) -> list[int]:
-        """Positions of the rows whose prompt fits the teacher's context (the others are not generated)."""
+        """Positions of the units whose prompt fits the teacher's context (the others are not generated)."""
         return [position for position, prompt in enumerate(self.prompts) if prompt.text is not None]
 
     @property
     def done(self) -> bool:
         return len(self.generations) == len(self.todo)
 
+    def finals(self) -> dict[tuple[int, int | None], str]:
+        """The decided text of every turn judged so far (what a `rewritten` turn context shows)."""
+        return {key: verdict["final"] for key, verdict in self.judged.items()}
 
-def prepare_shard(index: int, rows: list[dict], engine: Engine, template: Template, config: DistillConfig) -> ShardWork:
-    """Render and fit every row's prompt against the teacher's context."""
-    context_length = getattr(engine, "context_length", None)
-    prompts = [
-        fit_prompt(
-            row,
+
+def _fit(unit: TurnUnit, engine: Engine, template: Template, config: DistillConfig) -> FittedPrompt:
+    try:
+        return fit_prompt(
+            unit.row,
             template,
             engine.tokenizer,
-            context_length,
+            getattr(engine, "context_length", None),
             config.decoding.max_new_tokens,
             config.truncate_long_prompts,
         )
-        for row in rows
-    ]
-    return ShardWork(index, rows, prompts)
+    except Exception:  # noqa: BLE001 -- a chat template refuses a conversation with many exception types
+        if unit.turn is None:
+            raise
+        return FittedPrompt(None, None, failure=CHAT_TEMPLATE_ERROR)
 
 
-def shard_table(work: ShardWork, config: DistillConfig) -> pa.Table:
-    """Judge a shard's generations and build its table, rows in their original order."""
-    todo = work.todo
-    generations = [work.generations[position] for position in todo]
-    judged = judge_rows(
-        [work.rows[position] for position in todo],
-        [generation.text.strip() for generation in generations],
-        [generation.finish_reason for generation in generations],
-        config.filter,
-    )
-    distilled = [
-        failed_row(row, prompt.tokens, PROMPT_TOO_LONG, config) for row, prompt in zip(work.rows, work.prompts)
-    ]
-    for position, row, generation in zip(todo, judged, generations):
-        row["prompt_tokens"] = generation.prompt_tokens
-        row["teacher_tokens"] = generation.completion_tokens
-        if work.prompts[position].truncated and row["decision"] == "rewrite":
-            row["reason"] = PROMPT_TRUNCATED
-        distilled[position] = row
-    return pa.Table.from_pylist(distilled, schema=DISTILLED_SCHEMA)
+def prepare_round(work: ShardWork, depth: int | None, engine: Engine, template: Template, config: DistillConfig) -> None:
+    """Plan a round's units (all of them, or the `depth`-th turn of each conversation) and fit their prompts."""
+    work.units = plan_units(work.rows, depth, work.finals())
+    work.prompts = [_fit(unit, engine, template, config) for unit in work.units]
+    work.generations = {}
 
 
-def failed_row(row: dict, prompt_tokens: int | None, reason: str, config: DistillConfig) -> dict:
-    """A row the teacher did not rewrite (prompt too long, engine failure): the filter's failure decision."""
-    decision = FAILURE_DECISIONS[config.filter.on_failure]
-    return {
-        **row,
-        "messages": None if decision == "dropped" else sft_messages(row, row["response"]),
-        "decision": decision,
-        "reason": reason,
-        "prompt_tokens": prompt_tokens,
-        "teacher_tokens": 0,
-    }
+def judge_round(work: ShardWork, config: DistillConfig) -> None:
+    """Judge the round's generations, and set aside the units whose prompt was not sent."""
+    for position, (unit, prompt) in enumerate(zip(work.units, work.prompts)):
+        generation = work.generations.get(position)
+        if generation is None:
+            work.judged[unit.key] = failed_turn(unit.row, prompt.tokens, prompt.failure, config)
+            continue
+        verdict = judge_turn(
+            unit.row, generation.text.strip(), generation.finish_reason, opens_thinking(prompt.text or ""), config
+        )
+        verdict["prompt_tokens"] = generation.prompt_tokens
+        verdict["teacher_tokens"] = generation.completion_tokens
+        if prompt.truncated and verdict["decision"] == "rewrite":
+            verdict["reason"] = PROMPT_TRUNCATED
+        work.judged[unit.key] = verdict
+
+
+def shard_table(work: ShardWork) -> pa.Table:
+    """The shard's distilled rows, in their original order, from every judged turn."""
+    rows = [row_record(row, work.judged, position) for position, row in enumerate(work.rows)]
+    return pa.Table.from_pylist(rows, schema=DISTILLED_SCHEMA)
 
 
 def failed_shard_table(rows: list[dict], reason: str, config: DistillConfig) -> pa.Table:
     """A whole shard of rows set aside with the same reason."""
-    return pa.Table.from_pylist([failed_row(row, None, reason, config) for row in rows], schema=DISTILLED_SCHEMA)
+    work = ShardWork(-1, rows)
+    for unit in plan_units(rows, None, {}):
+        work.judged[unit.key] = failed_turn(unit.row, None, reason, config)
+    return shard_table(work)
+
+
+def _rounds(rows: list[dict], config: DistillConfig) -> list[int | None]:
+    """One round of every unit, or (for a `rewritten` turn context) one round per turn depth."""
+    if config.turn_context == "original":
+        return [None]
+    return list(range(max(count_units(row) for row in rows) if rows else 0))
 
 
 def distill_shards(
@@ -160,21 +211,25 @@ def distill_shards(
 ) -> Iterator[tuple[int, pa.Table]]:
     """Generate and judge shards of rows, yielding `(index, table)` for each shard as soon as it is done.
 
-    Shards come back in the order they finish, which for a streaming engine need not be the order given.
+    Progress counts units (teacher requests). Shards come back in the order they finish, which for a
+    streaming engine need not be the order given.
     """
-    if hasattr(engine, "generate_stream"):
+    if hasattr(engine, "generate_stream") and config.turn_context == "original":
         yield from _streamed(shards, engine, template, config, progress)
         return
     for index, rows in shards:
-        work = prepare_shard(index, rows, engine, template, config)
-        todo = work.todo
-        progress(len(rows) - len(todo))
-        if todo:
-            prompts = [work.prompts[position].text for position in todo]
-            seeds = [row_seed(config.decoding.seed, rows[position]["id"]) for position in todo]
-            generated = engine.generate(prompts, seeds, config.decoding, progress)  # type: ignore[arg-type]
-            work.generations = dict(zip(todo, generated))
-        yield index, shard_table(work, config)
+        work = ShardWork(index, rows)
+        for depth in _rounds(rows, config):
+            prepare_round(work, depth, engine, template, config)
+            todo = work.todo
+            progress(len(work.units) - len(todo))
+            if todo:
+                prompts = [work.prompts[position].text for position in todo]
+                seeds = [row_seed(config.decoding.seed, work.units[position].seed_key) for position in todo]
+                generated = engine.generate(prompts, seeds, config.decoding, progress)  # type: ignore[arg-type]
+                work.generations = dict(zip(todo, generated))
+            judge_round(work, config)
+        yield index, shard_table(work)
 
 
 def _streamed(
@@ -184,25 +239,26 @@ def _streamed(
     config: DistillConfig,
     progress: Callable[[int], None],
 ) -> Iterator[tuple[int, pa.Table]]:
-    """One continuous feed of requests over all shards; a shard is judged once its last row is back."""
+    """One continuous feed of requests over all shards; a shard is judged once its last unit is back."""
     works: dict[int, ShardWork] = {}
     ready: list[int] = []  # shards with nothing left to generate, not yet handed back
 
     def requests() -> Iterator[tuple[tuple[int, int], str, int]]:
         for index, rows in shards:
-            work = works[index] = prepare_shard(index, rows, engine, template, config)
+            work = works[index] = ShardWork(index, rows)
+            prepare_round(work, None, engine, template, config)
             todo = work.todo
-            progress(len(rows) - len(todo))
+            progress(len(work.units) - len(todo))
             if not todo:
                 ready.append(index)
             for position in todo:
-                yield (
-                    (index, position),
-                    work.prompts[position].text,
-                    row_seed(  # type: ignore[misc]
-                        config.decoding.seed, rows[position]["id"]
-                    ),
-                )
+                seed = row_seed(config.decoding.seed, work.units[position].seed_key)
+                yield (index, position), work.prompts[position].text, seed  # type: ignore[misc]
+
+    def finish(index: int) -> pa.Table:
+        work = works.pop(index)
+        judge_round(work, config)
+        return shard_table(work)
 
     for (index, position), generation in engine.generate_stream(requests(), config.decoding):
         progress(1)
@@ -212,6 +268,6 @@ def _streamed(
             ready.append(index)
         while ready:
             finished = ready.pop(0)
-            yield finished, shard_table(works.pop(finished), config)
+            yield finished, finish(finished)
     for finished in ready:
-        yield finished, shard_table(works.pop(finished), config)
+        yield finished, finish(finished)

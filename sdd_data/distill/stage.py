@@ -17,21 +17,29 @@ import pyarrow.parquet as pq
 from sdd_data import __version__
 from sdd_data.artifacts import DATA_DIR, DISTILLED_PARQUET, DROPPED_PARQUET, STATS_FILE
 from sdd_data.config import config_hash, config_to_flat_dict
+from sdd_data.data.conversations import MESSAGE_KEYS
 from sdd_data.data.decontaminate import build_index, row_text, split_paths
 from sdd_data.data.sources import LoadedSource, load_rows
 from sdd_data.distill.config import DistillConfig
 from sdd_data.distill.executors import EXECUTORS, ExecutionReport
+from sdd_data.distill.reasoning import REASONING_MODES
 from sdd_data.distill.remote_output import RemoteOutput, is_url
 from sdd_data.distill.run_dir import RunDir
-from sdd_data.distill.shards import DISTILLED_SCHEMA
-from sdd_data.distill.stats import distill_stats, print_summary
+from sdd_data.distill.shards import DISTILLED_SCHEMA, MESSAGE, OPTIONAL_COLUMNS
+from sdd_data.distill.stats import distill_stats, print_summary, turns_out
 from sdd_data.distill.templates import get_template
+from sdd_data.distill.turns import TURN_CONTEXTS
 from sdd_data.engines import ENGINES
 from sdd_data.errors import SddError
 from sdd_data.models.resolve import resolve_model
 from sdd_data.output_folder import write_atomically, write_json
 
-NEWER_OPTIONS = {"truncate_long_prompts": False}
+NEWER_OPTIONS = {
+    "truncate_long_prompts": False,
+    "turn_context": "original",
+    "reasoning": "separate",
+    "chat_template_kwargs": {},
+}
 """Options added after run folders existed, with their defaults: left at the default they are no part of a
 run's identity, so a run begun by an earlier version still resumes."""
 _UNSET = object()
@@ -62,6 +70,10 @@ def _validate(config: DistillConfig) -> None:
             f"--data-parallel-size {replicas} runs vllm replicas on this machine; with --engine {config.engine}"
             f" or on Ray use --executor ray --replicas {replicas}"
         )
+    if config.turn_context not in TURN_CONTEXTS:
+        raise SddError(f"turn_context must be one of {', '.join(TURN_CONTEXTS)}, not {config.turn_context!r}")
+    if config.reasoning not in REASONING_MODES:
+        raise SddError(f"reasoning must be one of {', '.join(REASONING_MODES)}, not {config.reasoning!r}")
     options = config.ray
     if options.replicas < 1 or options.shards_per_call < 1 or options.cpus_per_replica <= 0:
         raise SddError(
@@ -95,6 +107,8 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     _validate(config)
     loaded = set_aside_contaminated(load_rows(config.source, strict=config.strict), config)
     template = get_template(config.template, {row["task"] for row in loaded.rows})
+    if config.chat_template_kwargs:
+        template = replace(template, chat_template_kwargs=dict(config.chat_template_kwargs))
     teacher = resolve_model(config.teacher, revision=config.revision)
     flat_config = config_to_flat_dict(config)
     not_identity = config.output_neutral_options() | {"output", "overwrite"}
@@ -164,6 +178,22 @@ def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     return DistillResult(run.path, stats)
 
 
+def compact_outputs(table: pa.Table, invalid: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Both tables without the columns nothing filled: the tool fields of `messages` when no turn has one, and
+    the conversation and reasoning columns of single-turn data from a teacher that does not think."""
+    both = pa.concat_tables([table, invalid])
+    keep = [
+        name
+        for name in both.column_names
+        if name not in OPTIONAL_COLUMNS or both.column(name).null_count < len(both)
+    ]
+    messages = pc.list_flatten(both.column("messages"))
+    if all(pc.struct_field(messages, key).null_count == len(messages) for key in MESSAGE_KEYS[2:]):
+        schema = DISTILLED_SCHEMA.set(DISTILLED_SCHEMA.get_field_index("messages"), pa.field("messages", pa.list_(MESSAGE)))
+        table, invalid = table.cast(schema), invalid.cast(schema)
+    return table.select(keep), invalid.select(keep)
+
+
 def _write_outputs(run: RunDir, table: pa.Table, invalid: pa.Table, stats: dict) -> None:
     """The kept rows as a `datasets` folder and Parquet, dropped rows apart, then the stats (written last).
 
@@ -174,6 +204,7 @@ def _write_outputs(run: RunDir, table: pa.Table, invalid: pa.Table, stats: dict)
     ids = table.column("id")
     if len(pc.unique(ids)) != len(ids):
         raise SddError(f"{run.path}: duplicated row ids in the shards; rerun with --overwrite")
+    table, invalid = compact_outputs(table, invalid)
     is_dropped = pc.equal(table.column("decision"), "dropped")
     kept = table.filter(pc.invert(is_dropped))
     dropped = pa.concat_tables([table.filter(is_dropped), invalid])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+
+from sdd_data.errors import SddError
 
 SEED_POLICY = "greedy decoding; per-row seed = sha256('<seed>:<row id>') used when sampling"
 
@@ -82,6 +85,64 @@ def distill_stats(
         },
         "config": config,
         "sdd_data_version": version,
+        **({"conversations": conversation_stats(table, invalid, source.turns_in)} if source.turns_in is not None else {}),
+    }
+
+
+def _row_turns(messages, conversation) -> int:
+    """Turns a stored row holds: its messages, or (dropped) its source conversation, or one exchange."""
+    if messages is not None:
+        return len(messages)
+    if conversation is not None:
+        value = json.loads(conversation)
+        return len(value) if isinstance(value, list) else 0
+    return 2
+
+
+def turns_out(*tables: pa.Table) -> int:
+    """Turns stored in distilled tables, kept and dropped rows alike."""
+    total = 0
+    for table in tables:
+        conversations = (
+            table.column("conversation").to_pylist() if "conversation" in table.column_names else [None] * len(table)
+        )
+        total += sum(map(_row_turns, table.column("messages").to_pylist(), conversations))
+    return total
+
+
+def conversation_stats(table: pa.Table, invalid: pa.Table, turns_in: int) -> dict:
+    """Conversations and turns in and out, and the decision and reason of every assistant turn.
+
+    Turns in (counted as the source was read) must equal turns out (counted in what is written)."""
+    stored = turns_out(table, invalid)
+    if stored != turns_in:
+        raise SddError(f"{turns_in} turns went in but {stored} would be written; nothing was written")
+    decisions: Counter = Counter()
+    reasons: Counter = Counter()
+    per_conversation = []
+    for records, decision, reason, messages in zip(
+        table.column("turns").to_pylist(),
+        table.column("decision").to_pylist(),
+        table.column("reason").to_pylist(),
+        table.column("messages").to_pylist(),
+    ):
+        for record in records if records is not None else [{"decision": decision, "reason": reason}]:
+            decisions[record["decision"]] += 1
+            reasons[f"{record['decision']}:{record['reason']}"] += 1
+        if messages is not None:
+            per_conversation.append(len(messages))
+    kept = sum(1 for decision in table.column("decision").to_pylist() if decision != "dropped")
+    return {
+        "in": len(table) + len(invalid),
+        "out": kept,
+        "turns_in": turns_in,
+        "turns_out": stored,
+        "turns_per_conversation": round(sum(per_conversation) / len(per_conversation), 2) if per_conversation else None,
+        "assistant_turns": {
+            "total": sum(decisions.values()),
+            "decisions": dict(decisions.most_common()),
+            "reasons": dict(reasons.most_common()),
+        },
     }
 
 
@@ -102,6 +163,14 @@ def print_summary(stats: dict, output: Path | str) -> None:
         ("tokens/s", throughput["completion_tokens_per_second"] if throughput["completion_tokens_per_second"] else "-"),
         ("rows/s", throughput["rows_per_second"] or "-"),
     ]
+    conversations = stats.get("conversations")
+    if conversations:
+        turns = conversations["assistant_turns"]
+        lines += [
+            ("conversations in / out", f"{conversations['in']} / {conversations['out']}"),
+            ("turns in / out", f"{conversations['turns_in']} / {conversations['turns_out']}"),
+            ("assistant turns rewritten", f"{turns['decisions'].get('rewrite', 0)} of {turns['total']}"),
+        ]
     if throughput["resumed_shards"]:
         lines.append(("shards reused from an earlier run", throughput["resumed_shards"]))
     width = max(len(label) for label, _ in lines)

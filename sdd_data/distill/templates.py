@@ -4,16 +4,22 @@ Placeholders: `{instruction}` (the instruction, then the input after a newline w
 and `{reference}` (the reference response, stripped). A chat template renders through the
 tokenizer's chat template; a text template is used verbatim. The assistant prefix is part of the
 prompt but never of the stored rewrite.
+
+A turn of a conversation comes with its `history` (the turns before the user turn it answers). A chat
+template renders them as chat messages, after one system message (the template's system text, then the
+conversation's own system prompt); a text template puts them, as a `Role: text` transcript, before the
+instruction. `chat_template_kwargs` (`enable_thinking=false`, …) go to the tokenizer's chat template.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
+from sdd_data.data.conversations import chat_messages, transcript
 from sdd_data.data.records import user_prompt
 from sdd_data.errors import SddError
 from sdd_data.registry import Registry
@@ -45,25 +51,39 @@ class Template:
     assistant_prefix: str = ""
     chat: bool = True
     description: str = ""
+    chat_template_kwargs: dict = field(default_factory=dict)
 
     def fill(self, row: dict) -> str:
         """The user turn with the row's instruction and reference answer substituted."""
-        values = {"instruction": user_prompt(row["instruction"], row["input"]), "reference": row["response"].strip()}
+        instruction = user_prompt(row["instruction"], row["input"])
+        earlier = [turn for turn in row.get("history") or () if turn["role"] != "system"]
+        if earlier and not self.chat:
+            instruction = f"{transcript(earlier)}\n\nUser: {instruction}"
+        values = {"instruction": instruction, "reference": row["response"].strip()}
         return PLACEHOLDER.sub(lambda match: values[match.group(1)], self.user)
 
     def render(self, row: dict, tokenizer) -> str:
-        """The full prompt string for one row, special tokens included, ready to tokenize as is."""
+        """The full prompt string for one row (or turn), special tokens included, ready to tokenize as is."""
+        history = row.get("history") or []
+        own_system = "\n\n".join(turn["content"] for turn in history if turn["role"] == "system")
+        system = "\n\n".join(text for text in (self.system, own_system) if text)
         if self.chat:
-            messages = [{"role": "system", "content": self.system}] if self.system else []
+            messages = [{"role": "system", "content": system}] if system else []
+            messages += chat_messages([turn for turn in history if turn["role"] != "system"])
             messages.append({"role": "user", "content": self.fill(row)})
-            prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            extra = self.chat_template_kwargs
+            prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
         else:
-            body = f"{self.system}\n\n{self.fill(row)}" if self.system else self.fill(row)
+            body = f"{system}\n\n{self.fill(row)}" if system else self.fill(row)
             prompt = _bos_prefix(tokenizer) + body
         return prompt + self.assistant_prefix
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The template as data, for provenance (chat template switches only when some are set)."""
+        values = asdict(self)
+        if not values["chat_template_kwargs"]:
+            del values["chat_template_kwargs"]
+        return values
 
 
 def _bos_prefix(tokenizer) -> str:

@@ -16,6 +16,11 @@ DOLLY = DATA / "dolly.json"  # 40 Dolly rows
 ARC_EASY = DATA / "arc_easy.jsonl"  # 20 ARC-Easy test items as {query, choices, gold}
 MATH = DATA / "math.jsonl"  # 40 MATH test problems with boxed solutions, all seven subjects
 OPENMATHINSTRUCT = DATA / "openmathinstruct2.json"  # 30 OpenMathInstruct-2 training solutions
+CHAT = DATA / "chat"  # conversations made from the GSM8K and Alpaca samples, and hand-written edge cases
+CHAT_MESSAGES = CHAT / "messages.jsonl"  # 14 two- and three-turn conversations in the `messages` schema
+CHAT_SHAREGPT = CHAT / "sharegpt.jsonl"  # the same 14 conversations in the ShareGPT schema
+CHAT_EDGE_CASES = CHAT / "edge_cases.jsonl"  # a tool-calling conversation, one exchange, and one row per bad case
+CHAT_PARTS = CHAT / "parts.jsonl"  # content as a list of text parts, and an image part
 
 
 def gsm8k_distill_command(rows: int, teacher: str, output: Path, **flags: object) -> list[str]:

@@ -29,6 +29,8 @@ SHAREGPT_ROLES = {
 }
 """ShareGPT `from` values -> roles. A `function_call` turn is an assistant turn whose value is its call."""
 
+MEDIA_PARTS = ("image", "image_url", "audio", "video")
+"""Content part types refused by name (`image_part`, …): the teacher reads text only."""
 TOOL_CALL = "tool_call"
 """Reason of an assistant turn that calls a tool: it is kept as written, never rewritten."""
 AFTER_TOOL = "after_tool_result"
@@ -57,7 +59,7 @@ def _text(content: object) -> str:
                 raise ConversationError("malformed_content_part")
             kind = part.get("type", "text")
             if kind != "text":
-                raise ConversationError(f"{kind}_part" if kind in ("image", "image_url", "audio", "video") else "non_text_part")
+                raise ConversationError(f"{kind}_part" if kind in MEDIA_PARTS else "non_text_part")
             if not isinstance(part.get("text"), str):
                 raise ConversationError("malformed_content_part")
             texts.append(part["text"])

@@ -157,7 +157,9 @@ def _fit(unit: TurnUnit, engine: Engine, template: Template, config: DistillConf
         return FittedPrompt(None, None, failure=CHAT_TEMPLATE_ERROR)
 
 
-def prepare_round(work: ShardWork, depth: int | None, engine: Engine, template: Template, config: DistillConfig) -> None:
+def prepare_round(
+    work: ShardWork, depth: int | None, engine: Engine, template: Template, config: DistillConfig
+) -> None:
     """Plan a round's units (all of them, or the `depth`-th turn of each conversation) and fit their prompts."""
     work.units = plan_units(work.rows, depth, work.finals())
     work.prompts = [_fit(unit, engine, template, config) for unit in work.units]

@@ -26,7 +26,7 @@ from sdd_data.distill.reasoning import REASONING_MODES
 from sdd_data.distill.remote_output import RemoteOutput, is_url
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import DISTILLED_SCHEMA, MESSAGE, OPTIONAL_COLUMNS
-from sdd_data.distill.stats import distill_stats, print_summary, turns_out
+from sdd_data.distill.stats import distill_stats, print_summary
 from sdd_data.distill.templates import get_template
 from sdd_data.distill.turns import TURN_CONTEXTS
 from sdd_data.engines import ENGINES
@@ -183,13 +183,12 @@ def compact_outputs(table: pa.Table, invalid: pa.Table) -> tuple[pa.Table, pa.Ta
     the conversation and reasoning columns of single-turn data from a teacher that does not think."""
     both = pa.concat_tables([table, invalid])
     keep = [
-        name
-        for name in both.column_names
-        if name not in OPTIONAL_COLUMNS or both.column(name).null_count < len(both)
+        name for name in both.column_names if name not in OPTIONAL_COLUMNS or both.column(name).null_count < len(both)
     ]
     messages = pc.list_flatten(both.column("messages"))
     if all(pc.struct_field(messages, key).null_count == len(messages) for key in MESSAGE_KEYS[2:]):
-        schema = DISTILLED_SCHEMA.set(DISTILLED_SCHEMA.get_field_index("messages"), pa.field("messages", pa.list_(MESSAGE)))
+        position = DISTILLED_SCHEMA.get_field_index("messages")
+        schema = DISTILLED_SCHEMA.set(position, pa.field("messages", pa.list_(MESSAGE)))
         table, invalid = table.cast(schema), invalid.cast(schema)
     return table.select(keep), invalid.select(keep)
 

@@ -85,8 +85,7 @@ def distill_stats(
         },
         "config": config,
         "sdd_data_version": version,
-        **({"conversations": conversation_stats(table, invalid, source.turns_in)} if source.turns_in is not None else {}),
-    }
+    } | ({"conversations": conversation_stats(table, invalid, source.turns_in)} if source.turns_in is not None else {})
 
 
 def _row_turns(messages, conversation) -> int:

@@ -47,7 +47,9 @@ def rewritable_turns(row: dict) -> list[int | None]:
     turns = row.get("conversation")
     if turns is None:
         return [None]
-    return [place for place, turn in enumerate(turns) if turn["role"] == "assistant" and rewritable(turns, place) is None]
+    return [
+        place for place, turn in enumerate(turns) if turn["role"] == "assistant" and rewritable(turns, place) is None
+    ]
 
 
 def plan_units(rows: list[dict], depth: int | None, finals: dict[tuple[int, int | None], str]) -> list[TurnUnit]:
@@ -62,7 +64,8 @@ def plan_units(rows: list[dict], depth: int | None, finals: dict[tuple[int, int 
             if place is None:
                 units.append(TurnUnit(position, None, row, row["id"]))
                 continue
-            units.append(TurnUnit(position, place, _turn_row(row, place, position, finals), f"{row['id']}:turn-{place}"))
+            unit_row = _turn_row(row, place, position, finals)
+            units.append(TurnUnit(position, place, unit_row, f"{row['id']}:turn-{place}"))
     return units
 
 
@@ -143,8 +146,6 @@ def _kept_as_written(reason: str) -> dict:
         "teacher_tokens": 0,
         "final": None,
     }
-
-
 
 
 def count_units(row: dict) -> int:

@@ -365,11 +365,14 @@ def test_the_smollm2_cpu_recipe_trains(pruned_smollm2_path: str, tmp_path: Path)
 @pytest.mark.slow
 def test_trl_sft_runs_the_cpu_recipe_as_it_is(tiny_llama_path: str, chat_rows: str, tmp_path: Path):
     """`trl sft --config <recipe>` with TRL's own CLI, on prompt/completion rows saved as Parquet."""
-    from sdd_data.train.data import sft_dataset
+    from transformers import AutoTokenizer
+
+    from sdd_data.train.chat_loss import sft_rows
 
     folder = tmp_path / "dataset"
     folder.mkdir()
-    sft_dataset(load_training_rows(chat_rows).conversations).to_parquet(str(folder / "train.parquet"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_path)
+    sft_rows(load_training_rows(chat_rows).conversations, tokenizer).dataset.to_parquet(str(folder / "train.parquet"))
     command = [
         str(Path(sys.executable).parent / "trl"),
         "sft",

@@ -73,7 +73,7 @@ def _file_texts(path: Path) -> list[str]:
     from sdd_data.data.sources import SourceSpec, load_rows
 
     loaded = load_rows(SourceSpec(data=str(path)))
-    return [text for row in loaded.rows for text in (row["instruction"], row["input"], row["response"])]
+    return [text for row in loaded.rows for text in row_texts(row)]
 
 
 def build_index(paths: Iterable[str], ngram: int = DEFAULT_NGRAM) -> EvalIndex:
@@ -96,6 +96,14 @@ def split_paths(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
+def row_texts(row: dict) -> list[str]:
+    """The texts of a row: every turn of a conversation, else its instruction, input and response."""
+    if row.get("conversation"):
+        return [turn["content"] for turn in row["conversation"]]
+    return [str(row.get(name) or "") for name in ("instruction", "input", "response")]
+
+
 def row_text(row: dict) -> str:
-    """The text of a row that decontamination checks: its instruction, input and response."""
-    return "\n".join(str(row.get(name) or "") for name in ("instruction", "input", "response"))
+    """The text of a row that decontamination checks: every turn of a conversation, or its instruction, input
+    and response."""
+    return "\n".join(row_texts(row))

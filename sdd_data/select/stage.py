@@ -28,7 +28,7 @@ from sdd_data.select.budget import resolve_budget
 from sdd_data.select.config import SelectConfig, SelectStageConfig
 from sdd_data.select.embed import embed_texts, resolve_embedder
 from sdd_data.select.report import plot_clusters, report_table
-from sdd_data.select.score_inputs import MODES, scoring_rows
+from sdd_data.select.score_inputs import MODES, per_row, scoring_units
 from sdd_data.select.scorer_base import ScorerOptions
 from sdd_data.select.scorers import SCORERS, cached_scores, score_cache
 from sdd_data.select.selection import SelectionResult
@@ -158,7 +158,7 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
         f"the original model {original.name}",
         f"the pruned model {pruned.name}",
     )
-    scored = scoring_rows(tokenizer, source.rows, config.degradation, config.max_length)
+    units, owners = scoring_units(tokenizer, source.rows, config.degradation, config.max_length)
     cache_root = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
 
     user_turns = source.user_turns
@@ -186,9 +186,10 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
         config.degradation,
         config.top_k,
     )
-    degradation, scorer_info = cached_scores(
-        scored, cache, lambda: SCORERS.get(config.scorer_engine)(original.path, pruned.path, options), show_progress
+    unit_scores, scorer_info = cached_scores(
+        units, cache, lambda: SCORERS.get(config.scorer_engine)(original.path, pruned.path, options), show_progress
     )
+    degradation, scored = per_row(units, owners, unit_scores, len(source.rows))
 
     result = select_rows(
         embeddings,
@@ -196,7 +197,7 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
         np.array([row.prompt_tokens for row in scored]),
         np.array([row.response_tokens for row in scored]),
         user_turns,
-        [f"{turn}\n{row['response']}" for turn, row in zip(user_turns, source.rows)],
+        source.texts,
         config.selection,
     )
     outcome = _outcome_table(source, result, scored)
@@ -216,6 +217,7 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
         },
         "counts": {
             "rows": len(source.rows),
+            **source.turn_counts,
             "selected": int(result.selected.sum()),
             "budget": result.budget,
             "truncated_rows": sum(row.truncated for row in scored),

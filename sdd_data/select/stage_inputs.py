@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sdd_data import artifacts
-from sdd_data.data.records import user_prompt
+from sdd_data.data.conversations import chat_messages
+from sdd_data.data.records import sft_messages, user_prompt
 from sdd_data.data.sources import SourceSpec, load_rows
 from sdd_data.data.stage_data import StageDataset, read_stage_dataset
 from sdd_data.errors import SddError
@@ -21,15 +22,49 @@ class SelectionSource:
 
     table: pa.Table
     rows: list[dict]
-    """Per row: id, instruction, input and response (the final assistant turn)."""
+    """Per row: id, instruction, input and response (the final assistant turn); a conversation of more than one
+    exchange also has its `messages`."""
     provenance: dict
     set_aside: list[dict] = field(default_factory=list)
     """Rows not offered to selection: their id and why (an invalid field, or dropped by distill)."""
 
     @property
     def user_turns(self) -> list[str]:
-        """Each row's user turn: the instruction, and the input after a newline when there is one."""
-        return [user_prompt(row["instruction"], row["input"]) for row in self.rows]
+        """Each row's user turns: the instruction, and the input after a newline when there is one; every user
+        turn of a conversation, a blank line apart (what the embedding reads)."""
+        return [
+            "\n\n".join(turn["content"] for turn in row["messages"] if turn["role"] == "user")
+            if "messages" in row
+            else user_prompt(row["instruction"], row["input"])
+            for row in self.rows
+        ]
+
+    @property
+    def texts(self) -> list[str]:
+        """Each row's whole text (user turns and responses), for the concept graph."""
+        return [
+            "\n".join(turn["content"] for turn in row["messages"] if turn["role"] != "system")
+            if "messages" in row
+            else f"{user_prompt(row['instruction'], row['input'])}\n{row['response']}"
+            for row in self.rows
+        ]
+
+    @property
+    def turn_counts(self) -> dict:
+        """Conversations of more than one exchange among the rows, and the assistant turns of all rows."""
+        assistant = [
+            sum(t["role"] == "assistant" for t in row["messages"]) if "messages" in row else 1 for row in self.rows
+        ]
+        return {"conversations": sum("messages" in row for row in self.rows), "assistant_turns": sum(assistant)}
+
+
+def _scoring_row(identifier: str, instruction: str, input_text: str, response: str, messages: list | None) -> dict:
+    """What selection reads of a row: a conversation of more than one exchange (or with a system prompt or tool
+    turns) keeps its turns."""
+    row = {"id": identifier, "instruction": instruction, "input": input_text or "", "response": response}
+    if messages is not None and (len(messages) > 2 or any(turn["role"] != "user" for turn in messages[:1])):
+        row["messages"] = chat_messages(messages)
+    return row
 
 
 def _assistant_text(messages) -> str | None:
@@ -68,14 +103,7 @@ def _from_stage_output(folder: Path, limit: int | None) -> SelectionSource:
         response = _assistant_text(record["messages"])
         if not isinstance(response, str) or not response.strip():
             raise SddError(f"{folder}: row {record['id']} has no assistant response in `messages`")
-        rows.append(
-            {
-                "id": record["id"],
-                "instruction": record["instruction"],
-                "input": record["input"] or "",
-                "response": response,
-            }
-        )
+        rows.append(_scoring_row(record["id"], record["instruction"], record["input"], response, record["messages"]))
     stats = distill_stats_of(dataset) or {}
     provenance = {
         "kind": dataset.kind,
@@ -87,6 +115,20 @@ def _from_stage_output(folder: Path, limit: int | None) -> SelectionSource:
         "distill_stats": stats or None,
     }
     return SelectionSource(table, rows, provenance, set_aside)
+
+
+def _stored_rows(rows: list[dict]) -> list[dict]:
+    """Source rows as the selection writes them: a conversation as its whole `messages`, single-turn rows as
+    they are (with SFT-ready messages too when the source also has conversations)."""
+    if all(row["conversation"] is None for row in rows):
+        return [{key: value for key, value in row.items() if key != "conversation"} for row in rows]
+    return [
+        {
+            **{key: value for key, value in row.items() if key != "conversation"},
+            "messages": row["conversation"] or sft_messages(row, row["response"]),
+        }
+        for row in rows
+    ]
 
 
 def load_selection_source(spec: SourceSpec) -> SelectionSource:
@@ -105,7 +147,7 @@ def load_selection_source(spec: SourceSpec) -> SelectionSource:
                 raise SddError(f"selection scores responses, but {spec.data} has none: {error}") from None
             raise
         rows = [
-            {"id": row["id"], "instruction": row["instruction"], "input": row["input"], "response": row["response"]}
+            _scoring_row(row["id"], row["instruction"], row["input"], row["response"], row["conversation"])
             for row in loaded.rows
         ]
         provenance = {
@@ -116,7 +158,7 @@ def load_selection_source(spec: SourceSpec) -> SelectionSource:
             "rows_set_aside": len(loaded.invalid),
         }
         set_aside = [{"id": row["id"], "reason": row["reason"]} for row in loaded.invalid]
-        source = SelectionSource(pa.Table.from_pylist(loaded.rows), rows, provenance, set_aside)
+        source = SelectionSource(pa.Table.from_pylist(_stored_rows(loaded.rows)), rows, provenance, set_aside)
     if not source.rows:
         raise SddError(f"{spec.data} has no rows to select from")
     return source

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdd_data.artifacts import DATASET_KINDS, detect
+from sdd_data.data.conversations import chat_messages
 from sdd_data.data.records import sft_messages
 from sdd_data.data.sources import SourceSpec, load_raw_dataset, load_rows
 from sdd_data.data.stage_data import read_stage_dataset
@@ -74,7 +75,7 @@ def load_training_rows(data: str, split: str = "train", config_name: str | None 
     for messages in candidates:
         problem = _problem(messages)
         if problem is None:
-            conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])
+            conversations.append(chat_messages(messages))
         else:
             skipped[problem] = skipped.get(problem, 0) + 1
     name = Path(data).name if Path(data).expanduser().exists() else data
@@ -84,13 +85,12 @@ def load_training_rows(data: str, split: str = "train", config_name: str | None 
     return TrainingRows(conversations, skipped, name, config_name)
 
 
-def sft_dataset(conversations: list[list[dict]]):
-    """Conversational prompt/completion rows: TRL then computes the loss on the completion tokens only."""
-    import datasets
-
-    return datasets.Dataset.from_list(
-        [{"prompt": messages[:-1], "completion": messages[-1:]} for messages in conversations]
-    )
+def per_assistant_turn(conversations: list[list[dict]]) -> list[list[dict]]:
+    """Each conversation cut after each of its assistant turns, so a collator that trains on the last turn
+    alone (TRL's GKD) still trains on every assistant turn once; one-answer conversations stay as they are."""
+    return [
+        turns[: place + 1] for turns in conversations for place, turn in enumerate(turns) if turn["role"] == "assistant"
+    ]
 
 
 def gkd_dataset(conversations: list[list[dict]], lengths: list[int] | None = None, length_column: str = "length"):

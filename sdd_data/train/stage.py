@@ -26,8 +26,9 @@ from sdd_data.errors import SddError, first_line, require
 from sdd_data.hub import public_name
 from sdd_data.models import check_same_tokenizer, load_causal_lm, load_tokenizer, resolve_model
 from sdd_data.output_folder import check_output_free
+from sdd_data.train.chat_loss import sft_rows
 from sdd_data.train.config import TrainConfig
-from sdd_data.train.data import TrainingRows, gkd_dataset, load_training_rows, sft_dataset
+from sdd_data.train.data import TrainingRows, gkd_dataset, load_training_rows, per_assistant_turn
 from sdd_data.train.recipe import (
     GKD,
     Recipe,
@@ -71,6 +72,8 @@ class PreparedTraining:
     checkpoints: Path
     rows_over_max_length: int = 0
     """Conversations longer than the recipe's max_length in tokens: TRL truncates them."""
+    chat_template: str | None = None
+    """The model's own chat template, saved with the trained model (training may use a marked copy)."""
 
 
 def load_model(path: str, model_args: Any, trust_remote_code: bool) -> Any:
@@ -146,6 +149,7 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
         )
     trust = config.trust_remote_code
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust, chat_template=True)
+    own_template = tokenizer.chat_template
     if method == GKD:
         # Logit distillation compares distributions token by token: the vocabularies must be identical.
         check_same_tokenizer(
@@ -163,20 +167,33 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
     try:
         if method == GKD:
             teacher = load_model(teacher_path, recipe.model_args, trust)
+            gkd_rows = per_assistant_turn(rows.conversations)
             args.teacher_model_init_kwargs = None  # the teacher is passed loaded
             trainer = gkd_classes()[1](
                 model=model,
                 teacher_model=teacher,
                 args=args,
-                train_dataset=gkd_dataset(rows.conversations, lengths if grouped else None, args.length_column_name),
+                train_dataset=gkd_dataset(
+                    gkd_rows,
+                    conversation_lengths(tokenizer, gkd_rows) if grouped else None,
+                    args.length_column_name,
+                ),
                 processing_class=tokenizer,
                 peft_config=peft_config,
             )
         else:
+            sft = sft_rows(rows.conversations, tokenizer)
+            if sft.training_template is not None:  # several assistant turns: TRL masks all but the assistant's
+                tokenizer.chat_template, args.assistant_only_loss = sft.training_template, True
+            elif sft.rows_per_turn and show_progress:
+                print(
+                    f"the chat template of {model_name} marks no assistant output: each assistant turn of a "
+                    "multi-turn conversation is trained as its own prompt/completion row"
+                )
             trainer = SFTTrainer(
                 model=model,
                 args=args,
-                train_dataset=sft_dataset(rows.conversations),
+                train_dataset=sft.dataset,
                 processing_class=tokenizer,
                 peft_config=peft_config,
             )
@@ -188,7 +205,9 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
             f"{over} of {len(rows.conversations)} conversations are longer than max_length {args.max_length} "
             "tokens: TRL truncates them"
         )
-    return PreparedTraining(trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints, over)
+    return PreparedTraining(
+        trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints, over, own_template
+    )
 
 
 def without_overlong_answers(tokenizer: Any, rows: TrainingRows, max_length: int | None) -> TrainingRows:
@@ -306,7 +325,9 @@ def _write_model(prepared: PreparedTraining, staging: Path) -> None:
     if accelerator.is_main_process:
         model.config.use_cache = True  # training turns the KV cache off; the saved model generates
         model.save_pretrained(staging, state_dict=state_dict, safe_serialization=True)
-        trainer.processing_class.save_pretrained(staging)
+        tokenizer = trainer.processing_class
+        tokenizer.chat_template = prepared.chat_template or tokenizer.chat_template  # the model's own, unmarked
+        tokenizer.save_pretrained(staging)
 
 
 def _model_card_text(prepared: PreparedTraining) -> str:

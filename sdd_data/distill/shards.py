@@ -32,6 +32,7 @@ TOOL_MESSAGE = pa.struct([(key, pa.string()) for key in MESSAGE_KEYS])
 TURN = pa.struct(
     [
         ("turn", pa.int64()),
+        ("response", pa.string()),
         ("decision", pa.string()),
         ("reason", pa.string()),
         ("teacher_response", pa.string()),
@@ -65,7 +66,8 @@ DISTILLED_SCHEMA = pa.schema(
         ("conversation", pa.string()),
     ]
 )
-"""The shards' schema. `turns` (one record per assistant turn) and `conversation` (the source turns of a
+"""The shards' schema. `turns` (one record per assistant turn: its place, its source text, what it kept and
+why) and `conversation` (the source turns of a
 dropped conversation, as JSON) are set for conversations only."""
 OPTIONAL_COLUMNS = ("teacher_reasoning", "turns", "conversation")
 """Columns the outputs leave out when no row fills them."""

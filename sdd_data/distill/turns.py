@@ -105,7 +105,7 @@ def _conversation_record(turns: list[dict], judged: dict[tuple[int, int | None],
             verdict = dict(judged.get((position, place)) or _kept_as_written(rewritable(turns, place) or NOT_GENERATED))
             final = verdict.pop("final")
             message["content"] = turn["content"] if final is None else final
-            records.append({"turn": place, **verdict})
+            records.append({"turn": place, "response": turn["content"], **verdict})
         messages.append(message)
     decisions = [record["decision"] for record in records]
     tokens = {

@@ -9,13 +9,25 @@ from pathlib import Path
 from typing import Any
 
 from sdd_data import artifacts
+from sdd_data.data.conversations import transcript
 from sdd_data.data.stage_data import read_stage_dataset
 from sdd_data.errors import SddError
 from sdd_data.inspect import charts
 from sdd_data.inspect.html_parts import View, cell, code, facts, section, table
 from sdd_data.inspect.rows import categorical, cut_texts, word_count
 
-TEXT_COLUMNS = ("instruction", "input", "response", "teacher_response", "reference_answer", "extracted_answer")
+TEXT_COLUMNS = (
+    "context",
+    "instruction",
+    "input",
+    "response",
+    "teacher_response",
+    "teacher_reasoning",
+    "reference_answer",
+    "extracted_answer",
+)
+ROW_COLUMNS = ("id", "task", "decision", "reason", "finish_reason", *TEXT_COLUMNS, "prompt_tokens", "teacher_tokens")
+READ_COLUMNS = (*ROW_COLUMNS, "messages", "turns", "conversation")
 DECODING_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "seed")
 DECISION_ORDER = ("rewrite", "original", "dropped")
 
@@ -32,16 +44,42 @@ def _rows(folder: Path, kind: str, config_name: str | None) -> tuple[dict[str, l
         tables.append(read_stage_dataset(folder, "dropped", config_name).table)
     except SddError:
         pass  # a published config without a dropped split
-    names = ("id", "task", "decision", "reason", "finish_reason", *TEXT_COLUMNS, "prompt_tokens", "teacher_tokens")
-    columns: dict[str, list] = {name: [] for name in names}
+    columns: dict[str, list] = {name: [] for name in ROW_COLUMNS}
     for part in tables:
-        for name in names:
-            columns[name].extend(_column(part, name))
+        for row in part.select([name for name in part.column_names if name in READ_COLUMNS]).to_pylist():
+            for entry in entries(row):
+                for name in ROW_COLUMNS:
+                    columns[name].append(entry.get(name))
     if kind == artifacts.DISTILL_RUN:
         where = f"{artifacts.DISTILLED_PARQUET} and {artifacts.DROPPED_PARQUET}"
     else:
         where = f"{artifacts.DATA_DIR}/{kept.config_name}/*.parquet"
     return columns, where
+
+
+def entries(row: dict) -> list[dict]:
+    """The rows of the page for one stored row: itself, or one per assistant turn of a conversation, each with
+    the conversation before it as `context` (its id is the conversation's and the turn's place)."""
+    records = row.get("turns")
+    if not records:
+        return [row]
+    turns = row.get("messages") or json.loads(row.get("conversation") or "[]")
+    listed = []
+    for record in records:
+        place = record["turn"]
+        earlier = turns[: place - 1] if place >= 1 else []
+        listed.append(
+            {
+                **record,
+                "id": f"{row['id']} · turn {place}",
+                "task": row.get("task"),
+                "context": transcript([{**turn, "content": turn.get("content") or ""} for turn in earlier]),
+                "instruction": turns[place - 1]["content"] if place >= 1 else "",
+                "input": "",
+                "reference_answer": None,
+            }
+        )
+    return listed
 
 
 def summary_numbers(stats: dict) -> dict:
@@ -65,6 +103,7 @@ def summary_numbers(stats: dict) -> dict:
         "seed_policy": stats.get("seed_policy"),
         "on_failure": stats.get("on_failure") or config.get("on_failure"),
         "source": (stats.get("source") or {}).get("name"),
+        "conversations": stats.get("conversations"),
     }
 
 
@@ -121,9 +160,31 @@ def _summary_html(numbers: dict) -> str:
     texts = "".join(f"<p>{escape(part)}</p>{code(template[part])}" for part in parts if template.get(part))
     if texts:
         template_html += f"<details><summary>template text</summary>{texts}</details>"
+    conversations = numbers.get("conversations")
+    turns_html = ""
+    if conversations:
+        assistant = conversations["assistant_turns"]
+        turns_html = section(
+            "Conversations and turns",
+            facts(
+                [
+                    ("conversations in", conversations["in"], "conversations.in"),
+                    ("conversations out", conversations["out"], "conversations.out"),
+                    ("turns in", conversations["turns_in"], "conversations.turns_in"),
+                    ("turns out", conversations["turns_out"], "conversations.turns_out"),
+                    ("turns per conversation", conversations["turns_per_conversation"], None),
+                    ("assistant turns", assistant["total"], "conversations.assistant_turns.total"),
+                ]
+            )
+            + table(
+                ("assistant turn decision · reason", "turns"),
+                ([cell(reason), cell(count)] for reason, count in assistant["reasons"].items()),
+            ),
+        )
     return "".join(
         [
             section("Rows and decisions", overview),
+            turns_html,
             section("Reasons", reasons),
             section("By task", by_task),
             section("Teacher and decoding", facts(model_facts)),
@@ -185,7 +246,7 @@ def distill_view(folder: Path, kind: str, config_name: str | None, max_chars: in
         },
         "list": ["id", "task", "decision", "reason", "instruction"],
         "filters": ["decision", "reason", "task"],
-        "search": ["id", "instruction", "input", "response", "teacher_response"],
+        "search": ["id", "context", "instruction", "input", "response", "teacher_response"],
         "detail": "distill",
         "text_limit": limit,
         "texts_cut": cut,

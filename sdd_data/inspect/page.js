@@ -178,7 +178,7 @@
       fact("task", value("task", i)) + fact("finish reason", value("finish_reason", i)) +
       fact("prompt tokens", value("prompt_tokens", i)) + fact("teacher tokens", value("teacher_tokens", i)) +
       fact("words: source / teacher", value("source_words", i) + " / " + value("teacher_words", i)) + "</table>";
-    html += block("Instruction", "instruction", i) + block("Input", "input", i);
+    html += block("Conversation so far", "context", i) + block("Instruction", "instruction", i) + block("Input", "input", i);
     var source = text("response", i), teacher = text("teacher_response", i);
     if (teacher.text) {
       var diff = diffWords(source.text, teacher.text);
@@ -192,6 +192,7 @@
     } else {
       html += block("Source response", "response", i) + '<p class="hint">The teacher did not write a rewrite for this row.</p>';
     }
+    html += block("Teacher thinking", "teacher_reasoning", i);
     html += '<table class="facts answers">' + fact("extracted answer", value("extracted_answer", i) || "(none)") +
       fact("reference answer", value("reference_answer", i) || "(none)") + "</table>";
     return html;

@@ -69,6 +69,9 @@ def config_provenance(stats: dict, splits: dict[str, int], source_license: str |
         "by_task": stats["by_task"],
         "tokens": stats["tokens"],
         "selection": stats.get("selection"),
+        "conversations": stats.get("conversations"),
+        "turn_context": flat.get("turn_context", "original"),
+        "reasoning": flat.get("reasoning", "separate"),
         "distilled_with": stats["sdd_data_version"],
         "published_with": __version__,
     }

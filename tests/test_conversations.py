@@ -187,6 +187,7 @@ def test_every_assistant_turn_is_judged_on_its_own_and_the_conversation_stays_wh
                 assert message["content"] == written["content"]
                 continue
             record = by_turn[place]
+            assert record["response"] == written["content"]  # the source text stays beside the rewrite
             rewritten = f"Rewritten: {written['content'].strip()}"
             assert message["content"] == (rewritten if record["decision"] == "rewrite" else written["content"])
         instructions = [original[place - 1]["content"] for place in sorted(by_turn)]
@@ -290,3 +291,31 @@ def test_single_turn_outputs_keep_their_columns(math_row, teacher, tmp_path):
     assert not {"turns", "conversation", "teacher_reasoning"} & set(table.column_names)
     assert table.column("messages").to_pylist()[0][0] == {"role": "user", "content": "What is 2 + 3?"}
     assert "conversations" not in result.stats
+
+
+class StreamingChatEngine(ScriptedChatEngine):
+    """The same teacher behind a streaming feed that hands requests back in reverse order."""
+
+    name = "scripted-chat-stream"
+
+    def generate_stream(self, requests, decoding):
+        pending = list(requests)
+        PROMPTS.append([prompt for _, prompt, _ in pending])
+        for key, prompt, _ in reversed(pending):
+            text = SCRIPT["teacher"](prompt)
+            yield key, Generation(text, "stop", len(prompt), len(text.split()))
+
+
+ENGINES.add("scripted-chat-stream", StreamingChatEngine)
+
+
+def test_a_streaming_engine_and_a_resumed_run_write_the_same_conversations(teacher, tmp_path):
+    whole = outputs(run(CHAT_MESSAGES, teacher, tmp_path / "whole"))[0]
+    streamed = outputs(run(CHAT_MESSAGES, teacher, tmp_path / "streamed", engine="scripted-chat-stream"))[0]
+    assert streamed == whole
+    (tmp_path / "whole" / "shards" / "shard-00002.parquet").unlink()  # as if killed before this shard landed
+    PROMPTS.clear()
+    result = run(CHAT_MESSAGES, teacher, tmp_path / "whole")
+    assert outputs(result)[0] == whole
+    assert sum(len(call) for call in PROMPTS) == sum(len(row["turns"]) for row in list(whole.values())[6:9])
+    assert result.stats["conversations"]["turns_in"] == result.stats["conversations"]["turns_out"]

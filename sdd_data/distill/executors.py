@@ -19,6 +19,7 @@ from sdd_data.distill.config import DistillConfig
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import distill_shards
 from sdd_data.distill.templates import Template
+from sdd_data.distill.turns import count_units
 from sdd_data.engines import load_engine
 from sdd_data.registry import Registry
 
@@ -63,8 +64,10 @@ EXECUTORS: Registry[Executor] = Registry(
 
 
 def progress_bar(pending: PendingShards, show_progress: bool) -> tqdm:
-    """The one progress bar of a run, counted in rows."""
-    return tqdm(total=sum(len(rows) for _, rows in pending), unit="row", desc="distill", disable=not show_progress)
+    """The one progress bar of a run, counted in teacher requests: rows, or the assistant turns of conversations."""
+    rows = [row for _, shard in pending for row in shard]
+    unit = "turn" if any(row.get("conversation") for row in rows) else "row"
+    return tqdm(total=sum(map(count_units, rows)), unit=unit, desc="distill", disable=not show_progress)
 
 
 def run_here(

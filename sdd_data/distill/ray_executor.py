@@ -27,6 +27,7 @@ from sdd_data.distill.executors import ExecutionReport, PendingShards, progress_
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import ENGINE_ERROR, distill_shards, failed_shard_table
 from sdd_data.distill.templates import Template
+from sdd_data.distill.turns import count_units
 from sdd_data.errors import SddError, first_line, one_line, require
 
 
@@ -61,7 +62,7 @@ def _run(
     import ray.data
 
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # one bar, ours, counted in rows
+    context.enable_progress_bars = False  # one bar, ours, counted in teacher requests
     gpus = config.engine_options.tensor_parallel_size if _wants_gpus(ray, config) else 0
     shards = ray.data.from_items(
         [{"shard": index, "rows": json.dumps(rows)} for index, rows in pending], override_num_blocks=len(pending)
@@ -76,6 +77,7 @@ def _run(
         num_gpus=gpus,
     )
     report, started = ExecutionReport(), time.perf_counter()
+    units = {index: sum(map(count_units, rows)) for index, rows in pending}
     try:
         with progress_bar(pending, show) as bar:
             for batch in generated.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -88,7 +90,7 @@ def _run(
                     run.write_shard(index, table)
                     report.add_shard(table)
                     report.engine = report.engine or {**json.loads(engine), "executor": "ray"}
-                    bar.update(len(table))
+                    bar.update(units[index])
     except ray.exceptions.RayError as error:
         raise SddError(
             f"the Ray run stopped: {_ray_cause(error)}; run the same command again to resume (finished shards are kept)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -92,3 +93,14 @@ def test_an_unmarked_chat_template_trains_each_assistant_turn_once_as_its_own_ro
         text for text, turn in zip(expected, THREE_TURNS + ONE_ANSWER) if turn["role"] == "assistant"
     )
     assert all(len(runs) == 1 for runs in labelled)
+
+
+def test_a_sharegpt_source_trains_on_its_whole_conversations(tmp_path: Path):
+    from data_samples import CHAT_SHAREGPT
+
+    from sdd_data.train.data import load_training_rows
+
+    rows = load_training_rows(str(CHAT_SHAREGPT))
+    source = [json.loads(line) for line in CHAT_SHAREGPT.read_text().splitlines()]
+    assert [len(turns) for turns in rows.conversations] == [len(row["conversations"]) for row in source]
+    assert rows.conversations[0][0] == {"role": "system", "content": source[0]["conversations"][0]["value"]}

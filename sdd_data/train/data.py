@@ -71,7 +71,9 @@ def load_training_rows(data: str, split: str = "train", config_name: str | None 
         loaded = load_rows(SourceSpec(data=data, split=split))
         if loaded.invalid:
             skipped["invalid_row"] = len(loaded.invalid)
-        candidates = [sft_messages(row, row["response"]) for row in loaded.rows]
+        candidates = [
+            row["conversation"] if row["conversation"] else sft_messages(row, row["response"]) for row in loaded.rows
+        ]
     for messages in candidates:
         problem = _problem(messages)
         if problem is None:

@@ -43,8 +43,10 @@ def test_smollm2_rewrites_every_turn_and_a_student_trains_on_all_of_them(smollm2
             generated += 1
             kept = row["messages"][record["turn"]]["content"]
             assert kept == (record["teacher_response"] if record["decision"] == "rewrite" else record["response"])
-    assert generated == counts["assistant_turns"]["total"] == sum(
-        message["role"] == "assistant" for row in source for message in row["messages"]
+    assert (
+        generated
+        == counts["assistant_turns"]["total"]
+        == sum(message["role"] == "assistant" for row in source for message in row["messages"])
     )
 
     trained = train(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import posixpath
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,18 @@ from sdd_data.errors import SddError, first_line
 from sdd_data.output_folder import write_atomically
 
 FINAL_FILES = (DISTILLED_PARQUET, DROPPED_PARQUET)
+
+
+def forget_mirror(mirror: Path, outputs_only: bool) -> None:
+    """Remove a mirror's outputs (stats file first) and, unless `outputs_only`, its manifest and shards too.
+    Only the names a run writes are removed: the mirror lives in this project's cache and holds nothing else."""
+    names = [STATS_FILE, *FINAL_FILES, DATA_DIR] + ([] if outputs_only else [RUN_MANIFEST, SHARDS_DIR])
+    for name in names:
+        path = mirror / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def is_url(output: str) -> bool:
@@ -53,9 +66,21 @@ class RemoteOutput:
         return posixpath.join(self.root, *parts)
 
     def fetch(self, mirror: Path) -> None:
-        """Copy the manifest, the shards and (for a finished run) the outputs from the URL into the mirror."""
+        """Make the mirror hold what the URL holds: its manifest, its shards and (for a finished run) its outputs.
+
+        The URL decides. Mirror shards are kept only under the same manifest as the URL's (the same run), and
+        the mirror's outputs only when the URL has its own; so a run is finished only when its URL is, and a
+        mirror never mixes in shards made under another config."""
         with self._io("read"):
-            if not self.fs.exists(self._remote(RUN_MANIFEST)):
+            manifest = self._remote(RUN_MANIFEST)
+            remote_manifest = self.fs.cat_file(manifest) if self.fs.exists(manifest) else None
+            local_manifest = mirror / RUN_MANIFEST
+            same_run = remote_manifest is not None and (
+                local_manifest.is_file() and local_manifest.read_bytes() == remote_manifest
+            )
+            finished = remote_manifest is not None and self.fs.exists(self._remote(STATS_FILE))
+            forget_mirror(mirror, outputs_only=same_run)
+            if remote_manifest is None:
                 return
             mirror.joinpath(SHARDS_DIR).mkdir(parents=True, exist_ok=True)
             self._get(RUN_MANIFEST, mirror)
@@ -65,7 +90,7 @@ class RemoteOutput:
                     name = posixpath.basename(remote)
                     if name.startswith("shard-") and not (mirror / SHARDS_DIR / name).exists():
                         self._get(posixpath.join(SHARDS_DIR, name), mirror)
-            if self.fs.exists(self._remote(STATS_FILE)):
+            if finished:
                 for name in FINAL_FILES:
                     self._get(name, mirror)
                 self.fs.get(self._remote(DATA_DIR), str(mirror / DATA_DIR), recursive=True)

@@ -9,8 +9,9 @@ keys as the stage's --config file):
 
 Every step's options, and the optional packages it needs, are checked before the first one runs,
 so a typo or a missing extra in the last step costs nothing. A step whose output folder was made by
-an earlier run with the same options is skipped (the run records them there, in sdd_data_step.json),
-and stages that resume (distill) pick up where an interrupted pipeline stopped.
+an earlier run with the same options from inputs with the same contents is skipped (the run records both
+there, in sdd_data_step.json: the options, and a digest of every file or folder an option names), and
+stages that resume (distill) pick up where an interrupted pipeline stopped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sdd_data.artifacts import STEP_RECORD
 from sdd_data.config import build_config, config_hash, config_to_flat_dict, leaf_defaults, read_yaml_config
 from sdd_data.errors import SddError
 from sdd_data.output_folder import write_json
+from sdd_data.path_digest import path_digest
 from sdd_data.registry import load_member
 from sdd_data.stages import STAGES, Stage, missing_message
 
@@ -105,11 +107,46 @@ def run_pipeline(config: PipelineConfig) -> list[Any]:
 
 def _step_record(step: PipelineStep) -> dict:
     options = config_to_flat_dict(step.config)
-    return {"stage": step.stage.name, "options": options, "hash": config_hash({"stage": step.stage.name, **options})}
+    return {
+        "stage": step.stage.name,
+        "options": options,
+        "hash": config_hash({"stage": step.stage.name, **options}),
+        "inputs": input_digests(step),
+    }
+
+
+def _named_paths(value: Any) -> list[Path]:
+    """The existing files and folders an option value names: itself, or the items of a comma-separated list,
+    each with or without a `kind:` prefix (eval tasks such as `mc:arc.jsonl`)."""
+    if isinstance(value, (list, tuple)):
+        return [path for item in value for path in _named_paths(item)]
+    if not isinstance(value, str) or not value or "://" in value:
+        return []
+    found = []
+    for item in value.split(","):
+        for candidate in (item.strip(), item.strip().partition(":")[2]):
+            if candidate and Path(candidate).expanduser().exists():
+                found.append(Path(candidate).expanduser().resolve())
+                break
+    return found
+
+
+def input_digests(step: PipelineStep) -> dict[str, str]:
+    """A digest of every existing file or folder a step's options name, other than its own output."""
+    output = step.stage.output_folder(step.config)
+    output = output.expanduser().resolve() if output is not None else None
+    digests = {}
+    for key, value in config_to_flat_dict(step.config).items():
+        for path in _named_paths(value):
+            if output is not None and (path == output or output in path.parents or path in output.parents):
+                continue
+            digests[f"{key}={path}"] = path_digest(path)
+    return digests
 
 
 def _done_before(output: Path, step: PipelineStep) -> bool:
-    """Whether `output` was written by this stage with these very options (by an earlier `sdd-data run`).
+    """Whether `output` was written by this stage with these very options, from inputs that have not changed
+    since (by an earlier `sdd-data run`; a record without input digests is taken as stale).
 
     An option the record lacks (added by a later version of the stage) matches when it holds its default,
     which is what the earlier run did without it; options that do not change a stage's output (its config's
@@ -127,4 +164,7 @@ def _done_before(output: Path, step: PipelineStep) -> bool:
     if set(recorded) - set(current):
         return False
     neutral = step.config.output_neutral_options() if hasattr(step.config, "output_neutral_options") else set()
-    return all(recorded.get(key, defaults.get(key)) == value for key, value in current.items() if key not in neutral)
+    same_options = all(
+        recorded.get(key, defaults.get(key)) == value for key, value in current.items() if key not in neutral
+    )
+    return same_options and record.get("inputs") == input_digests(step)

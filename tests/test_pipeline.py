@@ -179,3 +179,31 @@ def test_an_option_added_later_matches_an_older_record_only_at_its_default(input
     changed = write_pipeline(tmp_path / "pipeline.yaml", [{"distill": {**distill_step, "shard_size": 7}}])
     assert main(["run", "--pipeline", changed]) == 2  # not the default: the older run did something else
     assert "holds results of another run" in capsys.readouterr().err
+
+
+def test_a_step_runs_again_when_an_input_changed_under_the_same_options(inputs, tmp_path, capsys):
+    """distill at 3 rows then publish; the same pipeline with distill at 5 rows: publish must not be skipped."""
+    publish_step = {"distilled": str(tmp_path / "run"), "output_dir": str(tmp_path / "published")}
+    three = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        [{"distill": {**scripted_distill(inputs, tmp_path / "run"), "limit": 3}}, {"publish": publish_step}],
+    )
+    assert main(["run", "--pipeline", three]) == 0
+    capsys.readouterr()
+    five = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        [
+            {"distill": {**scripted_distill(inputs, tmp_path / "run"), "limit": 5, "overwrite": True}},
+            {"publish": publish_step},
+        ],
+    )
+    assert main(["run", "--pipeline", five]) == 0
+    out = capsys.readouterr().out
+    assert "step 2/2: publish done" in out and "publish skipped" not in out
+    record = json.loads((tmp_path / "published" / "sdd_data.json").read_text())["configs"]["rows"]
+    assert record["rows_in"] == 5
+
+    source, _ = inputs
+    write_jsonl(source, [{**row, "output": row["output"] + " Indeed."} for row in ROWS])  # same options, new data
+    assert main(["run", "--pipeline", five]) == 0
+    assert "step 1/2: distill done" in capsys.readouterr().out

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdd_data.data.conversations import ConversationError, from_messages, from_sharegpt, is_single_exchange
+from sdd_data.data.file_rows import read_file_rows
 from sdd_data.data.records import (
     CONVERSATION_PRESETS,
     PRESETS,
@@ -24,6 +25,8 @@ FILE_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 NAMED_EXAMPLES = {"example": EXAMPLES_DIR / "example.jsonl"}
 MAPPABLE = ("instruction", "input", "response", "reference_answer", "id", "task")
+OPTIONAL_FIELDS = ("input", "reference_answer")
+"""Canonical fields a row may go without: a preset naming a column for them accepts a file that lacks it."""
 
 
 @dataclass
@@ -68,23 +71,18 @@ def _file_fingerprint(path: Path) -> str:
 
 
 def load_raw_dataset(spec: SourceSpec):
-    """The source as a `datasets.Dataset`, its display name and a content fingerprint."""
+    """The source's rows (a file's as written, `FileRows`; else a `datasets.Dataset`), its display name and a
+    content fingerprint."""
     import datasets
 
     target = NAMED_EXAMPLES.get(spec.data, Path(spec.data).expanduser())
     if target.is_file():
-        builder = FILE_FORMATS.get(target.suffix.lower())
-        if builder is None:
+        kind = FILE_FORMATS.get(target.suffix.lower())
+        if kind is None:
             raise SddError(f"{target}: unsupported file type {target.suffix!r}; use one of {', '.join(FILE_FORMATS)}")
         if target.stat().st_size == 0:
             raise SddError(f"{target} is empty")
-        try:
-            dataset = datasets.load_dataset(builder, data_files=str(target), split="train")
-        except Exception as error:  # noqa: BLE001 -- malformed JSON/CSV/Parquet surfaces as many exception types
-            if target.suffix.lower() == ".jsonl":
-                _check_json_lines(target)  # name the first bad line, which the reader's message does not
-            raise SddError(f"{target}: could not be read as {builder}: {first_line(error)}") from None
-        return dataset, target.name, _file_fingerprint(target)
+        return read_file_rows(target, kind), target.name, _file_fingerprint(target)
     if target.is_dir():
         try:
             loaded = datasets.load_from_disk(str(target))
@@ -98,20 +96,6 @@ def load_raw_dataset(spec: SourceSpec):
     if looks_like_path(spec.data, frozenset(FILE_FORMATS)):
         raise SddError(f"data path {spec.data} does not exist")
     return _load_hub(spec)
-
-
-def _check_json_lines(path: Path) -> None:
-    """Name the first line of a JSON Lines file that is not one JSON object (the reader's own error names none)."""
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError as error:
-                raise SddError(f"{path} line {number}: not valid JSON ({first_line(error)})") from None
-            if not isinstance(value, dict):
-                raise SddError(f"{path} line {number}: expected a JSON object, got {type(value).__name__}")
 
 
 def _load_hub(spec: SourceSpec):
@@ -136,6 +120,9 @@ def resolve_columns(spec: SourceSpec, available: list[str]) -> tuple[Preset | No
     if unknown_keys:
         raise SddError(f"cannot map {', '.join(unknown_keys)}: mappable fields are {', '.join(MAPPABLE)}")
     mapping: dict[str, str | None] = dict(preset.columns) if preset else {}
+    for optional in OPTIONAL_FIELDS:  # a preset's optional column may be missing (Alpaca files without `input`)
+        if mapping.get(optional) is not None and mapping[optional] not in available:
+            mapping[optional] = None
     for canonical in MAPPABLE:  # canonical column names are used as they are when present
         if mapping.get(canonical) is None and canonical in available:
             mapping[canonical] = canonical

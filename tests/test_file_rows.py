@@ -109,7 +109,7 @@ def test_a_rewritten_gzip_file_named_jsonl_is_read_anew(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("bad.jsonl", b'{"instruction": "a", "output": "b"}\n{"instruction": "\xff"}\n', r"bad.jsonl line 2: not valid UTF-8"),
+    ("bad.jsonl", b"{\"instruction\": \"a\"}\n{\"instruction\": \"\xff\"}\n", r"bad.jsonl line 2: not valid UTF-8"),
     ("bad.csv", b"instruction,output\nok,\xfe\n", r"bad.csv line 2: not valid UTF-8"),
     ("bad.json", b'[{"instruction": "a"}, 3]', r"bad.json item 1: expected a JSON object"),
     ("bad.jsonl", b'{"instruction": "a"}\n[1]\n', r"bad.jsonl line 2: expected a JSON object, got list"),

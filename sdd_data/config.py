@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import textwrap
 import types
 import typing
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from sdd_data.errors import SddError
+from sdd_data.text_files import read_yaml, short_repr
 
 
 @cache
@@ -135,10 +137,7 @@ def read_yaml_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SddError(f"config file {path} does not exist")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise SddError(f"config file {path} is not valid YAML: {error}") from None
+    values = read_yaml(path, "config file") or {}
     if not isinstance(values, dict):
         raise SddError(f"config file {path} must hold a mapping of option names to values")
     return values
@@ -175,14 +174,19 @@ def _checked(name: str, value: Any, kind: Any) -> Any:
     if origin in (tuple, list):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             value = [value]
+        item_kind = next((arg for arg in typing.get_args(base) if arg is not Ellipsis), None)
+        if item_kind in _TYPE_NAMES:
+            value = [_checked(f"{name} item", item, item_kind) for item in value]
         return tuple(value) if origin is tuple else list(value)
     valid = isinstance(value, origin) and not (origin in (int, float) and isinstance(value, bool))
+    if origin is float and isinstance(value, float) and not math.isfinite(value):
+        raise SddError(f"option {name} must be a finite number, got {value!r}")
     if origin is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if origin is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a YAML number for a text option, e.g. `budget: 2000`
     if not valid:
-        raise SddError(f"option {name} must be {_TYPE_NAMES.get(origin, origin)}, got {value!r}")
+        raise SddError(f"option {name} must be {_TYPE_NAMES.get(origin, origin)}, got {short_repr(value)}")
     return value
 
 

@@ -29,6 +29,7 @@ from sdd_data.output_folder import write_json
 from sdd_data.path_digest import path_digest
 from sdd_data.registry import load_member
 from sdd_data.stages import STAGES, Stage, missing_message
+from sdd_data.text_files import short_repr
 
 
 @dataclass
@@ -59,10 +60,10 @@ def read_pipeline(path: str | Path) -> list[PipelineStep]:
     checked = []
     for number, step in enumerate(steps, start=1):
         if not isinstance(step, dict) or len(step) != 1:
-            raise SddError(f"pipeline step {number} must map one stage name to its options, got {step!r}")
+            raise SddError(f"pipeline step {number} must map one stage name to its options, got {short_repr(step)}")
         ((name, options),) = step.items()
         if options is not None and not isinstance(options, dict):
-            raise SddError(f"pipeline step {number} ({name}): options must be a mapping, got {options!r}")
+            raise SddError(f"pipeline step {number} ({name}): options must be a mapping, got {short_repr(options)}")
         stage = STAGES.get(name)
         try:
             config = build_config(stage.config_class(), options or {})

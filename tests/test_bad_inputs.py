@@ -73,6 +73,22 @@ class Workspace:
         for name, text in files.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_text(text)
+        bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+            for previous, name in zip("abcdefgh", "bcdefghi")
+        )  # a few hundred bytes that expand to 10 * 6^8 values
+        binary = {
+            "bad-utf8.jsonl": b'{"instruction": "q", "response": "caf\xe9"}\n',
+            "bad-utf8.yaml": b"data: ok.jsonl\nteacher: caf\xe9\n",
+            "bad-utf8-pipeline.yaml": b"steps:\n  - distill: {data: caf\xe9.jsonl}\n",
+            "bad-utf8-template.yaml": b"user: 'Rewrite {instruction} \xff'\n",
+            "bad-utf8-mc.jsonl": b'{"query": "Pick \xff", "choices": ["a", "b"], "gold": 0}\n',
+            "bomb.yaml": bomb.encode(),
+            "bomb-pipeline.yaml": ("steps:\n  - distill: {data: ok.jsonl}\n" + bomb).encode(),
+            "nested-phrases.yaml": b"data: ok.jsonl\nbanned_phrases: [x, [y]]\n",
+        }
+        for name, raw in binary.items():
+            (root / name).write_bytes(raw)
         (root / "damaged-run" / "shards").mkdir()
         (root / "an-output-file").write_text("not a folder\n")
 
@@ -129,6 +145,69 @@ CASES = [
         "out",
     ),
     BadInput("no Ray replicas", "arguments", distill("--executor", "ray", "--replicas", "0"), "replicas and", "out"),
+    BadInput("temperature NaN", "arguments", distill("--temperature", "nan"), "temperature must be a finite", "out"),
+    BadInput("top_p infinite", "arguments", distill("--top-p", "inf"), "top_p must be a finite number", "out"),
+    BadInput(
+        "a list option with a list inside",
+        "files",
+        command("distill --config @nested-phrases.yaml --teacher {model} --output @out"),
+        r"banned_phrases item must be a string, got \['y'\]",
+        "out",
+    ),
+    BadInput(
+        "data file not UTF-8",
+        "data",
+        distill(data="bad-utf8.jsonl"),
+        r"bad-utf8.jsonl line 1: not valid UTF-8",
+        "out",
+    ),
+    BadInput(
+        "config file not UTF-8",
+        "files",
+        command("distill --config @bad-utf8.yaml --output @out"),
+        r"config file .*bad-utf8.yaml line 2: not valid UTF-8",
+        "out",
+    ),
+    BadInput(
+        "pipeline file not UTF-8",
+        "files",
+        command("run --pipeline @bad-utf8-pipeline.yaml"),
+        r"bad-utf8-pipeline.yaml line 2: not valid UTF-8",
+    ),
+    BadInput(
+        "template file not UTF-8",
+        "files",
+        distill("--template", "@bad-utf8-template.yaml"),
+        r"template file .*bad-utf8-template.yaml line 1: not valid UTF-8",
+        "out",
+    ),
+    BadInput(
+        "recipe not UTF-8",
+        "files",
+        command("train --recipe @bad-utf8.yaml --model {model} --data @ok.jsonl --output @out"),
+        r"bad-utf8.yaml line 2: not valid UTF-8",
+        "out",
+    ),
+    BadInput(
+        "MC file not UTF-8",
+        "evaluation",
+        command("eval --models 'a={model}' --tasks mc:@bad-utf8-mc.jsonl --output @out"),
+        r"bad-utf8-mc.jsonl line 1: not valid UTF-8",
+        "out",
+    ),
+    BadInput(
+        "YAML alias bomb in a config",
+        "files",
+        command("distill --config @bomb.yaml --output @out"),
+        r"bomb.yaml expands to more than 100,000 values",
+        "out",
+    ),
+    BadInput(
+        "YAML alias bomb in a pipeline",
+        "files",
+        command("run --pipeline @bomb-pipeline.yaml"),
+        r"bomb-pipeline.yaml expands to more than 100,000 values",
+    ),
     BadInput(
         "output URL without its file system",
         "outputs",

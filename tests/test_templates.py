@@ -90,6 +90,6 @@ def test_template_fields_of_the_wrong_type_are_clear_errors(tmp_path):
         load_template_file(maybe)
     broken = tmp_path / "broken.yaml"
     broken.write_text("user: [Rewrite {instruction}]\n")
-    with pytest.raises(SddError, match="could not be read") as raised:
+    with pytest.raises(SddError, match="broken.yaml is not valid YAML") as raised:
         load_template_file(broken)
     assert "\n" not in str(raised.value)

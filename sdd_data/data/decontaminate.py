@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdd_data.errors import SddError
+from sdd_data.text_files import read_text
 
 DEFAULT_NGRAM = 13
 WORD_BREAK = re.compile(r"[\W_]+")
@@ -61,14 +62,14 @@ def _mc_texts(row: dict) -> list[str]:
 def _file_texts(path: Path) -> list[str]:
     """The texts of an evaluation file: MC JSONL rows by their fields, anything else through the sources."""
     if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as handle:
-            first = next((line for line in handle if line.strip()), "")
+        lines = read_text(path, "evaluation file").split("\n")
+        first = next((line for line in lines if line.strip()), "")
         try:
             sample = json.loads(first) if first else {}
         except json.JSONDecodeError:
             raise SddError(f"evaluation file {path}: its first row is not valid JSON") from None
         if isinstance(sample, dict) and ("query" in sample or "context_options" in sample):
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            rows = [json.loads(line) for line in lines if line.strip()]
             return [text for row in rows for text in _mc_texts(row)]
     from sdd_data.data.sources import SourceSpec, load_rows
 

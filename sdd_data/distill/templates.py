@@ -17,12 +17,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from sdd_data.data.conversations import chat_messages, transcript
 from sdd_data.data.records import user_prompt
 from sdd_data.errors import SddError
 from sdd_data.registry import Registry
+from sdd_data.text_files import read_yaml, short_repr
 
 SDFT_SYSTEM = (
     "Below are an instruction that describes a task along with a reference answer. "
@@ -146,10 +145,7 @@ AUTO = "auto"
 def load_template_file(path: str | Path) -> Template:
     """A template from a YAML/JSON file with keys name, system, user and optionally assistant_prefix, chat."""
     path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise SddError(f"template file {path} could not be read: {' '.join(str(error).split())}") from None
+    values = read_yaml(path, "template file")
     if not isinstance(values, dict) or "user" not in values:
         raise SddError(f"template file {path} must be a mapping with at least a `user` key")
     allowed = {"name", "system", "user", "assistant_prefix", "chat", "description"}
@@ -164,7 +160,7 @@ def load_template_file(path: str | Path) -> Template:
         found = ", ".join(f"{key} is a {type(values[key]).__name__}" for key in wrong)
         raise SddError(f"template file {path}: {', '.join(wrong)} must be text ({found})")
     if not isinstance(values.get("chat", True), bool):
-        raise SddError(f"template file {path}: chat must be true or false, got {values['chat']!r}")
+        raise SddError(f"template file {path}: chat must be true or false, got {short_repr(values['chat'])}")
     if "{instruction}" not in values["user"]:
         raise SddError(f"template file {path}: the user turn has no {{instruction}} placeholder")
     values.setdefault("name", path.stem)

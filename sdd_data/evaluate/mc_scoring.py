@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdd_data.errors import SddError
+from sdd_data.text_files import read_text
 
 DEFAULT_DELIMITER = "\nAnswer: "
 
@@ -81,17 +82,16 @@ def read_mc_items(path: str | Path, delimiter: str = DEFAULT_DELIMITER) -> list[
     if not path.is_file():
         raise SddError(f"multiple-choice file {path} does not exist")
     items = []
-    with path.open(encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise SddError(f"{path} line {line}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise SddError(f"{path} line {line}: expected a JSON object, got {type(row).__name__}")
-            items.append(_item(row, path, line, delimiter))
+    for line, text in enumerate(read_text(path, "multiple-choice file").split("\n"), start=1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SddError(f"{path} line {line}: not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict):
+            raise SddError(f"{path} line {line}: expected a JSON object, got {type(row).__name__}")
+        items.append(_item(row, path, line, delimiter))
     if not items:
         raise SddError(f"multiple-choice file {path} has no rows")
     return items

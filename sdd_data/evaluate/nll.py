@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from sdd_data.errors import SddError
 from sdd_data.evaluate.task_base import EvalModel, EvalTask, TaskResult, TaskSettings, choose_rows
+from sdd_data.text_files import read_text
 
 
 def _conversation(row: object, path: Path, line: int) -> list[dict]:
@@ -36,7 +37,7 @@ def read_conversations(path: str | Path) -> list[list[dict]]:
     if not path.is_file():
         raise SddError(f"answers file {path} does not exist")
     conversations = []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line, text in enumerate(read_text(path, "answers file").split("\n"), start=1):
         if text.strip():
             try:
                 row = json.loads(text)

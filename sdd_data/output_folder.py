@@ -16,8 +16,20 @@ from pathlib import Path
 from sdd_data.errors import SddError
 
 
+def check_output_place(output: Path) -> None:
+    """Refuse an output that cannot be a folder: it is a file, or a folder above it is a file."""
+    output = Path(output).expanduser()
+    for place in (output, *output.parents):
+        if place.exists() or place.is_symlink():
+            if not place.is_dir():
+                where = "is a file" if place == output else f"is inside {place}, which is a file"
+                raise SddError(f"output {output} {where}; choose a folder")
+            return
+
+
 def check_output_free(output: Path) -> None:
-    """Refuse an output that exists and is not an empty folder."""
+    """Refuse an output that exists and is not an empty folder, or that cannot be a folder."""
+    check_output_place(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise SddError(f"output {output} already exists and is not an empty folder; choose a new one")
 

@@ -60,6 +60,8 @@ class Workspace:
             "mc-fields.jsonl": lines(ROWS[:2]),
             "mc-gold.jsonl": lines([{"query": "Pick one.", "choices": ["a", "b"], "gold": 7}]),
             "mc-ok.jsonl": lines([{"query": "Pick one.", "choices": ["a", "b"], "gold": 0}]),
+            "slerp-ok.yaml": f"merge_method: slerp\nbase_model: {model}\nmodels:\n  - model: {model}\n"
+            f"  - model: {model}\nparameters:\n  t: 0.5\n",
             "slerp-t.yaml": f"merge_method: slerp\nbase_model: {model}\nmodels:\n  - model: {model}\n"
             f"  - model: {model}\nparameters:\n  t: 1.5\n",
             "unknown-stage.yaml": "steps:\n  - polish: {data: ok.jsonl}\n",
@@ -91,6 +93,8 @@ class Workspace:
             (root / name).write_bytes(raw)
         (root / "damaged-run" / "shards").mkdir()
         (root / "an-output-file").write_text("not a folder\n")
+        (root / "model-folder").mkdir()
+        (root / "model-folder" / "config.json").write_text(json.dumps({"model_type": "llama"}))
 
     def path(self, name: str) -> str:
         return str(self.root / name)
@@ -145,6 +149,48 @@ CASES = [
         "out",
     ),
     BadInput("no Ray replicas", "arguments", distill("--executor", "ray", "--replicas", "0"), "replicas and", "out"),
+    BadInput(
+        "distill output inside a file",
+        "outputs",
+        distill(output="an-output-file/run"),
+        r"output .*an-output-file/run is inside .*an-output-file, which is a file",
+        "an-output-file",
+    ),
+    BadInput(
+        "train output inside a file",
+        "outputs",
+        command(f"train --recipe {SFT_RECIPE} --model {{model}} --data @ok.jsonl --output @an-output-file/model"),
+        r"is inside .*an-output-file, which is a file",
+        "an-output-file",
+    ),
+    BadInput(
+        "prune output inside a file",
+        "outputs",
+        command("prune --model {model} --blocks 1 --output @an-output-file/pruned"),
+        r"is inside .*an-output-file, which is a file",
+        "an-output-file",
+    ),
+    BadInput(
+        "merge output inside a file",
+        "outputs",
+        command("merge --merge-config @slerp-ok.yaml --output @an-output-file/merged"),
+        r"is inside .*an-output-file, which is a file",
+        "an-output-file",
+    ),
+    BadInput(
+        "eval output is a file",
+        "outputs",
+        command("eval --models 'a={model}' --tasks mc:@mc-ok.jsonl --output @an-output-file"),
+        r"output .*an-output-file is a file",
+        "an-output-file",
+    ),
+    BadInput(
+        "eval output is a model folder",
+        "outputs",
+        command("eval --models 'a={model}' --tasks mc:@mc-ok.jsonl --output @model-folder"),
+        r"model-folder holds a model output; choose a new folder",
+        "model-folder",
+    ),
     BadInput("temperature NaN", "arguments", distill("--temperature", "nan"), "temperature must be a finite", "out"),
     BadInput("top_p infinite", "arguments", distill("--top-p", "inf"), "top_p must be a finite number", "out"),
     BadInput(

@@ -32,7 +32,7 @@ from sdd_data.distill.turns import TURN_CONTEXTS
 from sdd_data.engines import ENGINES
 from sdd_data.errors import SddError
 from sdd_data.models.resolve import resolve_model
-from sdd_data.output_folder import write_atomically, write_json
+from sdd_data.output_folder import check_output_place, write_atomically, write_json
 
 NEWER_OPTIONS = {
     "truncate_long_prompts": False,
@@ -70,6 +70,8 @@ def _validate(config: DistillConfig) -> None:
             f"--data-parallel-size {replicas} runs vllm replicas on this machine; with --engine {config.engine}"
             f" or on Ray use --executor ray --replicas {replicas}"
         )
+    if not is_url(config.output):
+        check_output_place(Path(config.output))
     if config.turn_context not in TURN_CONTEXTS:
         raise SddError(f"turn_context must be one of {', '.join(TURN_CONTEXTS)}, not {config.turn_context!r}")
     if config.reasoning not in REASONING_MODES:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from sdd_data.artifacts import EVAL_PLOT, EVAL_RESULTS
+from sdd_data.artifacts import EVAL_PLOT, EVAL_RESULTS, EVAL_RESULTS_KIND, detect
 from sdd_data.config import config_to_flat_dict
 from sdd_data.errors import SddError
 from sdd_data.evaluate.config import EVAL_ENGINES, SPECULATIVE_ENGINES, EvalConfig
@@ -19,6 +19,7 @@ from sdd_data.evaluate.report import build_report, format_table, write_report
 from sdd_data.evaluate.task_base import EvalModel, EvalTask, TaskResult, TaskSettings
 from sdd_data.evaluate.tasks import parse_tasks
 from sdd_data.models import load_tokenizer, resolve_model
+from sdd_data.output_folder import check_output_place
 
 
 def parse_models(text: str) -> dict[str, str]:
@@ -145,10 +146,22 @@ def _run_model(
             engine.close()
 
 
+def check_eval_output(output: Path) -> None:
+    """Refuse an eval output that is a file or sits in one, or a folder holding anything but earlier results."""
+    check_output_place(output)
+    if not output.is_dir() or not any(output.iterdir()):
+        return
+    found = detect(output)
+    if found is None or found.kind != EVAL_RESULTS_KIND:
+        kind = f"a {found.kind} output" if found else "other files"
+        raise SddError(f"output {output} holds {kind}; choose a new folder (or one holding earlier eval results)")
+
+
 def evaluate(config: EvalConfig) -> dict:
     """Score every model on every task, print the table, write results.json and results.png; return the report."""
     if config.engine not in EVAL_ENGINES:
         raise SddError(f"unknown engine {config.engine!r}; use {' or '.join(EVAL_ENGINES)}")
+    check_eval_output(Path(config.output))
     models = parse_models(config.models)
     baseline = choose_baseline(models, config.baseline)
     tasks = parse_tasks(config.tasks)

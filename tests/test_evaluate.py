@@ -282,6 +282,17 @@ def test_task_list_errors():
         parse_tasks("lm-eval:hellaswag:ten")
 
 
+def test_task_files_of_one_name_in_different_folders_are_told_apart(tmp_path):
+    item = json.dumps({"query": "Pick one.", "choices": ["a", "b"], "gold": 0}) + "\n"
+    for folder in ("arc", "piqa"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "test.jsonl").write_text(item)
+    tasks = parse_tasks(f"mc:{tmp_path}/arc/test.jsonl,mc:{tmp_path}/piqa/test.jsonl")
+    assert [task.label for task in tasks] == ["mc:arc/test", "mc:piqa/test"]
+    with pytest.raises(SddError, match="mc:test listed twice"):
+        parse_tasks(f"mc:{tmp_path}/arc/test.jsonl,mc:{tmp_path}/arc/test.jsonl")
+
+
 def test_leaderboard_suite_and_lm_eval_arguments():
     tasks = parse_tasks("leaderboard-v1,lm-eval:piqa:3")
     assert [(task.task, task.shots, task.metric) for task in tasks[:6]] == [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -260,3 +261,44 @@ def test_inspect_is_a_pipeline_step(distilled, tmp_path):
     pipeline.write_text(yaml.safe_dump({"steps": [{"inspect": {"path": str(distilled), "output": str(page)}}]}))
     (result,) = run_pipeline(PipelineConfig(pipeline=str(pipeline)))
     assert result.path == page and page.is_file()
+
+
+def _damaged(report: dict, change: str) -> dict:
+    task = next(iter(report["tasks"]))
+    model = next(iter(report["tasks"][task]["scores"]))
+    if change == "models a list":
+        report["models"] = list(report["models"])
+    elif change == "a task an int":
+        report["tasks"][task] = 7
+    elif change == "a score a string":
+        report["tasks"][task]["scores"][model] = "high"
+    elif change in ("a score NaN", "a score infinite"):
+        report["tasks"][task]["scores"][model] = float("nan" if change == "a score NaN" else "inf")
+    return report
+
+
+@pytest.mark.parametrize(
+    "change", ["models a list", "a task an int", "a score a string", "a score NaN", "a score infinite"]
+)
+def test_a_damaged_results_file_is_one_line_or_a_page_never_a_crash(change, tmp_path, capsys):
+    folder = write_eval_output(tmp_path / "eval")
+    results = folder / "results.json"
+    results.write_text(json.dumps(_damaged(json.loads(results.read_text()), change)))
+    code = main(["inspect", str(folder), "--output", str(tmp_path / "page.html")])
+    captured = capsys.readouterr()
+    if code == 0:
+        assert (tmp_path / "page.html").is_file()
+    else:
+        assert code == 2 and len(captured.err.strip().splitlines()) == 1, captured.err
+        assert "results.json is damaged" in captured.err
+
+
+def test_a_garbage_stats_file_or_a_nan_text_budget_is_one_line(distilled, tmp_path, capsys):
+    damaged = tmp_path / "damaged-run"
+    shutil.copytree(distilled, damaged)
+    (damaged / "stats.json").write_text("garbage")
+    assert main(["inspect", str(damaged), "--output", str(tmp_path / "page.html")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "damaged" in err
+    assert main(["inspect", str(distilled), "--max-text-mb", "nan", "--output", str(tmp_path / "p.html")]) == 2
+    assert "max_text_mb must be a finite number" in capsys.readouterr().err

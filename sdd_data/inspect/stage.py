@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from sdd_data import artifacts
-from sdd_data.errors import SddError
+from sdd_data.errors import SddError, first_line
 from sdd_data.inspect.config import InspectConfig
 from sdd_data.inspect.html_parts import View
 from sdd_data.inspect.page import render_page
@@ -36,8 +37,27 @@ def build_view(config: InspectConfig) -> View:
     if not output.finished:
         stage = artifacts.WRITTEN_BY[output.kind]
         raise SddError(f"{config.path} is an unfinished {stage} output; rerun `sdd-data {stage}` to finish it")
-    if config.max_text_chars < 1 or config.max_text_mb <= 0:
-        raise SddError("max_text_chars must be at least 1 and max_text_mb above 0")
+    if config.max_text_chars < 1 or not config.max_text_mb > 0 or not math.isfinite(config.max_text_mb):
+        raise SddError("max_text_chars must be at least 1 and max_text_mb a number above 0")
+    try:
+        return _view(output, config)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, ArithmeticError) as error:
+        # The records were written by sdd-data in a known shape: any other shape means they were damaged.
+        record = RECORDS.get(output.kind, "records")
+        detail = f"{type(error).__name__}: {first_line(error)}"[:200]
+        raise SddError(f"{config.path}: its {record} is damaged or not sdd-data's ({detail})") from None
+
+
+RECORDS = {
+    artifacts.DISTILL_RUN: f"{artifacts.STATS_FILE} or rows",
+    artifacts.PUBLISHED: f"{artifacts.PROVENANCE_FILE} or rows",
+    artifacts.SELECT_OUTPUT: f"{artifacts.SELECT_REPORT} or rows",
+    artifacts.EVAL_RESULTS_KIND: artifacts.EVAL_RESULTS,
+}
+"""What each kind of output's page is built from, to name in an error."""
+
+
+def _view(output: artifacts.StageOutput, config: InspectConfig) -> View:
     budget = int(config.max_text_mb * 1_000_000)
     if output.kind in (artifacts.DISTILL_RUN, artifacts.PUBLISHED):
         from sdd_data.inspect.distill_view import distill_view

@@ -93,6 +93,8 @@ class Workspace:
             (root / name).write_bytes(raw)
         (root / "damaged-run" / "shards").mkdir()
         (root / "an-output-file").write_text("not a folder\n")
+        (root / "t1.checkpoints").mkdir()
+        (root / "t1.checkpoints" / "mine.txt").write_text("my own notes\n")
         (root / "model-folder").mkdir()
         (root / "model-folder" / "config.json").write_text(json.dumps({"model_type": "llama"}))
 
@@ -190,6 +192,13 @@ CASES = [
         command("eval --models 'a={model}' --tasks mc:@mc-ok.jsonl --output @model-folder"),
         r"model-folder holds a model output; choose a new folder",
         "model-folder",
+    ),
+    BadInput(
+        "train checkpoints folder of someone else",
+        "outputs",
+        command(f"train --recipe {SFT_RECIPE} --model {{model}} --data @ok.jsonl --output @t1"),
+        r"t1.checkpoints holds files sdd-data train did not write",
+        "t1.checkpoints",
     ),
     BadInput("temperature NaN", "arguments", distill("--temperature", "nan"), "temperature must be a finite", "out"),
     BadInput("top_p infinite", "arguments", distill("--top-p", "inf"), "top_p must be a finite number", "out"),

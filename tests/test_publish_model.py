@@ -349,3 +349,52 @@ def test_a_pruned_smollm2_is_published_with_its_evaluation(hub, smollm2_path, tm
     assert name == "recovered" and len(results) == 1
     assert (results[0].dataset_type, results[0].metric_type) == ("mc:arc_easy", "acc_norm")
     assert results[0].metric_value == pytest.approx(100 * scores["pruned"], abs=0.01)
+
+
+def test_a_link_leaving_the_model_folder_is_refused_and_nothing_is_written(pruned_tiny, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(pruned_tiny, folder)
+    (tmp_path / "secret.txt").write_text("hf_not_for_you\n")
+    (folder / "special_tokens_map.json").unlink(missing_ok=True)
+    (folder / "special_tokens_map.json").symlink_to("../secret.txt")
+    for options in (
+        {"output_dir": str(tmp_path / "out")},
+        {"repo_id": REPO, "dry_run": True, "output_dir": str(tmp_path / "out")},
+    ):
+        with pytest.raises(SddError, match=r"special_tokens_map.json is a link to .*secret.txt, outside the folder"):
+            publish(PublishConfig(model=str(folder), **options))
+    assert not (tmp_path / "out").exists()
+
+
+def test_links_inside_the_folder_and_a_hub_cache_snapshot_are_published_as_their_contents(pruned_tiny, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    inside = tmp_path / "inside"
+    shutil.copytree(pruned_tiny, inside)
+    (inside / "kept").mkdir()
+    (inside / "config.json").rename(inside / "kept" / "config.json")
+    (inside / "config.json").symlink_to("kept/config.json")
+    snapshot = tmp_path / "hub" / "models--me--tiny" / "snapshots" / "abc123"
+    blobs = tmp_path / "hub" / "models--me--tiny" / "blobs"
+    blobs.mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for path in Path(pruned_tiny).iterdir():
+        if path.is_file():
+            shutil.copy(path, blobs / path.name)
+            (snapshot / path.name).symlink_to(Path("..", "..", "blobs", path.name))
+    for name, source in (("from-inside", inside), ("from-cache", snapshot)):
+        output = tmp_path / name
+        publish(PublishConfig(model=str(source), output_dir=str(output)))
+        assert not any(path.is_symlink() for path in output.rglob("*"))
+        assert (output / "config.json").read_bytes() == (Path(pruned_tiny) / "config.json").read_bytes()
+        AutoModelForCausalLM.from_pretrained(output, use_safetensors=True)
+
+
+def test_a_distilled_folder_with_a_link_outside_is_refused(distilled, tmp_path):
+    folder = tmp_path / "linked-run"
+    shutil.copytree(distilled, folder, symlinks=True)
+    (tmp_path / "elsewhere.parquet").write_bytes((folder / "distilled.parquet").read_bytes())
+    (folder / "distilled.parquet").unlink()
+    (folder / "distilled.parquet").symlink_to(tmp_path / "elsewhere.parquet")
+    with pytest.raises(SddError, match=r"--distilled .*distilled.parquet is a link to .*outside the folder"):
+        publish(PublishConfig(distilled=str(folder), output_dir=str(tmp_path / "out")))

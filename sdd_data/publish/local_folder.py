@@ -54,7 +54,9 @@ def read_folder(folder: Path, config_name: str) -> RepoState:
 
 
 def link_or_copy(source: str, target: str) -> None:
-    """Hard-link a file (published files are never changed in place), or copy it where links fail."""
+    """Hard-link a file's contents (published files are never changed in place; a symbolic link is followed to
+    its file), or copy them where links fail."""
+    source = os.path.realpath(source)
     try:
         os.link(source, target)
     except OSError:

@@ -17,6 +17,7 @@ from sdd_data.artifacts import CARD_FILE, PROVENANCE_FILE
 from sdd_data.data.stage_data import read_json_object
 from sdd_data.errors import SddError
 from sdd_data.models.resolve import HUB_ALLOW_PATTERNS
+from sdd_data.publish.links import check_links_inside
 from sdd_data.publish.local_folder import link_or_copy
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -37,6 +38,7 @@ def checkpoint_file(name: str) -> bool:
 def checkpoint_files(folder: Path) -> list[str]:
     """The files of the checkpoint in `folder` to publish; one line when it is not a publishable checkpoint."""
     names = sorted(path.name for path in folder.iterdir() if path.is_file())
+    check_links_inside(folder, names)
     pickles = [name for name in names if name.endswith(PICKLE_SUFFIXES)]
     if pickles:
         raise SddError(

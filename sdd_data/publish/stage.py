@@ -23,6 +23,7 @@ from sdd_data.errors import SddError, first_line
 from sdd_data.publish.config import PublishConfig
 from sdd_data.publish.hub_repo import RepoState, hub_client, read_repo
 from sdd_data.publish.layout import stage_files
+from sdd_data.publish.links import check_links_inside
 from sdd_data.publish.local_folder import save_to_folder
 from sdd_data.publish.push import push
 
@@ -178,6 +179,7 @@ def read_publishable(folder: Path) -> tuple[dict, pa.Table, pa.Table | None]:
             f"{folder} is neither a distill run nor a select output ({found}): publish takes the output folder "
             f"of `sdd-data distill` or `sdd-data select`{model}"
         )
+    check_links_inside(folder, flag="--distilled")
     kept = read_stage_dataset(folder, "train")
     if output.kind == artifacts.DISTILL_RUN:
         _check_stats(kept.provenance, str(folder / artifacts.STATS_FILE))

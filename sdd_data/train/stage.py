@@ -42,6 +42,8 @@ from sdd_data.train.recipe import (
 LOCAL_KEYS = ("model_name_or_path", "teacher_model_name_or_path", "dataset_name", "output_dir")
 # Written into the checkpoints folder: which recipe and data its checkpoints belong to.
 RUN_IDENTITY_FILE = "sdd_data_train_run.json"
+STAGING_MARK = ".sdd_data_train_partial"
+"""Inside the staging folder while the model is written: the mark that lets a later run clear it."""
 TRAINER_STATE_FILE = "trainer_state.json"
 
 
@@ -103,7 +105,23 @@ def _staging_paths(config: TrainConfig, recipe_values: dict) -> tuple[Path, Path
         raise SddError("give --output (or output_dir in the recipe): where the fine-tuned model goes")
     output = Path(output_text)
     check_output_free(output)
-    return output, output.parent / f"{output.name}.checkpoints"
+    checkpoints = output.parent / f"{output.name}.checkpoints"
+    for folder, mark in ((checkpoints, RUN_IDENTITY_FILE), (_staging_folder(output), STAGING_MARK)):
+        if folder.exists() and not _is_ours(folder, mark):
+            raise SddError(
+                f"{folder} holds files sdd-data train did not write; move them away or choose another --output"
+            )
+    return output, checkpoints
+
+
+def _staging_folder(output: Path) -> Path:
+    """Where the model is written before it becomes `output` (the same name on every process)."""
+    return output.parent / f".{output.name}.partial"
+
+
+def _is_ours(folder: Path, mark: str) -> bool:
+    """Whether a folder carries this stage's mark (or is empty), so it may be deleted."""
+    return folder.is_dir() and ((folder / mark).is_file() or not any(folder.iterdir()))
 
 
 def prepare_training(config: TrainConfig, show_progress: bool = True) -> PreparedTraining:
@@ -284,6 +302,8 @@ def resume_point(prepared: PreparedTraining, show_progress: bool) -> str | None:
         last = None
     accelerator.wait_for_everyone()  # every process has looked before the main process clears the folder
     if accelerator.is_main_process and not same_run:
+        if folder.exists() and not _is_ours(folder, RUN_IDENTITY_FILE):  # checked at the start; never delete theirs
+            raise SddError(f"{folder} holds files sdd-data train did not write; move them away")
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         record.write_text(json.dumps({"identity": identity}) + "\n")
@@ -381,11 +401,13 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         raise SddError(f"the training loss became {losses[-1]} (try a lower learning_rate or bf16 instead of fp16)")
 
     # Every process writes its part of the model into the same folder: its name must not depend on the process.
-    staging = output.parent / f".{output.name}.partial"
+    staging = _staging_folder(output)
     accelerator = trainer.accelerator
     if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging.exists() and _is_ours(staging, STAGING_MARK):
+            shutil.rmtree(staging)
         staging.mkdir(parents=True)
+        (staging / STAGING_MARK).touch()
     accelerator.wait_for_everyone()
     try:
         _write_model(prepared, staging)
@@ -393,10 +415,11 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
             _write_side_files(prepared, staging, metrics, card)
             if output.exists():
                 output.rmdir()
+            (staging / STAGING_MARK).unlink()
             staging.rename(output)
             shutil.rmtree(prepared.checkpoints, ignore_errors=True)
     finally:
-        if accelerator.is_main_process and staging.exists():
+        if accelerator.is_main_process and staging.exists() and _is_ours(staging, STAGING_MARK):
             shutil.rmtree(staging)
     accelerator.wait_for_everyone()
     if show_progress and accelerator.is_main_process:

@@ -104,3 +104,41 @@ def test_a_resume_at_a_url_never_mixes_shards_of_another_config(source, teacher,
     assert finished.stats["template"]["name"] == "chat"
     expected = pq.read_table(clean.output / "distilled.parquet").to_pylist()
     assert remote_rows(url) == expected, "every row at the URL was made under the chat template"
+
+
+def test_a_run_killed_at_any_copy_to_the_url_finishes_there_when_run_again(source, teacher, url, tmp_path, monkeypatch):
+    """Kill the run just before each of its copies to the URL (file by file), rerun it: the URL ends whole."""
+    import fsspec
+
+    on_machine(monkeypatch, tmp_path, "clean")
+    clean = distill(config_for(source, teacher, str(tmp_path / "clean")), show_progress=False)
+    expected = pq.read_table(clean.output / "distilled.parquet").to_pylist()
+    fs = fsspec.filesystem("file")
+    real_put = type(fs).put_file
+    puts: list[str] = []
+
+    def counting_put(self, local, remote, **kwargs):
+        puts.append(remote)
+        if len(puts) == plan["kill_at"]:
+            raise Killed
+        return real_put(self, local, remote, **kwargs)
+
+    plan = {"kill_at": 0}
+    monkeypatch.setattr(type(fs), "put_file", counting_put)
+    distill(config_for(source, teacher, f"file://{tmp_path}/count"), show_progress=False)
+    total = len(puts)
+    assert total >= 6  # the manifest, three shards, the two tables, the data folder's files, the stats
+    for kill_at in range(1, total + 1):
+        puts.clear()
+        plan["kill_at"] = kill_at
+        address = f"file://{tmp_path}/killed-{kill_at}/run"
+        on_machine(monkeypatch, tmp_path, f"killed-{kill_at}")
+        with pytest.raises(Killed):
+            distill(config_for(source, teacher, address), show_progress=False)
+        plan["kill_at"] = 0
+        finished = distill(config_for(source, teacher, address), show_progress=False)
+        root = f"{tmp_path}/killed-{kill_at}/run"
+        assert fs.exists(f"{root}/stats.json"), f"killed before copy {kill_at} of {total}: the URL is unfinished"
+        with fs.open(f"{root}/distilled.parquet", "rb") as handle:
+            assert pq.read_table(handle).to_pylist() == expected, f"killed before copy {kill_at}"
+        assert finished.stats["decisions"] == clean.stats["decisions"]

@@ -55,6 +55,23 @@ def test_models_sharing_a_tokenizer_merge_and_keep_it(pair, tmp_path):
     assert (result.output / "tokenizer.json").read_bytes() == (base / "tokenizer.json").read_bytes()
 
 
+def test_tokenizer_files_of_the_same_bytes_settle_it_without_loading_a_tokenizer(pair, tmp_path, monkeypatch):
+    from sdd_data.merge import checkpoints
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a tokenizer was loaded although the files are the same bytes")
+
+    monkeypatch.setattr(checkpoints, "load_tokenizer", no_loading)
+    base, other = pair
+    checkpoints.check_same_tokenizers(base, other)
+    settings = json.loads((other / "tokenizer_config.json").read_text())
+    (other / "tokenizer_config.json").write_text(json.dumps({**settings, "is_local": False}))  # where, not what
+    checkpoints.check_same_tokenizers(base, other)
+    (other / "tokenizer_config.json").write_text(json.dumps({**settings, "padding_side": "left"}))
+    with pytest.raises(AssertionError, match="a tokenizer was loaded"):
+        checkpoints.check_same_tokenizers(base, other)  # files that differ are loaded and compared
+
+
 def test_a_different_vocabulary_is_refused(pair, tmp_path, capsys):
     base, other = pair
     tokenizer = transformers.AutoTokenizer.from_pretrained(other)

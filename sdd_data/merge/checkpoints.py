@@ -80,11 +80,57 @@ def check_same_architecture(base_path: Path, other_path: Path) -> None:
         )
 
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+)
+"""Every file a tokenizer (and its chat template) is loaded from."""
+
+
+LOADER_KEYS = frozenset({"is_local", "local_files_only", "name_or_path", "_commit_hash"})
+"""Keys transformers writes into tokenizer_config.json about where a tokenizer was loaded from, not what it is."""
+
+
+def _tokenizer_config(path: Path) -> object:
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {key: value for key, value in values.items() if key not in LOADER_KEYS} if isinstance(values, dict) else None
+
+
+def same_tokenizer_files(first: Path, second: Path) -> bool:
+    """Whether two checkpoints hold the same tokenizer files (byte for byte, tokenizer_config.json but for where
+    it was loaded from), so that their tokenizers are one without loading either."""
+    for name in TOKENIZER_FILES:
+        here, there = first / name, second / name
+        if here.is_file() != there.is_file():
+            return False
+        if not here.is_file() or here.read_bytes() == there.read_bytes():
+            continue
+        if name != "tokenizer_config.json":
+            return False
+        values = _tokenizer_config(here)
+        if values is None or values != _tokenizer_config(there):
+            return False
+    return True
+
+
 def check_same_tokenizers(base_path: Path, other_path: Path) -> None:
     """Refuse two checkpoints whose tokenizers differ: the merge copies the base model's for both.
 
     Two checkpoints without tokenizer files pass (there is nothing to copy); one with and one without
     are refused, since nothing says that the other model was trained with the tokenizer it would get.
+    When the tokenizer files are the same bytes nothing is loaded; otherwise both tokenizers are loaded and
+    compared, which also explains a difference.
     """
     has_tokenizer = [any((path / name).is_file() for name in VOCABULARY_FILES) for path in (base_path, other_path)]
     if not any(has_tokenizer):
@@ -95,6 +141,8 @@ def check_same_tokenizers(base_path: Path, other_path: Path) -> None:
             f"{without} has no tokenizer ({', '.join(VOCABULARY_FILES)}) but {with_one} has one, so nothing shows "
             f"that both models share it; copy the tokenizer files of the model {without} was trained from into it"
         )
+    if same_tokenizer_files(base_path, other_path):
+        return  # the same bytes make the same tokenizer: nothing to load
     try:
         check_same_tokenizer(
             load_tokenizer(base_path), load_tokenizer(other_path), f"the base model {base_path}", str(other_path)

@@ -38,11 +38,16 @@ def read_text(path: str | Path, what: str) -> str:
         raw = path.read_bytes()
     except OSError as error:
         raise SddError(f"{what} {path} could not be read: {error.strerror or type(error).__name__}") from None
+    return decode_utf8(raw, f"{what} {path}")
+
+
+def decode_utf8(raw: bytes, where: str) -> str:
+    """Bytes as UTF-8 text (a byte-order mark dropped), or an SddError naming the line of the first bad byte."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise SddError(f"{what} {path} line {line}: not valid UTF-8 (byte {error.start})") from None
+        raise SddError(f"{where} line {line}: not valid UTF-8 (byte {error.start})") from None
 
 
 def _expanded_values(value: Any, limit: int) -> int:

@@ -7,6 +7,7 @@ import re
 import pyarrow.parquet as pq
 import pytest
 from data_samples import CHAT_EDGE_CASES, CHAT_MESSAGES, CHAT_PARTS, CHAT_SHAREGPT, write_jsonl
+from test_distill import ScriptedEngine
 
 from sdd_data.data.sources import SourceSpec, load_rows
 from sdd_data.distill.stage import DistillConfig, distill
@@ -50,7 +51,9 @@ def conversation_teacher(prompt: str) -> str:
 SCRIPT = {"teacher": conversation_teacher}
 
 
-class ScriptedChatEngine:
+class ScriptedChatEngine(ScriptedEngine):
+    """The distill tests' scripted engine with a chat tokenizer and a teacher that reads the rendered prompt."""
+
     name = "scripted-chat"
 
     def __init__(self, model_path, engine_config):
@@ -61,17 +64,10 @@ class ScriptedChatEngine:
         outputs = []
         for prompt in prompts:
             text = SCRIPT["teacher"](prompt)
-            finish = "length" if text.endswith("…") else "stop"
-            outputs.append(Generation(text, finish, len(prompt), len(text.split())))
+            outputs.append(Generation(text, "stop", len(prompt), len(text.split())))
         if progress:
             progress(len(prompts))
         return outputs
-
-    def describe(self):
-        return {"engine": "scripted-chat"}
-
-    def close(self):
-        pass
 
 
 ENGINES.add("scripted-chat", ScriptedChatEngine)

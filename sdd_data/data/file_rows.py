@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sdd_data.errors import SddError, first_line
+from sdd_data.text_files import decode_utf8
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -49,11 +50,7 @@ def _text(path: Path) -> str:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as error:
             raise SddError(f"{path}: a damaged gzip file ({first_line(error)})") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise SddError(f"{path} line {line}: not valid UTF-8 (byte {error.start})") from None
+    return decode_utf8(raw, str(path))
 
 
 def _columns(rows: list[dict]) -> list[str]:

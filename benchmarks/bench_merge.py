@@ -118,7 +118,7 @@ def copy_checkpoint(source: str, output: Path) -> None:
 
 def child(kind: str, base: str, other: str, output: str) -> None:
     """One measurement in this (fresh) process: print its peak RSS and the seconds of its work."""
-    import sdd_data.merge_checkpoints  # noqa: F401 - the stage's imports belong to every measurement's floor
+    import sdd_data.merge.checkpoints  # noqa: F401 - the stage's imports belong to every measurement's floor
 
     started = time.perf_counter()
     if kind in ("copy-base", "copy-both"):

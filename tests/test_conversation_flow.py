@@ -85,6 +85,11 @@ def test_every_turn_is_accounted_for_from_distill_to_inspect(data: Path, models,
     assert len(selected) == 7
     for identifier, messages in zip(selected["id"], selected["messages"]):
         assert len(messages) == turns_of[identifier]  # whole conversations are selected
+    report = json.loads((selection.output / "report.json").read_text())["turns"]
+    assert report["selected"]["conversations"] == 7
+    assert report["selected"]["assistant_turns"] == sum(
+        sum(message["role"] == "assistant" for message in messages) for messages in selected["messages"]
+    )
     outcome = pq.read_table(selection.output / "outcome.parquet")
     assert sorted(outcome.column("id").to_pylist()) == sorted(turns_of)
 

@@ -200,6 +200,10 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
         source.texts,
         config.selection,
     )
+    turns = source.turn_counts
+    if turns["conversations"]:
+        selected_rows = [source.rows[index] for index in result.selected_indices]
+        result.report["turns"] = {**turns, "selected": SelectionSource.count_turns(selected_rows)}
     outcome = _outcome_table(source, result, scored)
     provenance = {
         "stage": "select",
@@ -217,7 +221,7 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
         },
         "counts": {
             "rows": len(source.rows),
-            **source.turn_counts,
+            **turns,
             "selected": int(result.selected.sum()),
             "budget": result.budget,
             "truncated_rows": sum(row.truncated for row in scored),
@@ -231,6 +235,13 @@ def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStage
     _write(output, _selected_table(source, outcome, result), outcome, result, provenance, config.overwrite)
     if show_progress:
         print(report_table(result))
+        if "turns" in result.report:
+            counts = result.report["turns"]
+            print(
+                f"conversations: {counts['conversations']} of the rows, {counts['assistant_turns']} assistant turns; "
+                f"selected: {counts['selected']['conversations']} conversations, "
+                f"{counts['selected']['assistant_turns']} assistant turns"
+            )
         print(f"selected rows: {output / 'data'}; report: {output / 'report.json'}")
     return SelectStageResult(output, result, provenance)
 

@@ -52,10 +52,13 @@ class SelectionSource:
     @property
     def turn_counts(self) -> dict:
         """Conversations of more than one exchange among the rows, and the assistant turns of all rows."""
-        assistant = [
-            sum(t["role"] == "assistant" for t in row["messages"]) if "messages" in row else 1 for row in self.rows
-        ]
-        return {"conversations": sum("messages" in row for row in self.rows), "assistant_turns": sum(assistant)}
+        return self.count_turns(self.rows)
+
+    @staticmethod
+    def count_turns(rows: list[dict]) -> dict:
+        """Conversations of more than one exchange among `rows`, and the assistant turns of them all."""
+        assistant = [sum(t["role"] == "assistant" for t in row["messages"]) if "messages" in row else 1 for row in rows]
+        return {"conversations": sum("messages" in row for row in rows), "assistant_turns": sum(assistant)}
 
 
 def _scoring_row(identifier: str, instruction: str, input_text: str, response: str, messages: list | None) -> dict:

@@ -45,7 +45,9 @@ def perturbed_copy(model: Path, output: Path) -> Path:
     generator = torch.Generator().manual_seed(0)
     for path in output.glob("*.safetensors"):
         tensors = load_file(path)
-        noisy = {name: (t + 0.01 * torch.randn(t.shape, generator=generator, dtype=t.dtype)) for name, t in tensors.items()}
+        noisy = {
+            name: (t + 0.01 * torch.randn(t.shape, generator=generator, dtype=t.dtype)) for name, t in tensors.items()
+        }
         save_file(noisy, path, metadata={"format": "pt"})
     return output
 
@@ -109,13 +111,14 @@ def main() -> None:
     print(f"{'tool':<10}{'median s':>10}{'peak RSS MB':>13}  runs (s)")
     for tool in runs:
         entry = report[tool]
-        print(f"{tool:<10}{entry['median_seconds']:>10.2f}{entry['median_peak_rss_bytes'] / 1e6:>13.0f}  {entry['seconds']}")
+        megabytes = entry["median_peak_rss_bytes"] / 1e6
+        print(f"{tool:<10}{entry['median_seconds']:>10.2f}{megabytes:>13.0f}  {entry['seconds']}")
     if "mergekit" in runs:
-        report["mergekit_over_sdd_data_time"] = round(report["mergekit"]["median_seconds"] / report["sdd-data"]["median_seconds"], 2)
-        report["mergekit_over_sdd_data_rss"] = round(
-            report["mergekit"]["median_peak_rss_bytes"] / report["sdd-data"]["median_peak_rss_bytes"], 2
-        )
-        print(f"mergekit / sdd-data: {report['mergekit_over_sdd_data_time']}x time, {report['mergekit_over_sdd_data_rss']}x peak memory")
+        ours, theirs = report["sdd-data"], report["mergekit"]
+        report["mergekit_over_sdd_data_time"] = round(theirs["median_seconds"] / ours["median_seconds"], 2)
+        report["mergekit_over_sdd_data_rss"] = round(theirs["median_peak_rss_bytes"] / ours["median_peak_rss_bytes"], 2)
+        time_ratio, memory_ratio = report["mergekit_over_sdd_data_time"], report["mergekit_over_sdd_data_rss"]
+        print(f"mergekit / sdd-data: {time_ratio}x time, {memory_ratio}x peak memory")
     else:
         report["mergekit"] = "not installed: give --mergekit-yaml or put mergekit-yaml on PATH"
         print("mergekit is not installed: only sdd-data was timed")

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args, values)
     except SddError as error:
-        print(f"sdd-data {args.stage}: error: {one_line(error)}", file=sys.stderr)
+        for problem in getattr(error, "problems", None) or [one_line(error)]:
+            print(f"sdd-data {args.stage}: error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sdd-data {args.stage}: interrupted; rerun the same command to resume", file=sys.stderr)

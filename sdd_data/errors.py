@@ -5,6 +5,14 @@ class SddError(Exception):
     """A user-facing error: bad input, a missing model, an unreachable Hub, a conflicting run."""
 
 
+class SddProblems(SddError):
+    """Several user-facing problems found at once (a pipeline's precheck): the CLI prints one line each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 class MissingDependencyError(SddError):
     """An optional heavy dependency is not installed."""
 

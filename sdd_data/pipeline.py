@@ -7,11 +7,14 @@ keys as the stage's --config file):
       - distill: {data: gsm8k.jsonl, preset: gsm8k, output: runs/gsm8k}
       - publish: {distilled: runs/gsm8k, output_dir: published/gsm8k}
 
-Every step's options, and the optional packages it needs, are checked before the first one runs,
-so a typo or a missing extra in the last step costs nothing. A step whose output folder was made by
-an earlier run with the same options from inputs with the same contents is skipped (the run records both
-there, in sdd_data_step.json: the options, and a digest of every file or folder an option names), and
-stages that resume (distill) pick up where an interrupted pipeline stopped.
+Every step is checked before the first one runs (`sdd_data.pipeline_checks`): its options, the optional
+packages it needs, and every file or folder it reads, which must exist now or be written by an earlier step,
+with the right kind; so a typo, a missing file or a missing extra in the last step costs nothing.
+
+A step whose output folder was made by an earlier run with the same options from inputs with the same
+contents is skipped (the run records both there, in sdd_data_step.json: the options, and a digest of every
+file or folder an option names), and stages that resume (distill) pick up where an interrupted pipeline
+stopped.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from typing import Any
 
 from sdd_data.artifacts import STEP_RECORD
 from sdd_data.config import build_config, config_hash, config_to_flat_dict, leaf_defaults, read_yaml_config
-from sdd_data.errors import SddError
+from sdd_data.errors import SddError, SddProblems, one_line
 from sdd_data.output_folder import write_json
 from sdd_data.path_digest import path_digest
+from sdd_data.pipeline_checks import precheck
 from sdd_data.registry import load_member
-from sdd_data.stages import STAGES, Stage, missing_message
+from sdd_data.stages import STAGES, Stage
 from sdd_data.text_files import short_repr
 
 
@@ -57,22 +61,26 @@ def read_pipeline(path: str | Path) -> list[PipelineStep]:
     steps = document.get("steps")
     if set(document) != {"steps"} or not isinstance(steps, list) or not steps:
         raise SddError(f"pipeline file {path} must hold one key, `steps`, with a non-empty list of steps")
-    checked = []
+    checked, problems = [], []
     for number, step in enumerate(steps, start=1):
         if not isinstance(step, dict) or len(step) != 1:
-            raise SddError(f"pipeline step {number} must map one stage name to its options, got {short_repr(step)}")
+            problems.append(f"step {number} must map one stage name to its options, got {short_repr(step)}")
+            continue
         ((name, options),) = step.items()
         if options is not None and not isinstance(options, dict):
-            raise SddError(f"pipeline step {number} ({name}): options must be a mapping, got {short_repr(options)}")
-        stage = STAGES.get(name)
+            problems.append(f"step {number} ({name}): options must be a mapping, got {short_repr(options)}")
+            continue
         try:
+            stage = STAGES.get(name)
             config = build_config(stage.config_class(), options or {})
         except SddError as error:
-            raise SddError(f"pipeline step {number} ({name}): {error}") from None
-        missing = stage.missing(config)
-        if missing:
-            raise SddError(f"pipeline step {number}: {missing_message(stage, missing)}")
+            problems.append(f"step {number} ({name}): {one_line(error)}")
+            continue
         checked.append(PipelineStep(stage, options or {}, config))
+    if not problems:
+        problems = precheck([(step.stage, step.config) for step in checked])
+    if problems:
+        raise SddProblems([f"pipeline {problem}" for problem in problems])
     return checked
 
 
@@ -83,6 +91,7 @@ def run_pipeline(config: PipelineConfig) -> list[Any]:
         options = " ".join(f"{name}={value}" for name, value in step.options.items())
         print(f"step {number}/{len(steps)}: {step.stage.name}  {options}")
     if config.dry_run:
+        print(f"all {len(steps)} steps checked")
         return []
     results = []
     for number, step in enumerate(steps, start=1):

@@ -44,6 +44,21 @@ HF = (Need("torch", "hf"), Need("transformers", "hf"), Need("safetensors", "hf")
 
 
 @dataclass(frozen=True)
+class PathInput:
+    """An option that names files or folders a stage reads, and what they must be (`sdd-data run` checks them
+    before the first step: each exists with that kind now, or is the output of an earlier step of that kind).
+
+    Roles: `source` (a data file, a saved dataset or a Hub id), `dataset` (any of those or a stage output
+    holding rows), `model` (a checkpoint folder, or a name such as `smollm2` or a Hub id), `models`
+    (`name=model,...`), `file` (a file: a recipe, a merge config), `files` (comma-separated files),
+    `template` (a registered name or a file), `tasks` (eval tasks whose argument is a file), `stage-output`
+    (anything inspect shows), `eval-output` (an eval folder)."""
+
+    option: str
+    role: str
+
+
+@dataclass(frozen=True)
 class Stage:
     """One stage: `function(config_class(...))` does the work; help and description feed the CLI."""
 
@@ -59,6 +74,10 @@ class Stage:
     """The option naming the stage's output folder (None when the output is not a local folder)."""
     positional: str | None = None
     """An option the command line also takes as its first argument (`sdd-data inspect PATH`)."""
+    inputs: tuple[PathInput, ...] = ()
+    """The options that name what the stage reads."""
+    check: str | None = None
+    """`module:function` that refuses options which cannot run, before anything loads (the stage calls it too)."""
 
     def config_class(self) -> type:
         """The stage's config dataclass (a light import)."""
@@ -99,6 +118,13 @@ PIPELINE_ORDER = (
             Need("transformers", "hf"),
             Need("vllm", "vllm", "engine", "vllm"),
         ),
+        inputs=(
+            PathInput("data", "source"),
+            PathInput("teacher", "model"),
+            PathInput("template", "template"),
+            PathInput("decontaminate", "files"),
+        ),
+        check="sdd_data.distill.stage:check_options",
     ),
     Stage(
         "select",
@@ -118,6 +144,12 @@ PIPELINE_ORDER = (
             Need("matplotlib", "select"),
             Need("vllm", "vllm", "scorer_engine", "vllm"),
         ),
+        inputs=(
+            PathInput("data", "dataset"),
+            PathInput("original_model", "model"),
+            PathInput("pruned_model", "model"),
+        ),
+        check="sdd_data.select.stage:check_options",
     ),
     Stage(
         "publish",
@@ -131,6 +163,8 @@ PIPELINE_ORDER = (
             "weights, tokenizer, and a model card with its lineage and evaluation (--eval)."
         ),
         output_option="output_dir",
+        inputs=(PathInput("distilled", "dataset"), PathInput("model", "model"), PathInput("eval", "eval-output")),
+        check="sdd_data.publish.stage:check_options",
     ),
     Stage(
         "prune",
@@ -143,6 +177,8 @@ PIPELINE_ORDER = (
             "(block-influence); --blocks removes given 0-based blocks without scoring."
         ),
         needs=HF,
+        inputs=(PathInput("model", "model"), PathInput("calibration_data", "source")),
+        check="sdd_data.prune.stage:check_options",
     ),
     Stage(
         "train",
@@ -155,6 +191,13 @@ PIPELINE_ORDER = (
             "safetensors with its tokenizer and a model card (README.md)."
         ),
         needs=(*HF, Need("trl", "train"), Need("peft", "train")),
+        inputs=(
+            PathInput("recipe", "file"),
+            PathInput("data", "dataset"),
+            PathInput("model", "model"),
+            PathInput("teacher", "model"),
+        ),
+        check="sdd_data.train.stage:check_options",
     ),
     Stage(
         "merge",
@@ -166,6 +209,8 @@ PIPELINE_ORDER = (
             "(--merge-config)."
         ),
         needs=(Need("torch", "hf"), Need("safetensors", "hf")),
+        inputs=(PathInput("merge_config", "file"),),
+        check="sdd_data.merge.stage:check_options",
     ),
     Stage(
         "eval",
@@ -186,6 +231,8 @@ PIPELINE_ORDER = (
             Need("vllm", "vllm", "speculative_engine", "vllm"),
             Need("vllm", "vllm", "engine", "vllm"),
         ),
+        inputs=(PathInput("models", "models"), PathInput("tasks", "tasks"), PathInput("speculative", "models")),
+        check="sdd_data.evaluate.stage:check_options",
     ),
     Stage(
         "inspect",
@@ -199,6 +246,7 @@ PIPELINE_ORDER = (
         ),
         output_option=None,
         positional="path",
+        inputs=(PathInput("path", "stage-output"),),
     ),
 )
 

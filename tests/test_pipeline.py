@@ -107,14 +107,14 @@ def test_a_missing_extra_is_reported_before_the_first_step_runs(inputs, tmp_path
         tmp_path / "pipeline.yaml",
         [
             {"distill": scripted_distill(inputs, tmp_path / "run")},
-            {"eval": {"models": "original=smollm2", "tasks": "mc:arc.jsonl,lm-eval:hellaswag:10"}},
+            {"eval": {"models": "original=smollm2", "tasks": "lm-eval:hellaswag:10"}},
         ],
     )
     assert main(["run", "--pipeline", pipeline, "--dry-run"]) == 2
     error = capsys.readouterr().err.strip()
-    assert (
-        error
-        == "sdd-data run: error: pipeline step 2: eval needs `lm_eval`: install it with `pip install 'sdd-data[eval]'`"
+    assert error == (
+        "sdd-data run: error: pipeline step 2 (eval): eval needs `lm_eval`: "
+        "install it with `pip install 'sdd-data[eval]'`"
     )
     assert main(["run", "--pipeline", pipeline]) == 2 and not (tmp_path / "run").exists()
     assert main(["eval", "--models", "original=smollm2", "--tasks", "lm-eval:hellaswag"]) == 2

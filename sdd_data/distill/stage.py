@@ -27,7 +27,7 @@ from sdd_data.distill.remote_output import RemoteOutput, is_url
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import DISTILLED_SCHEMA, MESSAGE, OPTIONAL_COLUMNS
 from sdd_data.distill.stats import distill_stats, print_summary
-from sdd_data.distill.templates import get_template
+from sdd_data.distill.templates import AUTO, get_template
 from sdd_data.distill.turns import TURN_CONTEXTS
 from sdd_data.engines import ENGINES
 from sdd_data.errors import SddError
@@ -53,7 +53,8 @@ class DistillResult:
     stats: dict
 
 
-def _validate(config: DistillConfig) -> None:
+def check_options(config: DistillConfig) -> None:
+    """Refuse options that cannot run, before anything is read or loaded (`sdd-data run` calls it for every step)."""
     if config.engine not in ENGINES:
         raise SddError(f"unknown engine {config.engine!r}; known: {', '.join(ENGINES.names())}")
     if config.shard_size <= 0:
@@ -72,6 +73,8 @@ def _validate(config: DistillConfig) -> None:
         )
     if not is_url(config.output):
         check_output_place(Path(config.output))
+    if config.template != AUTO:
+        get_template(config.template, set())
     if config.turn_context not in TURN_CONTEXTS:
         raise SddError(f"turn_context must be one of {', '.join(TURN_CONTEXTS)}, not {config.turn_context!r}")
     if config.reasoning not in REASONING_MODES:
@@ -106,7 +109,7 @@ def set_aside_contaminated(loaded: LoadedSource, config: DistillConfig) -> Loade
 
 def distill(config: DistillConfig, show_progress: bool = True) -> DistillResult:
     """Run the distill stage (resuming an interrupted run in the same output folder) and return its stats."""
-    _validate(config)
+    check_options(config)
     loaded = set_aside_contaminated(load_rows(config.source, strict=config.strict), config)
     template = get_template(config.template, {row["task"] for row in loaded.rows})
     if config.chat_template_kwargs:

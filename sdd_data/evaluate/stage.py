@@ -157,6 +157,14 @@ def check_eval_output(output: Path) -> None:
         raise SddError(f"output {output} holds {kind}; choose a new folder (or one holding earlier eval results)")
 
 
+def check_options(config: EvalConfig) -> None:
+    """Refuse options that cannot run, before any model loads (`sdd-data run` calls it for every step)."""
+    if config.engine not in EVAL_ENGINES:
+        raise SddError(f"unknown engine {config.engine!r}; use {' or '.join(EVAL_ENGINES)}")
+    choose_baseline(parse_models(config.models), config.baseline)
+    parse_tasks(config.tasks)
+
+
 def evaluate(config: EvalConfig) -> dict:
     """Score every model on every task, print the table, write results.json and results.png; return the report."""
     if config.engine not in EVAL_ENGINES:

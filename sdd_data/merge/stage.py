@@ -60,6 +60,14 @@ def print_schedule(schedule: list[ScheduledTensor]) -> None:
         print(f"{item.name:<{width}}  {layer:>5}  {item.t:.6g}")
 
 
+def check_options(config: MergeConfig) -> None:
+    """Refuse a recipe or options that cannot run, before any weight is read (`sdd-data run` calls it)."""
+    read_recipe(config.merge_config)
+    if config.dtype:
+        dtype_name(config.dtype)
+    parse_size(config.max_shard_size)
+
+
 def merge(config: MergeConfig, show_progress: bool = True) -> MergeResult:
     """Merge the two models of the recipe with SLERP, or only print the t schedule."""
     require("torch", "hf")

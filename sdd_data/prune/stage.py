@@ -69,7 +69,7 @@ def parse_blocks(text: str) -> list[int]:
 
 def prune(config: PruneConfig, show_progress: bool = True) -> PruneResult:
     """Choose what to cut (by score, or blocks as given), print the scores, and save the pruned checkpoint."""
-    _check_config(config)
+    check_options(config)
     output = Path(config.output)
     check_output_free(output)
     resolved = resolve_model(config.model)
@@ -136,7 +136,8 @@ def record_text(record: dict) -> str:
     )
 
 
-def _check_config(config: PruneConfig) -> None:
+def check_options(config: PruneConfig) -> None:
+    """Refuse options that cannot run, before any model loads (`sdd-data run` calls it for every step)."""
     if config.method not in METHODS:
         raise SddError(f"unknown method {config.method!r}; use one of {', '.join(METHODS)}")
     if config.dtype != "auto" and config.dtype not in DTYPES:

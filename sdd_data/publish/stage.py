@@ -66,7 +66,8 @@ def default_config_name(source_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "default"
 
 
-def _validate(config: PublishConfig) -> None:
+def check_options(config: PublishConfig) -> None:
+    """Refuse options that cannot run, before anything is read (`sdd-data run` calls it for every step)."""
     if (config.distilled is None) == (config.model is None):
         both = ", not both" if config.distilled else ""
         raise SddError(
@@ -237,7 +238,7 @@ def _publish_dataset(config: PublishConfig) -> PublishResult:
 
 def publish(config: PublishConfig) -> PublishResult:
     """Save a distilled dataset, or a model, locally or push it to the Hub, with its card and provenance."""
-    _validate(config)
+    check_options(config)
     if config.model is not None:
         from sdd_data.publish.model_stage import publish_model
 

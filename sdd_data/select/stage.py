@@ -46,7 +46,8 @@ class SelectStageResult:
     provenance: dict
 
 
-def _validate(config: SelectStageConfig) -> None:
+def check_options(config: SelectStageConfig) -> None:
+    """Refuse options that cannot run, before anything is read or loaded (`sdd-data run` calls it for every step)."""
     if config.degradation not in MODES:
         raise SddError(f"unknown degradation mode {config.degradation!r}; known: {', '.join(MODES)}")
     if config.scorer_engine not in SCORERS:
@@ -147,7 +148,7 @@ def _write(
 
 def select(config: SelectStageConfig, show_progress: bool = True) -> SelectStageResult:
     """Run the select stage and write the selected dataset, its report and its provenance."""
-    _validate(config)
+    check_options(config)
     source = load_selection_source(config.source)
     _check_rows_fit(len(source.rows), config.selection)
     original, pruned = resolve_model(config.original_model), resolve_model(config.pruned_model)

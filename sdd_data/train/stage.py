@@ -124,27 +124,34 @@ def _is_ours(folder: Path, mark: str) -> bool:
     return folder.is_dir() and ((folder / mark).is_file() or not any(folder.iterdir()))
 
 
+def check_options(config: TrainConfig) -> tuple[dict, str]:
+    """The recipe's values (with the overrides) and method, once the recipe and the options that go with it are
+    known to make a run; before any model loads (`sdd-data run` calls it for every step)."""
+    file_values = {**read_recipe_values(config.recipe), **config.overrides}
+    method = check_recipe_keys(config.recipe, file_values)
+    if not (config.model or file_values.get("model_name_or_path")):
+        raise SddError("give --model (or model_name_or_path in the recipe): the model to fine-tune")
+    if method == GKD and not (config.teacher or file_values.get("teacher_model_name_or_path")):
+        raise SddError(f"recipe {config.recipe} distills logits from a teacher: give --teacher (the unpruned model)")
+    if method != GKD and config.teacher:
+        raise SddError(f"recipe {config.recipe} is an SFT recipe: --teacher only goes with a GKD recipe")
+    if not (config.output or file_values.get("output_dir")):
+        raise SddError("give --output (or output_dir in the recipe): where the fine-tuned model goes")
+    return file_values, method
+
+
 def prepare_training(config: TrainConfig, show_progress: bool = True) -> PreparedTraining:
     """Read the recipe and the data, load the model (and teacher), and build the TRL trainer."""
     require("trl", "train")
     from trl import SFTTrainer, get_peft_config
 
-    file_values = {**read_recipe_values(config.recipe), **config.overrides}
-    method = check_recipe_keys(config.recipe, file_values)
+    file_values, method = check_options(config)
     model_text = config.model or file_values.get("model_name_or_path")
-    if not model_text:
-        raise SddError("give --model (or model_name_or_path in the recipe): the model to fine-tune")
     model_path, model_name = _resolve(model_text, file_values.get("model_revision"), "model")
     teacher_path = teacher_name = None
     if method == GKD:
         teacher_text = config.teacher or file_values.get("teacher_model_name_or_path")
-        if not teacher_text:
-            raise SddError(
-                f"recipe {config.recipe} distills logits from a teacher: give --teacher (the unpruned model)"
-            )
         teacher_path, teacher_name = _resolve(teacher_text, file_values.get("teacher_model_revision"), "teacher")
-    elif config.teacher:
-        raise SddError(f"recipe {config.recipe} is an SFT recipe: --teacher only goes with a GKD recipe")
     output, checkpoints = _staging_paths(config, file_values)
 
     applied = {**config.overrides, "model_name_or_path": model_path, "output_dir": str(checkpoints)}

@@ -3,13 +3,14 @@ bad UTF-8, malformed YAML or a YAML alias bomb, and never a whole value echoed b
 
 from __future__ import annotations
 
+import json
 import reprlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sdd_data.errors import SddError, one_line
+from sdd_data.errors import SddError, first_line, one_line
 
 MAX_YAML_VALUES = 100_000
 """Most values (scalars, list items, mapping entries) a YAML document may expand to through its aliases."""
@@ -48,6 +49,28 @@ def decode_utf8(raw: bytes, where: str) -> str:
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise SddError(f"{where} line {line}: not valid UTF-8 (byte {error.start})") from None
+
+
+def json_lines(text: str, where: str) -> list[tuple[int, dict]]:
+    """Each JSON object of JSON Lines text with its line number (lines end at \\n only; blank ones are skipped);
+    a line that is not one JSON object is an SddError naming it."""
+    rows = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as error:
+            raise SddError(f"{where} line {number}: not valid JSON ({first_line(error)})") from None
+        if not isinstance(value, dict):
+            raise SddError(f"{where} line {number}: expected a JSON object, got {type(value).__name__}")
+        rows.append((number, value))
+    return rows
+
+
+def read_json_lines(path: str | Path, what: str) -> list[tuple[int, dict]]:
+    """The JSON objects of a JSON Lines file with their line numbers (see `json_lines`), read as UTF-8."""
+    return json_lines(read_text(path, what), str(path))
 
 
 def _expanded_values(value: Any, limit: int) -> int:

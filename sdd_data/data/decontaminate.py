@@ -12,14 +12,13 @@ choice; `{context_options, continuation}`: each option followed by the continuat
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdd_data.errors import SddError
-from sdd_data.text_files import read_text
+from sdd_data.text_files import read_json_lines
 
 DEFAULT_NGRAM = 13
 WORD_BREAK = re.compile(r"[\W_]+")
@@ -62,14 +61,8 @@ def _mc_texts(row: dict) -> list[str]:
 def _file_texts(path: Path) -> list[str]:
     """The texts of an evaluation file: MC JSONL rows by their fields, anything else through the sources."""
     if path.suffix == ".jsonl":
-        lines = read_text(path, "evaluation file").split("\n")
-        first = next((line for line in lines if line.strip()), "")
-        try:
-            sample = json.loads(first) if first else {}
-        except json.JSONDecodeError:
-            raise SddError(f"evaluation file {path}: its first row is not valid JSON") from None
-        if isinstance(sample, dict) and ("query" in sample or "context_options" in sample):
-            rows = [json.loads(line) for line in lines if line.strip()]
+        rows = [row for _, row in read_json_lines(path, "evaluation file")]
+        if rows and ("query" in rows[0] or "context_options" in rows[0]):
             return [text for row in rows for text in _mc_texts(row)]
     from sdd_data.data.sources import SourceSpec, load_rows
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sdd_data.errors import SddError, first_line
-from sdd_data.text_files import decode_utf8
+from sdd_data.text_files import decode_utf8, json_lines
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -68,18 +68,7 @@ def _json_rows(path: Path, text: str) -> list[dict]:
             if not isinstance(value, dict):
                 raise SddError(f"{path} item {number}: expected a JSON object, got {type(value).__name__}")
         return values
-    rows = []
-    for number, line in enumerate(text.split("\n"), 1):  # JSON Lines ends lines at \n only (not at U+0085)
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as error:
-            raise SddError(f"{path} line {number}: not valid JSON ({first_line(error)})") from None
-        if not isinstance(value, dict):
-            raise SddError(f"{path} line {number}: expected a JSON object, got {type(value).__name__}")
-        rows.append(value)
-    return rows
+    return [row for _, row in json_lines(text, str(path))]
 
 
 def _csv_rows(path: Path, text: str) -> tuple[list[dict], list[str]]:

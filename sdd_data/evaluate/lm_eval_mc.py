@@ -9,7 +9,6 @@ item by item: the built-in scorer against the standard tool.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import yaml
 from sdd_data.errors import SddError
 from sdd_data.evaluate.lm_eval_tasks import LmEvalTask, import_lm_eval
 from sdd_data.evaluate.task_base import EvalTask, TaskSettings, choose_rows
-from sdd_data.text_files import read_text
+from sdd_data.text_files import read_json_lines
 
 
 def task_yaml(name: str, path: Path, delimiter: str) -> dict:
@@ -41,8 +40,8 @@ def task_yaml(name: str, path: Path, delimiter: str) -> dict:
 
 
 def _row_count(path: Path) -> int:
-    rows = [json.loads(line) for line in read_text(path, "task file").split("\n") if line.strip()]
-    if not rows or not all(isinstance(row, dict) and {"query", "choices", "gold"} <= set(row) for row in rows):
+    rows = [row for _, row in read_json_lines(path, "task file")]
+    if not rows or not all({"query", "choices", "gold"} <= set(row) for row in rows):
         raise SddError(f"lm-eval-mc:{path} needs a non-empty JSONL file of {{query, choices, gold}} rows")
     return len(rows)
 

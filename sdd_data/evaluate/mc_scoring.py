@@ -13,12 +13,11 @@ A context's trailing whitespace is moved to the front of its continuation (`"...
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from sdd_data.errors import SddError
-from sdd_data.text_files import read_text
+from sdd_data.text_files import read_json_lines
 
 DEFAULT_DELIMITER = "\nAnswer: "
 
@@ -82,15 +81,7 @@ def read_mc_items(path: str | Path, delimiter: str = DEFAULT_DELIMITER) -> list[
     if not path.is_file():
         raise SddError(f"multiple-choice file {path} does not exist")
     items = []
-    for line, text in enumerate(read_text(path, "multiple-choice file").split("\n"), start=1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SddError(f"{path} line {line}: not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise SddError(f"{path} line {line}: expected a JSON object, got {type(row).__name__}")
+    for line, row in read_json_lines(path, "multiple-choice file"):
         items.append(_item(row, path, line, delimiter))
     if not items:
         raise SddError(f"multiple-choice file {path} has no rows")

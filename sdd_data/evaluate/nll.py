@@ -8,14 +8,13 @@ drifted from the original's distribution: lower is closer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from sdd_data.errors import SddError
 from sdd_data.evaluate.task_base import EvalModel, EvalTask, TaskResult, TaskSettings, choose_rows
-from sdd_data.text_files import read_text
+from sdd_data.text_files import read_json_lines
 
 
 def _conversation(row: object, path: Path, line: int) -> list[dict]:
@@ -36,14 +35,7 @@ def read_conversations(path: str | Path) -> list[list[dict]]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise SddError(f"answers file {path} does not exist")
-    conversations = []
-    for line, text in enumerate(read_text(path, "answers file").split("\n"), start=1):
-        if text.strip():
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise SddError(f"{path} line {line}: not valid JSON ({error.msg})") from None
-            conversations.append(_conversation(row, path, line))
+    conversations = [_conversation(row, path, line) for line, row in read_json_lines(path, "answers file")]
     if not conversations:
         raise SddError(f"answers file {path} has no rows")
     return conversations

@@ -8,7 +8,7 @@ import os
 import pytest
 
 # The local Hub server and a finished distill run, for publishing tests; a skipped test fails the run.
-pytest_plugins = ["hub_fixtures", "skip_policy"]
+pytest_plugins = ["hub_fixtures", "skip_policy", "tiers"]
 
 # Tests never reach the network; set before anything imports huggingface_hub or datasets.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -14,6 +14,8 @@ sys.path.insert(0, str(RECOVERY))
 from analysis import (  # noqa: E402
     README_BEGIN,
     README_END,
+    RESULTS_PAGE,
+    RESULTS_PLOT,
     build_results,
     paired_bootstrap,
     readme_section,
@@ -21,7 +23,7 @@ from analysis import (  # noqa: E402
 )
 from presets import PRESETS  # noqa: E402
 
-README = RECOVERY.parents[1] / "README.md"
+RESULTS_DOC = RECOVERY.parents[1] / RESULTS_PAGE
 
 
 def entry(arm: str, seed: int | None, arc: list[int], nll: float, nll_items: list[float] | None = None) -> dict:
@@ -57,17 +59,17 @@ def test_identical_arms_show_no_clear_difference():
     assert difference == 0 and low <= 0 <= high
 
 
-def test_the_readme_shows_exactly_the_committed_results():
+def test_the_docs_show_exactly_the_committed_results():
     results_path = RECOVERY / "results.json"
-    readme = README.read_text()
+    page = RESULTS_DOC.read_text()
     if not results_path.is_file():
-        assert README_BEGIN not in readme, "the README shows recovery results that results.json does not hold"
+        assert README_BEGIN not in page, f"{RESULTS_PAGE} shows recovery results that results.json does not hold"
         return
     results = json.loads(results_path.read_text())
-    section = readme[readme.index(README_BEGIN) : readme.index(README_END) + len(README_END)]
-    assert section == readme_section(results, "benchmarks/recovery/results.png")
+    section = page[page.index(README_BEGIN) : page.index(README_END) + len(README_END)]
+    assert section == readme_section(results, RESULTS_PLOT)
     assert (RECOVERY / "results.md").read_text() == render_markdown(results)
-    assert (RECOVERY / "results.png").is_file()
+    assert (RESULTS_DOC.parent / RESULTS_PLOT).read_bytes() == (RECOVERY / "results.png").read_bytes()
     untrained = ("original", "pruned", *PRESETS[results["config"]["preset"]["name"]].width_methods)
     for name, arm in results["arms"].items():
         assert name in untrained or len(arm["seeds"]) >= 3, f"{name}: a trained arm needs 3 seeds or more"

@@ -32,6 +32,8 @@ ARM_ORDER = (
     "minitron", "minitron-sdd", "minitron-kd", "sdmprune", "sdmprune-sdd", "sdmprune-kd",
 )  # fmt: skip
 README_BEGIN, README_END = "<!-- recovery-results -->", "<!-- /recovery-results -->"
+RESULTS_PAGE, RESULTS_PLOT = "docs/recovery.md", "recovery-results.png"
+"""The docs page whose section between the markers the run writes, and the plot's name beside it."""
 
 
 def collect_arms(entries: list[dict]) -> dict[str, dict]:
@@ -374,7 +376,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def write_results(preset: Preset, record: dict, entries: list[dict], folder: Path) -> dict:
-    """results.json, results.md and results.png in `folder`, and the README's results section."""
+    """results.json, results.md and results.png in `folder`."""
     results = build_results(preset, record, entries)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -386,7 +388,7 @@ def write_results(preset: Preset, record: dict, entries: list[dict], folder: Pat
 
 
 def readme_section(results: dict, image: str) -> str:
-    """The README's results block: the command, the table and the plot."""
+    """The results block of docs/recovery.md: the command, the table and the plot."""
     command = f"python benchmarks/recovery/run.py --preset {results['config']['preset']['name']}"
     table = render_markdown(results)
     return f"{README_BEGIN}\n```bash\n{command}\n```\n\n{table}\n![recovery results]({image})\n{README_END}"

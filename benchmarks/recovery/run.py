@@ -27,8 +27,8 @@ file's bytes), not of where they lie or what else their folders record. A rerun 
 fresh checkout too, recomputes only the arms missing there or whose settings or inputs changed; so do
 the GSM8K gate and the choice of cut.
 
-Writes benchmarks/recovery/results.json, results.md and results.png (--results-dir), and the README's
-results section.
+Writes benchmarks/recovery/results.json, results.md and results.png (--results-dir), and the results section
+of docs/recovery.md (with the plot copied beside it).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import hashlib
 import importlib.metadata
 import json
 import math
+import shutil
 import subprocess
 import sys
 import time
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import yaml
-from analysis import README_BEGIN, README_END, readme_section, write_results
+from analysis import README_BEGIN, README_END, RESULTS_PAGE, RESULTS_PLOT, readme_section, write_results
 from prepare import MC_DELIMITER, prepare_data, write_jsonl
 from presets import PRESETS, Preset
 
@@ -596,18 +597,20 @@ def main() -> None:
         experiment.results_dir = args.results_dir
     results = experiment.run(set(args.only.split(",")) if args.only else None)
     if args.results_dir is None and not args.only:
-        update_readme(results)
+        update_results_page(results)
 
 
-def update_readme(results: dict) -> None:
-    """Replace the README's results section (between its markers) with these results."""
-    readme = REPO / "README.md"
-    text = readme.read_text()
+def update_results_page(results: dict) -> None:
+    """Replace the results section of docs/recovery.md (between its markers) with these results, and put the
+    plot beside it."""
+    page = REPO / RESULTS_PAGE
+    text = page.read_text()
     start, end = text.find(README_BEGIN), text.find(README_END)
     if start < 0 or end < 0:
-        raise SystemExit(f"README.md has no {README_BEGIN} ... {README_END} section to fill")
-    section = readme_section(results, "benchmarks/recovery/results.png")
-    readme.write_text(text[:start] + section + text[end + len(README_END) :])
+        raise SystemExit(f"{RESULTS_PAGE} has no {README_BEGIN} ... {README_END} section to fill")
+    shutil.copyfile(Path(__file__).parent / "results.png", page.parent / RESULTS_PLOT)
+    section = readme_section(results, RESULTS_PLOT)
+    page.write_text(text[:start] + section + text[end + len(README_END) :])
 
 
 if __name__ == "__main__":

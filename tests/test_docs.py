@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).parents[1]
@@ -36,3 +37,60 @@ def test_every_docs_page_is_in_the_navigation_and_the_readme_stays_short():
     pages = {path.name for path in (ROOT / "docs").glob("*.md")}
     assert pages == listed, f"not in mkdocs.yml's nav: {sorted(pages - listed)}; missing: {sorted(listed - pages)}"
     assert len((ROOT / "README.md").read_text().splitlines()) <= 300
+
+
+FENCE = re.compile(r"^(`{3,})([\w-]*)[^\n]*\n(.*?)^\1\s*$", re.S | re.M)
+
+
+def _blocks(language: set[str]) -> list[tuple[str, str]]:
+    """(page, text) of every fenced block in the README and docs whose language is in `language`."""
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        if page.name in ("index.md", "example-card.md"):  # the README again; a card shown as it is
+            continue
+        found += [(page.name, match[3]) for match in FENCE.finditer(page.read_text()) if match[2] in language]
+    return found
+
+
+def _commands(text: str) -> list[str]:
+    """The `sdd-data ...` commands of a shell block: continuation lines joined, prompts, comments and chains split."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    commands = []
+    for line in joined.splitlines():
+        line = line.removeprefix("$ ").split(" #")[0]
+        for part in re.split(r"&&|\|\||;|\|", line):
+            words = part.strip()
+            if words.startswith("sdd-data "):
+                commands.append(words)
+    return commands
+
+
+def test_every_documented_command_parses_with_the_real_parser():
+    import shlex
+
+    from sdd_data.cli import build_parser
+
+    parser = build_parser()
+    commands = [(page, command) for page, text in _blocks({"bash", "", "console", "sh"}) for command in _commands(text)]
+    assert len(commands) >= 25
+    for page, command in commands:
+        try:
+            parser.parse_args(shlex.split(command)[1:])
+        except SystemExit:
+            pytest.fail(f"{page}: `{command}` does not parse: a flag or stage that does not exist")
+
+
+def test_every_documented_pipeline_loads_into_its_stages_configs():
+    from sdd_data.config import build_config
+    from sdd_data.errors import SddError
+    from sdd_data.stages import STAGES
+
+    pipelines = [(page, yaml.safe_load(text)) for page, text in _blocks({"yaml"}) if text.lstrip().startswith("steps:")]
+    assert pipelines
+    for page, document in pipelines:
+        for step in document["steps"]:
+            ((name, options),) = step.items()
+            try:
+                build_config(STAGES.get(name).config_class(), options)
+            except SddError as error:
+                pytest.fail(f"{page}: the pipeline's {name} step does not load: {error}")

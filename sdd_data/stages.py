@@ -170,11 +170,13 @@ PIPELINE_ORDER = (
         "prune",
         "sdd_data.prune.config:PruneConfig",
         "sdd_data.prune.stage:prune",
-        help="remove decoder blocks chosen by angular distance or block influence, and save a standard checkpoint",
+        help="cut decoder blocks (angular distance, block influence) or width (minitron, sdmprune) into a checkpoint",
         description=(
-            "Score every decoder block on calibration text and remove n of them: the n contiguous blocks of "
+            "Depth: score every decoder block on calibration text and remove n of them: the n contiguous blocks of "
             "smallest angular distance (angular, the default) or the n blocks of lowest block influence "
-            "(block-influence); --blocks removes given 0-based blocks without scoring."
+            "(block-influence); --blocks removes given 0-based blocks without scoring. Width: cut MLP neurons, "
+            "KV heads or hidden channels to --ffn-size, --kv-heads, --hidden-size by activation importance "
+            "(minitron) or by the Taylor importance of the model's own completions (sdmprune)."
         ),
         needs=HF,
         inputs=(PathInput("model", "model"), PathInput("calibration_data", "source")),

@@ -19,7 +19,8 @@ class EvalConfig:
     """Models to compare as name=model pairs, comma-separated: original=smollm2,pruned=runs/pruned,recovered=runs/sft.
     A model is `smollm2`, a local checkpoint folder or a Hub id; a bare entry is named after itself."""
     tasks: str
-    """Comma-separated tasks: gsm8k[:data], mc:<file.jsonl>, lm-eval:<task>[:shots], leaderboard-v1."""
+    """Comma-separated tasks: gsm8k[:data], mc:<file.jsonl>, nll:<answers.jsonl> (held-out NLL of given answers),
+    lm-eval:<task>[:shots], lm-eval-mc:<file.jsonl> (a multiple-choice file through lm-eval), leaderboard-v1."""
     baseline: str | None = None
     """Name of the model retention is measured against; default: the model named original, else the first."""
     limit: int | None = 200

@@ -13,7 +13,7 @@ from sdd_data.data.conversations import transcript
 from sdd_data.data.stage_data import read_stage_dataset
 from sdd_data.errors import SddError
 from sdd_data.inspect import charts
-from sdd_data.inspect.html_parts import View, cell, code, facts, section, table
+from sdd_data.inspect.html_parts import View, ViewOptions, cell, code, facts, section, table
 from sdd_data.inspect.rows import categorical, cut_texts, word_count
 
 TEXT_COLUMNS = (
@@ -219,8 +219,10 @@ def _charts(columns: dict[str, list], source_words: list[int], teacher_words: li
     ]
 
 
-def distill_view(folder: Path, kind: str, config_name: str | None, max_chars: int, budget_chars: int) -> View:
+def distill_view(output: artifacts.StageOutput, options: ViewOptions) -> View:
     """The page of a distill run or a published config."""
+    folder, kind, config_name = output.folder, output.kind, options.config_name
+    max_chars, budget_chars = options.max_chars, options.budget_chars
     if kind == artifacts.DISTILL_RUN:
         stats = json.loads((folder / artifacts.STATS_FILE).read_text())
     else:

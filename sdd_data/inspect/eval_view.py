@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sdd_data import artifacts
 from sdd_data.data.stage_data import read_json_object
 from sdd_data.inspect import charts
-from sdd_data.inspect.html_parts import View, cell, facts, section, table
+from sdd_data.inspect.html_parts import View, ViewOptions, cell, facts, section, table
 
 
 def _percent(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 2)
 
 
-def eval_view(folder: Path) -> View:
+def eval_view(output: artifacts.StageOutput, options: ViewOptions) -> View:
     """The page of an eval folder (results.json)."""
+    folder = output.folder
     results = read_json_object(folder / artifacts.EVAL_RESULTS)
     models = list(results.get("models") or {})
     baseline = results.get("baseline")

@@ -8,6 +8,15 @@ from html import escape
 from typing import Any
 
 
+@dataclass(frozen=True)
+class ViewOptions:
+    """What every view is given besides the output: the published config to show and the text limits."""
+
+    config_name: str | None
+    max_chars: int
+    budget_chars: int
+
+
 @dataclass
 class View:
     """One kind of output made into a page: a title, summary HTML, inline SVG charts and the rows to list."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from sdd_data import artifacts
 from sdd_data.data.stage_data import read_json_object, read_stage_dataset
 from sdd_data.errors import SddError
 from sdd_data.inspect import charts
-from sdd_data.inspect.html_parts import View, cell, facts, section, table
+from sdd_data.inspect.html_parts import View, ViewOptions, cell, facts, section, table
 from sdd_data.inspect.rows import categorical, cut_texts
 
 CLUSTER_COLUMNS = ("cluster", "size", "mean_degradation", "budget", "selected", "near_duplicates", "concept_conflicts")
@@ -72,10 +71,11 @@ def _source_tables(provenance: dict) -> tuple[list[Any], str | None]:
     return tables, data if tables else None
 
 
-def select_view(folder: Path, max_chars: int, budget_chars: int) -> View:
+def select_view(output: artifacts.StageOutput, options: ViewOptions) -> View:
     """The page of a select output."""
     import pyarrow.parquet as pq
 
+    folder, max_chars, budget_chars = output.folder, options.max_chars, options.budget_chars
     report = read_json_object(folder / artifacts.SELECT_REPORT)
     provenance = read_json_object(folder / artifacts.PROVENANCE_FILE)
     outcome = pq.read_table(folder / artifacts.SELECT_OUTCOME)

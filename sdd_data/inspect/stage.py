@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sdd_data import artifacts
 from sdd_data.errors import SddError, first_line
 from sdd_data.inspect.config import InspectConfig
-from sdd_data.inspect.html_parts import View
+from sdd_data.inspect.html_parts import View, ViewOptions
 from sdd_data.inspect.page import render_page
 from sdd_data.output_folder import write_atomically
+from sdd_data.registry import Registry
 
 PAGE_FILE = "report.html"
 """The page's default name, inside the folder looked at."""
@@ -32,8 +34,9 @@ def build_view(config: InspectConfig) -> View:
     shown = "a distill run, a select output, a published folder or an eval folder"
     if output is None:
         raise SddError(f"{config.path} is not {shown}")
-    if output.kind == artifacts.MODEL:
-        raise SddError(f"{config.path} is a model checkpoint; inspect takes {shown}")
+    if output.kind not in VIEWS:
+        what = "a model checkpoint" if output.kind == artifacts.MODEL else f"a {output.kind} output"
+        raise SddError(f"{config.path} is {what}; inspect takes {shown}")
     if not output.finished:
         stage = artifacts.WRITTEN_BY[output.kind]
         raise SddError(f"{config.path} is an unfinished {stage} output; rerun `sdd-data {stage}` to finish it")
@@ -57,19 +60,22 @@ RECORDS = {
 """What each kind of output's page is built from, to name in an error."""
 
 
+VIEWS: Registry[Callable[[artifacts.StageOutput, ViewOptions], View]] = Registry(
+    "inspect view",
+    {
+        artifacts.DISTILL_RUN: "sdd_data.inspect.distill_view:distill_view",
+        artifacts.PUBLISHED: "sdd_data.inspect.distill_view:distill_view",
+        artifacts.SELECT_OUTPUT: "sdd_data.inspect.select_view:select_view",
+        artifacts.EVAL_RESULTS_KIND: "sdd_data.inspect.eval_view:eval_view",
+    },
+)
+"""Output kind -> the view that shows it: a function of the output and the options. A new view is one module
+with one such function and one line here."""
+
+
 def _view(output: artifacts.StageOutput, config: InspectConfig) -> View:
-    budget = int(config.max_text_mb * 1_000_000)
-    if output.kind in (artifacts.DISTILL_RUN, artifacts.PUBLISHED):
-        from sdd_data.inspect.distill_view import distill_view
-
-        return distill_view(output.folder, output.kind, config.data_config, config.max_text_chars, budget)
-    if output.kind == artifacts.SELECT_OUTPUT:
-        from sdd_data.inspect.select_view import select_view
-
-        return select_view(output.folder, config.max_text_chars, budget)
-    from sdd_data.inspect.eval_view import eval_view
-
-    return eval_view(output.folder)
+    options = ViewOptions(config.data_config, config.max_text_chars, int(config.max_text_mb * 1_000_000))
+    return VIEWS.get(output.kind)(output, options)
 
 
 def inspect_output(config: InspectConfig, show_progress: bool = True, label: str | None = None) -> InspectResult:

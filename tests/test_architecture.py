@@ -79,6 +79,28 @@ def test_no_module_level_import_circle():
     assert not circles, "\n".join(circles)
 
 
+def test_no_import_circle_even_through_imports_inside_functions():
+    """Counting the imports inside functions too, no two sdd_data modules import each other, directly or round
+    a longer loop (a lazy import that hides a circle still ties the two modules together)."""
+    graph = {name: imported_modules(path, top_level_only=False) - {name} for name, path in MODULES.items()}
+    reaches: dict[str, set[str]] = {}
+
+    def reachable(name: str) -> set[str]:
+        if name not in reaches:
+            reaches[name] = set()
+            found, frontier = set(), list(graph.get(name, ()))
+            while frontier:
+                target = frontier.pop()
+                if target not in found:
+                    found.add(target)
+                    frontier.extend(graph.get(target, ()))
+            reaches[name] = found
+        return reaches[name]
+
+    circles = sorted(name for name in graph if name in reachable(name))
+    assert not circles, f"modules on an import circle (imports inside functions counted): {circles}"
+
+
 @pytest.mark.parametrize("stage", STAGE_PACKAGES)
 def test_a_stage_uses_other_stages_only_through_their_public_face(stage):
     """Modules of one stage may import another stage's package (its config and function), never its modules."""

@@ -185,7 +185,7 @@ class StoppedProcess:
 def follow(messages: list[tuple], processes: list) -> tuple:
     import queue
 
-    from sdd_data.distill.executors import ExecutionReport
+    from sdd_data.distill.execution import ExecutionReport
 
     pipe: queue.Queue = queue.Queue()
     for message in messages:

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sdd_data.distill.config import DistillConfig
-from sdd_data.distill.executors import ExecutionReport, PendingShards, progress_bar, shard_tokens
+from sdd_data.distill.execution import ExecutionReport, PendingShards, progress_bar, shard_tokens
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import distill_shards
 from sdd_data.distill.templates import Template

@@ -9,47 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import pyarrow as pa
-import pyarrow.compute as pc
-from tqdm.auto import tqdm
 
 from sdd_data.distill.config import DistillConfig
+from sdd_data.distill.execution import ExecutionReport, PendingShards, progress_bar
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import distill_shards
 from sdd_data.distill.templates import Template
-from sdd_data.distill.turns import count_units
 from sdd_data.engines import load_engine
 from sdd_data.registry import Registry
-
-PendingShards = list[tuple[int, list[dict]]]
-"""Shards still to generate: (shard index, its rows)."""
-
-
-@dataclass
-class ExecutionReport:
-    """What an executor generated: the engine that ran (for provenance), rows, tokens and seconds."""
-
-    engine: dict = field(default_factory=dict)
-    generated_rows: int = 0
-    generated_tokens: int = 0
-    seconds: float = 0.0
-
-    def add_shard(self, table: pa.Table) -> None:
-        """Count one written shard."""
-        self.add(len(table), shard_tokens(table))
-
-    def add(self, rows: int, tokens: int) -> None:
-        """Count rows and teacher tokens generated."""
-        self.generated_rows += rows
-        self.generated_tokens += tokens
-
-
-def shard_tokens(table: pa.Table) -> int:
-    """The teacher tokens a shard's rows took."""
-    return pc.sum(table.column("teacher_tokens")).as_py() or 0
-
 
 Executor = Callable[[RunDir, PendingShards, str, Template, DistillConfig, bool], ExecutionReport]
 
@@ -61,13 +28,6 @@ EXECUTORS: Registry[Executor] = Registry(
     },
 )
 """Executor name -> function; `local` runs one process per replica when data_parallel_size > 1."""
-
-
-def progress_bar(pending: PendingShards, show_progress: bool) -> tqdm:
-    """The one progress bar of a run, counted in teacher requests: rows, or the assistant turns of conversations."""
-    rows = [row for _, shard in pending for row in shard]
-    unit = "turn" if any(row.get("conversation") for row in rows) else "row"
-    return tqdm(total=sum(map(count_units, rows)), unit=unit, desc="distill", disable=not show_progress)
 
 
 def run_here(

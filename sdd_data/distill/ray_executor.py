@@ -23,7 +23,7 @@ import time
 import pyarrow as pa
 
 from sdd_data.distill.config import DistillConfig
-from sdd_data.distill.executors import ExecutionReport, PendingShards, progress_bar
+from sdd_data.distill.execution import ExecutionReport, PendingShards, progress_bar
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import ENGINE_ERROR, distill_shards, failed_shard_table
 from sdd_data.distill.templates import Template

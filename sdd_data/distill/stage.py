@@ -21,7 +21,8 @@ from sdd_data.data.conversations import MESSAGE_KEYS
 from sdd_data.data.decontaminate import build_index, row_text, split_paths
 from sdd_data.data.sources import LoadedSource, load_rows
 from sdd_data.distill.config import DistillConfig
-from sdd_data.distill.executors import EXECUTORS, ExecutionReport
+from sdd_data.distill.execution import ExecutionReport
+from sdd_data.distill.executors import EXECUTORS
 from sdd_data.distill.reasoning import REASONING_MODES
 from sdd_data.distill.remote_output import RemoteOutput, is_url
 from sdd_data.distill.run_dir import RunDir

@@ -14,6 +14,6 @@ __all__ = ["PublishConfig", "PublishResult", "publish"]
 __getattr__ = lazy_exports(
     {
         "publish": "sdd_data.publish.stage:publish",
-        "PublishResult": "sdd_data.publish.stage:PublishResult",
+        "PublishResult": "sdd_data.publish.result:PublishResult",
     }
 )

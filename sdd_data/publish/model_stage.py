@@ -22,7 +22,7 @@ from sdd_data.publish.local_folder import save_model_to_folder
 from sdd_data.publish.model_layout import checkpoint_file, checkpoint_files, model_provenance, stage_model_files
 from sdd_data.publish.model_records import read_evaluation, trace_model
 from sdd_data.publish.push import push
-from sdd_data.publish.stage import PublishResult
+from sdd_data.publish.result import PublishResult
 
 
 def read_model_folder(text: str) -> Path:

@@ -11,7 +11,6 @@ deleted again. A local save builds the whole new folder beside the old one and s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +25,7 @@ from sdd_data.publish.layout import stage_files
 from sdd_data.publish.links import check_links_inside
 from sdd_data.publish.local_folder import save_to_folder
 from sdd_data.publish.push import push
+from sdd_data.publish.result import PublishResult
 
 CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 BAD_REVISION = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|^[-/.]|[/.]$|\.lock$|^@$")
@@ -46,18 +46,6 @@ STATS_SHAPE: dict[str, tuple[type, tuple[str, ...]]] = {
     "sdd_data_version": (str, ()),
 }
 """The distill stats a publish records: each key's type and the keys it must hold."""
-
-
-@dataclass
-class PublishResult:
-    """Where the dataset or model went and which files changed."""
-
-    target: str
-    config_name: str | None
-    """The dataset config published; None for a model."""
-    written: list[str]
-    deleted: list[str]
-    commit: str | None
 
 
 def default_config_name(source_name: str) -> str:

@@ -3,7 +3,7 @@
 The recipe merges SmolLM2-135M-Instruct with a perturbed copy of itself (every weight plus seeded noise, the
 tokenizer files copied as they are) with `t` gradients over self_attn and mlp, fp32, as mergekit's SLERP
 example does. Each tool's command runs as its own process (interpreter start and imports included), the two
-alternating, `--repeats` times; the wall time and the peak resident memory of the process (from `wait4`) are
+alternating, `--repeats` times; the wall time and the peak resident memory of the process (its VmHWM) are
 reported, with the ratios mergekit / sdd-data. mergekit is taken from `--mergekit-yaml` (its command) or PATH;
 install it in its own environment (`pip install torch==2.13.0 mergekit==0.1.5`). Without it, only sdd-data runs
 and the table says so.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -65,15 +64,34 @@ def recipe(base: Path, other: Path, path: Path) -> Path:
     return path
 
 
+def _high_water_mark(pid: int) -> int | None:
+    """VmHWM of a running process (the peak resident memory of its current image), or None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
 def timed(command: list[str]) -> dict:
-    """Run a command as a process: its wall seconds and peak resident memory (ru_maxrss of that child)."""
+    """Run a command as a process: its wall seconds and peak resident memory.
+
+    The peak is the process's own VmHWM, read every 5 ms while it runs (it only grows, so the last reading is
+    the peak but for the last few milliseconds). ru_maxrss would not do: Linux counts in it the memory of the
+    process image before exec, here this benchmark's own, with its tensors."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _high_water_mark(process.pid) or 0)
+        time.sleep(0.005)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-    return {"seconds": round(seconds, 3), "peak_rss_bytes": usage.ru_maxrss * 1024}
+    return {"seconds": round(seconds, 3), "peak_rss_bytes": peak}
 
 
 def main() -> None:

@@ -1,0 +1,60 @@
+"""Each "how to add" guide in docs/ is followed as written: its plugin module goes into one new file, it is
+registered as the guide shows, and the stage uses it."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DOCS = Path(__file__).parents[1] / "docs"
+CODE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def follow(guide: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Write the guide's `# file:` block into that file in `folder` and run its `# register` block."""
+    blocks = CODE.findall((DOCS / guide).read_text())
+    files = [block for block in blocks if block.startswith("# file: ")]
+    registrations = [block for block in blocks if block.startswith("# register")]
+    assert len(files) == 1 and len(registrations) == 1, f"{guide}: one `# file:` block and one `# register` block"
+    name = files[0].splitlines()[0].removeprefix("# file: ").strip()
+    (folder / name).write_text(files[0])
+    monkeypatch.syspath_prepend(str(folder))
+    exec(compile(registrations[0], f"{guide} (register)", "exec"), {})  # noqa: S102 - the guide's own code
+
+
+def test_the_selection_method_guide_adds_a_method_in_one_file(tmp_path, monkeypatch):
+    from sdd_data.select import selectors
+    from sdd_data.select.selection import SelectConfig
+
+    monkeypatch.setattr(
+        selectors, "SELECTORS", selectors.Registry("selection method", dict(selectors.SELECTORS.items()))
+    )
+    follow("add-a-selection-method.md", tmp_path, monkeypatch)
+    result = selectors.select_rows(
+        np.eye(4, dtype=np.float32),
+        np.array([0.1, 0.2, 0.3, 0.4]),
+        np.array([5, 5, 5, 5]),
+        np.array([30, 10, 20, 40]),
+        ["a", "b", "c", "d"],
+        config=SelectConfig(method="shortest", budget="2"),
+    )
+    assert result.selected.tolist() == [False, True, True, False]
+    assert "shortest_selection" in sys.modules
+
+
+def test_the_eval_task_guide_adds_a_task_in_one_file(tmp_path, monkeypatch):
+    from sdd_data.evaluate import tasks
+    from sdd_data.evaluate.task_base import EvalModel, TaskSettings
+
+    monkeypatch.setattr(tasks, "TASKS", tasks.Registry("task", dict(tasks.TASKS.items())))
+    follow("add-an-eval-task.md", tmp_path, monkeypatch)
+    items = tmp_path / "items.txt"
+    items.write_text("one\ntwo\nthree\n")
+    [task] = tasks.parse_tasks(f"lines:{items}")
+    task.prepare(TaskSettings())
+    result = task.run(EvalModel("a", "unused"), TaskSettings())
+    assert (task.label, result.score, result.rows) == ("lines:items", 1.0, 3)

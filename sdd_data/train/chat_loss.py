@@ -79,21 +79,21 @@ def renders_alike(tokenizer: Any, template: str, conversations: list[list[dict]]
     return True
 
 
+def per_assistant_turn(conversations: list[list[dict]]) -> list[list[dict]]:
+    """Each conversation cut after each of its assistant turns, so a collator that trains on the last turn
+    alone (TRL's GKD) still trains on every assistant turn once; one-answer conversations stay as they are."""
+    return [
+        turns[: place + 1] for turns in conversations for place, turn in enumerate(turns) if turn["role"] == "assistant"
+    ]
+
+
 def sft_rows(conversations: list[list[dict]], tokenizer: Any) -> SftRows:
     """The SFT dataset of some conversations, with the loss on every assistant turn and nothing else."""
     import datasets
 
     multi_turn = [turns for turns in conversations if sum(turn["role"] == "assistant" for turn in turns) > 1]
-    if not multi_turn:
-        rows = [{"prompt": turns[:-1], "completion": turns[-1:]} for turns in conversations]
-        return SftRows(datasets.Dataset.from_list(rows), None)
-    template = marked_template(tokenizer)
+    template = marked_template(tokenizer) if multi_turn else None
     if template is not None and renders_alike(tokenizer, template, multi_turn):
         return SftRows(datasets.Dataset.from_list([{"messages": turns} for turns in conversations]), template)
-    rows = [
-        {"prompt": turns[:place], "completion": [turn]}
-        for turns in conversations
-        for place, turn in enumerate(turns)
-        if turn["role"] == "assistant"
-    ]
-    return SftRows(datasets.Dataset.from_list(rows), None, rows_per_turn=True)
+    rows = [{"prompt": turns[:-1], "completion": turns[-1:]} for turns in per_assistant_turn(conversations)]
+    return SftRows(datasets.Dataset.from_list(rows), None, rows_per_turn=bool(multi_turn))

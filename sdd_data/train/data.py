@@ -87,14 +87,6 @@ def load_training_rows(data: str, split: str = "train", config_name: str | None 
     return TrainingRows(conversations, skipped, name, config_name)
 
 
-def per_assistant_turn(conversations: list[list[dict]]) -> list[list[dict]]:
-    """Each conversation cut after each of its assistant turns, so a collator that trains on the last turn
-    alone (TRL's GKD) still trains on every assistant turn once; one-answer conversations stay as they are."""
-    return [
-        turns[: place + 1] for turns in conversations for place, turn in enumerate(turns) if turn["role"] == "assistant"
-    ]
-
-
 def gkd_dataset(conversations: list[list[dict]], lengths: list[int] | None = None, length_column: str = "length"):
     """`messages` rows, the format TRL's GKD collator reads (it masks everything before the last turn).
 

@@ -26,9 +26,9 @@ from sdd_data.errors import SddError, first_line, require
 from sdd_data.hub import public_name
 from sdd_data.models import check_same_tokenizer, load_causal_lm, load_tokenizer, resolve_model
 from sdd_data.output_folder import check_output_free
-from sdd_data.train.chat_loss import sft_rows
+from sdd_data.train.chat_loss import per_assistant_turn, sft_rows
 from sdd_data.train.config import TrainConfig
-from sdd_data.train.data import TrainingRows, gkd_dataset, load_training_rows, per_assistant_turn
+from sdd_data.train.data import TrainingRows, gkd_dataset, load_training_rows
 from sdd_data.train.recipe import (
     GKD,
     Recipe,

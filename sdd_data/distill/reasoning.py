@@ -47,12 +47,17 @@ def split_reasoning(text: str, thinking_open: bool = False) -> SplitRewrite:
     return SplitRewrite(text[begin:end].strip(), text[end + len(CLOSE) :].strip(), opened_by_prompt=opened)
 
 
-def stored_response(text: str, split: SplitRewrite, mode: str) -> tuple[str, str | None]:
-    """The rewrite to store and the thinking to store beside it, under a reasoning mode.
-
-    `keep` stores the whole output, with the `<think>` that the prompt opened put back in front of it."""
+def check_mode(mode: str) -> None:
+    """Refuse a reasoning mode that is not one of REASONING_MODES."""
     if mode not in REASONING_MODES:
         raise SddError(f"reasoning must be one of {', '.join(REASONING_MODES)}, not {mode!r}")
+
+
+def stored_response(text: str, split: SplitRewrite, mode: str) -> tuple[str, str | None]:
+    """The rewrite to store and the thinking to store beside it, under a reasoning mode (checked by the stage,
+    `check_mode`, before any row is generated).
+
+    `keep` stores the whole output, with the `<think>` that the prompt opened put back in front of it."""
     if split.reasoning is None:
         return text, None
     if mode == "keep":

@@ -23,7 +23,7 @@ from sdd_data.data.sources import LoadedSource, load_rows
 from sdd_data.distill.config import DistillConfig
 from sdd_data.distill.execution import ExecutionReport
 from sdd_data.distill.executors import EXECUTORS
-from sdd_data.distill.reasoning import REASONING_MODES
+from sdd_data.distill.reasoning import check_mode as check_reasoning_mode
 from sdd_data.distill.remote_output import RemoteOutput, is_url
 from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import DISTILLED_SCHEMA, MESSAGE, OPTIONAL_COLUMNS
@@ -78,8 +78,7 @@ def check_options(config: DistillConfig) -> None:
         get_template(config.template, set())
     if config.turn_context not in TURN_CONTEXTS:
         raise SddError(f"turn_context must be one of {', '.join(TURN_CONTEXTS)}, not {config.turn_context!r}")
-    if config.reasoning not in REASONING_MODES:
-        raise SddError(f"reasoning must be one of {', '.join(REASONING_MODES)}, not {config.reasoning!r}")
+    check_reasoning_mode(config.reasoning)
     options = config.ray
     if options.replicas < 1 or options.shards_per_call < 1 or options.cpus_per_replica <= 0:
         raise SddError(

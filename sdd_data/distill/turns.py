@@ -90,7 +90,7 @@ def row_record(row: dict, judged: dict[tuple[int, int | None], dict], position: 
     """The distilled row of a single-turn row or a whole conversation, from its judged turns."""
     base = {key: value for key, value in row.items() if key not in ("conversation", "history")}
     if row.get("conversation") is None:
-        verdict = judged[(position, None)]
+        verdict = dict(judged[(position, None)])
         final = verdict.pop("final")
         messages = None if verdict["decision"] == "dropped" else sft_messages(row, final)
         return {**base, **verdict, "messages": messages, "turns": None, "conversation": None}

@@ -13,7 +13,7 @@ with the right kind; so a typo, a missing file or a missing extra in the last st
 
 A step whose output folder was made by an earlier run with the same options from inputs with the same
 contents is skipped (the run records both there, in sdd_data_step.json: the options, and a digest of every
-file or folder an option names), and stages that resume (distill) pick up where an interrupted pipeline
+file or folder the stage reads), and stages that resume (distill) pick up where an interrupted pipeline
 stopped.
 """
 
@@ -30,7 +30,7 @@ from sdd_data.config import build_config, config_hash, config_to_flat_dict, leaf
 from sdd_data.errors import SddError, SddProblems, one_line
 from sdd_data.output_folder import write_json
 from sdd_data.path_digest import path_digest
-from sdd_data.pipeline_checks import precheck
+from sdd_data.pipeline_checks import input_paths, precheck
 from sdd_data.registry import load_member
 from sdd_data.stages import STAGES, Stage
 from sdd_data.text_files import short_repr
@@ -125,33 +125,10 @@ def _step_record(step: PipelineStep) -> dict:
     }
 
 
-def _named_paths(value: Any) -> list[Path]:
-    """The existing files and folders an option value names: itself, or the items of a comma-separated list,
-    each with or without a `kind:` prefix (eval tasks such as `mc:arc.jsonl`)."""
-    if isinstance(value, (list, tuple)):
-        return [path for item in value for path in _named_paths(item)]
-    if not isinstance(value, str) or not value or "://" in value:
-        return []
-    found = []
-    for item in value.split(","):
-        for candidate in (item.strip(), item.strip().partition(":")[2]):
-            if candidate and Path(candidate).expanduser().exists():
-                found.append(Path(candidate).expanduser().resolve())
-                break
-    return found
-
-
 def input_digests(step: PipelineStep) -> dict[str, str]:
-    """A digest of every existing file or folder a step's options name, other than its own output."""
-    output = step.stage.output_folder(step.config)
-    output = output.expanduser().resolve() if output is not None else None
-    digests = {}
-    for key, value in config_to_flat_dict(step.config).items():
-        for path in _named_paths(value):
-            if output is not None and (path == output or output in path.parents or path in output.parents):
-                continue
-            digests[f"{key}={path}"] = path_digest(path)
-    return digests
+    """A digest of every existing file or folder a step reads (its stage's declared inputs), other than its own
+    output."""
+    return {f"{option}={path}": path_digest(path) for option, path in input_paths(step.stage, step.config)}
 
 
 def _done_before(output: Path, step: PipelineStep) -> bool:

@@ -96,29 +96,44 @@ def _existing_kind(path: Path) -> str:
     return found.kind if found else "folder"
 
 
-def input_problems(inputs: tuple[PathInput, ...], config: Any, produced: dict[Path, Produced]) -> list[str]:
-    """What is wrong with the files and folders a step's options name, given the outputs of earlier steps."""
+def named_inputs(inputs: tuple[PathInput, ...], config: Any) -> Iterator[tuple[PathInput, str]]:
+    """Each declared input option with each file, folder or name its value gives (a list option gives several)."""
     values = config_to_flat_dict(config)
-    problems = []
     for entry in inputs:
         value = values.get(entry.option)
-        if not isinstance(value, str) or not value.strip():
-            continue
-        for name in _names(entry.role, value):
-            if entry.role == "template" and not Path(name).suffix and not Path(name).is_file():
-                continue  # a registered template; the stage's own check knows the names
-            path = _resolved(name)
-            if path in produced:
-                made = produced[path]
-                problem = _kind_problem(entry.role, name, made.kind, f"(written by step {made.step}, {made.stage})")
-            elif path.exists():
-                problem = _kind_problem(entry.role, name, _existing_kind(path), "")
-            elif entry.role in ("file", "files", "tasks") or looks_like_path(name, DATA_SUFFIXES):
-                problem = f"{name} does not exist, and no earlier step writes it"
-            else:
-                problem = None  # a Hub id or a named model (`smollm2`): checked when the step runs
-            if problem:
-                problems.append(f"--{entry.option.replace('_', '-')} {' '.join(problem.split())}")
+        if isinstance(value, str) and value.strip():
+            for name in _names(entry.role, value):
+                yield entry, name
+
+
+def input_paths(stage: Stage, config: Any) -> Iterator[tuple[str, Path]]:
+    """(option, path) of every existing file or folder a step reads, other than its own output folder."""
+    output = stage.output_folder(config)
+    output = _resolved(str(output)) if output is not None else None
+    for entry, name in named_inputs(stage.inputs, config):
+        path = _resolved(name)
+        if path.exists() and not (output is not None and (path == output or output in path.parents)):
+            yield entry.option, path
+
+
+def input_problems(inputs: tuple[PathInput, ...], config: Any, produced: dict[Path, Produced]) -> list[str]:
+    """What is wrong with the files and folders a step's options name, given the outputs of earlier steps."""
+    problems = []
+    for entry, name in named_inputs(inputs, config):
+        if entry.role == "template" and not Path(name).suffix and not Path(name).is_file():
+            continue  # a registered template; the stage's own check knows the names
+        path = _resolved(name)
+        if path in produced:
+            made = produced[path]
+            problem = _kind_problem(entry.role, name, made.kind, f"(written by step {made.step}, {made.stage})")
+        elif path.exists():
+            problem = _kind_problem(entry.role, name, _existing_kind(path), "")
+        elif entry.role in ("file", "files", "tasks") or looks_like_path(name, DATA_SUFFIXES):
+            problem = f"{name} does not exist, and no earlier step writes it"
+        else:
+            problem = None  # a Hub id or a named model (`smollm2`): checked when the step runs
+        if problem:
+            problems.append(f"--{entry.option.replace('_', '-')} {' '.join(problem.split())}")
     return problems
 
 

@@ -50,7 +50,8 @@ class PathInput:
 
     Roles: `source` (a data file, a saved dataset or a Hub id), `dataset` (any of those or a stage output
     holding rows), `model` (a checkpoint folder, or a name such as `smollm2` or a Hub id), `models`
-    (`name=model,...`), `file` (a file: a recipe, a merge config), `files` (comma-separated files),
+    (`name=model,...`), `path` (any file or folder, or a name), `file` (a file: a recipe, a merge config),
+    `files` (comma-separated files),
     `template` (a registered name or a file), `tasks` (eval tasks whose argument is a file), `stage-output`
     (anything inspect shows), `eval-output` (an eval folder)."""
 
@@ -148,6 +149,7 @@ PIPELINE_ORDER = (
             PathInput("data", "dataset"),
             PathInput("original_model", "model"),
             PathInput("pruned_model", "model"),
+            PathInput("embedder", "path"),
         ),
         check="sdd_data.select.stage:check_options",
     ),
@@ -233,7 +235,12 @@ PIPELINE_ORDER = (
             Need("vllm", "vllm", "speculative_engine", "vllm"),
             Need("vllm", "vllm", "engine", "vllm"),
         ),
-        inputs=(PathInput("models", "models"), PathInput("tasks", "tasks"), PathInput("speculative", "models")),
+        inputs=(
+            PathInput("models", "models"),
+            PathInput("tasks", "tasks"),
+            PathInput("speculative", "models"),
+            PathInput("speculative_prompts", "source"),
+        ),
         check="sdd_data.evaluate.stage:check_options",
     ),
     Stage(

@@ -162,3 +162,15 @@ def test_every_option_that_names_a_path_is_refused_when_it_is_missing(tiny_llama
             assert any(flag in problem and "does not exist" in problem for problem in problems), (stage.name, problems)
             checked += 1
     assert checked >= 20
+
+
+def test_a_steps_skip_key_covers_every_input_it_declares_eval_models_included(tiny_llama_path, tmp_path):
+    from sdd_data.pipeline import PipelineStep, input_digests
+    from sdd_data.pipeline_checks import input_paths
+
+    stage = STAGES.get("eval")
+    options = {"models": f"original={tiny_llama_path}", "tasks": f"mc:{ARC_EASY}", "output": str(tmp_path / "eval")}
+    config = build_config(stage.config_class(), options)
+    read = set(input_paths(stage, config))
+    assert read == {("models", Path(tiny_llama_path).resolve()), ("tasks", ARC_EASY.resolve())}
+    assert set(input_digests(PipelineStep(stage, options, config))) == {f"{option}={path}" for option, path in read}

@@ -157,22 +157,19 @@ def check_eval_output(output: Path) -> None:
         raise SddError(f"output {output} holds {kind}; choose a new folder (or one holding earlier eval results)")
 
 
-def check_options(config: EvalConfig) -> None:
-    """Refuse options that cannot run, before any model loads (`sdd-data run` calls it for every step)."""
-    if config.engine not in EVAL_ENGINES:
-        raise SddError(f"unknown engine {config.engine!r}; use {' or '.join(EVAL_ENGINES)}")
-    choose_baseline(parse_models(config.models), config.baseline)
-    parse_tasks(config.tasks)
-
-
-def evaluate(config: EvalConfig) -> dict:
-    """Score every model on every task, print the table, write results.json and results.png; return the report."""
+def check_options(config: EvalConfig) -> tuple[dict[str, str], str, list[EvalTask]]:
+    """The models, the baseline and the tasks, once the options are known to make a run; before any model
+    loads (`sdd-data run` calls it for every step)."""
     if config.engine not in EVAL_ENGINES:
         raise SddError(f"unknown engine {config.engine!r}; use {' or '.join(EVAL_ENGINES)}")
     check_eval_output(Path(config.output))
     models = parse_models(config.models)
-    baseline = choose_baseline(models, config.baseline)
-    tasks = parse_tasks(config.tasks)
+    return models, choose_baseline(models, config.baseline), parse_tasks(config.tasks)
+
+
+def evaluate(config: EvalConfig) -> dict:
+    """Score every model on every task, print the table, write results.json and results.png; return the report."""
+    models, baseline, tasks = check_options(config)
     drafts = [entry.strip() for entry in (config.speculative or "").split(",") if entry.strip()]
     settings = TaskSettings(
         limit=config.limit,

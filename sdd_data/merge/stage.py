@@ -14,7 +14,7 @@ from pathlib import Path
 from sdd_data.artifacts import MERGE_RECIPE_COPY
 from sdd_data.errors import SddError, require
 from sdd_data.merge.config import MergeConfig
-from sdd_data.merge.recipe import dtype_name, read_recipe
+from sdd_data.merge.recipe import SlerpRecipe, dtype_name, read_recipe
 from sdd_data.merge.schedule import ScheduledTensor
 from sdd_data.output_folder import check_output_free, staged_output
 
@@ -60,12 +60,12 @@ def print_schedule(schedule: list[ScheduledTensor]) -> None:
         print(f"{item.name:<{width}}  {layer:>5}  {item.t:.6g}")
 
 
-def check_options(config: MergeConfig) -> None:
-    """Refuse a recipe or options that cannot run, before any weight is read (`sdd-data run` calls it)."""
-    read_recipe(config.merge_config)
-    if config.dtype:
-        dtype_name(config.dtype)
-    parse_size(config.max_shard_size)
+def check_options(config: MergeConfig) -> tuple[SlerpRecipe, str | None, int]:
+    """The recipe, the output dtype and the shard size in bytes, once they are known to make a merge; before any
+    weight is read (`sdd-data run` calls it for every step)."""
+    recipe = read_recipe(config.merge_config)
+    dtype = dtype_name(config.dtype) if config.dtype else recipe.dtype
+    return recipe, dtype, parse_size(config.max_shard_size)
 
 
 def merge(config: MergeConfig, show_progress: bool = True) -> MergeResult:
@@ -74,9 +74,7 @@ def merge(config: MergeConfig, show_progress: bool = True) -> MergeResult:
     require("safetensors", "hf")
     from sdd_data.merge.checkpoints import plan_merge, write_merged_checkpoint
 
-    recipe = read_recipe(config.merge_config)
-    dtype = dtype_name(config.dtype) if config.dtype else recipe.dtype
-    max_shard_size = parse_size(config.max_shard_size)
+    recipe, dtype, max_shard_size = check_options(config)
     output = Path(config.output)
     if not config.print_schedule:
         check_output_free(output)

@@ -100,10 +100,9 @@ def _resolve(name: str, revision: str | None, role: str) -> tuple[str, str]:
 
 
 def _staging_paths(config: TrainConfig, recipe_values: dict) -> tuple[Path, Path]:
-    output_text = config.output or recipe_values.get("output_dir")
-    if not output_text:
-        raise SddError("give --output (or output_dir in the recipe): where the fine-tuned model goes")
-    output = Path(output_text)
+    """The output folder (named by check_options' rule: --output, else the recipe's output_dir) and the folder
+    of its checkpoints, each checked to be free or ours."""
+    output = Path(config.output or recipe_values["output_dir"])
     check_output_free(output)
     checkpoints = output.parent / f"{output.name}.checkpoints"
     for folder, mark in ((checkpoints, RUN_IDENTITY_FILE), (_staging_folder(output), STAGING_MARK)):

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from sdd_data.artifacts import STEP_RECORD
+from sdd_data.models.identity import update_with_file
 
 HASHED_BYTES = 256 << 20
 """Files up to this size are taken by their bytes; larger ones (model weights) by their size and modification time."""
@@ -26,6 +27,5 @@ def path_digest(path: Path) -> str:
             digest.update(str(stat.st_mtime_ns).encode())
             continue
         with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+            update_with_file(digest, handle)
     return digest.hexdigest()[:16]

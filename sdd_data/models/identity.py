@@ -36,7 +36,7 @@ def weights_digest(folder: str | Path) -> str:
             header = _tensor_header(file)
             if header is None:
                 file.seek(0)
-                _update_with_file(digest, file)
+                update_with_file(digest, file)
                 continue
             for name in sorted(header["tensors"]):
                 dtype, shape, (begin, end) = header["tensors"][name]
@@ -46,7 +46,8 @@ def weights_digest(folder: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _update_with_file(digest: hashlib._Hash, file: BinaryIO) -> None:
+def update_with_file(digest: hashlib._Hash, file: BinaryIO) -> None:
+    """Feed a file's remaining bytes to a digest, in 16 MiB blocks."""
     for block in iter(lambda: file.read(1 << 24), b""):
         digest.update(block)
 
@@ -64,5 +65,5 @@ def model_folder_digest(folder: str | Path) -> str:
             continue
         digest.update(f"{path.relative_to(folder).as_posix()}:{path.stat().st_size}\n".encode())
         with path.open("rb") as file:
-            _update_with_file(digest, file)
+            update_with_file(digest, file)
     return digest.hexdigest()[:16]

@@ -60,7 +60,9 @@ def _add_config_stage(stages, stage: Stage) -> None:
         parser.add_argument(
             POSITIONAL, nargs="?", metavar=stage.positional.upper(), help=f"the same as --{stage.positional}"
         )
-    add_config_arguments(parser, config_class)
+    add_config_arguments(
+        parser, config_class, {option: load_member(function)() for option, function in stage.option_help}
+    )
     parser.set_defaults(run=run)
 
 

@@ -17,6 +17,7 @@ import math
 import textwrap
 import types
 import typing
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,15 @@ def _parse_mapping(text: str) -> dict:
         raise argparse.ArgumentTypeError(f"{expected} ({' '.join(str(error).split())})") from None
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per leaf field of `cls`; every default is None so unset flags can be told apart."""
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type, more_help: Mapping[str, str] | None = None
+) -> None:
+    """Add one flag per leaf field of `cls`; every default is None so unset flags can be told apart.
+    `more_help` adds text after a field's own doc (what a registry holds now, say)."""
     for name, (_, kind, doc) in leaf_fields(cls).items():
         flag = "--" + name.replace("_", "-")
+        if more_help and name in more_help:
+            doc = f"{doc} {more_help[name]}"
         doc = doc.replace("%", "%%")  # argparse formats help strings with %
         base, _ = _unwrap_optional(kind)
         origin = typing.get_origin(base)

@@ -79,6 +79,9 @@ class Stage:
     """The options that name what the stage reads."""
     check: str | None = None
     """`module:function` that refuses options which cannot run, before anything loads (the stage calls it too)."""
+    option_help: tuple[tuple[str, str], ...] = ()
+    """(option, `module:function`) pairs: the function's text follows the option's own help, so `--help` lists
+    what a registry holds when it runs (the prune methods, say)."""
 
     def config_class(self) -> type:
         """The stage's config dataclass (a light import)."""
@@ -172,17 +175,17 @@ PIPELINE_ORDER = (
         "prune",
         "sdd_data.prune.config:PruneConfig",
         "sdd_data.prune.stage:prune",
-        help="cut decoder blocks (angular distance, block influence) or width (minitron, sdmprune) into a checkpoint",
+        help="cut decoder blocks or width (MLP neurons, KV heads, hidden channels) into a smaller checkpoint",
         description=(
-            "Depth: score every decoder block on calibration text and remove n of them: the n contiguous blocks of "
-            "smallest angular distance (angular, the default) or the n blocks of lowest block influence "
-            "(block-influence); --blocks removes given 0-based blocks without scoring. Width: cut MLP neurons, "
-            "KV heads or hidden channels to --ffn-size, --kv-heads, --hidden-size by activation importance "
-            "(minitron) or by the Taylor importance of the model's own completions (sdmprune)."
+            "Score the model on calibration text and cut it with a prune method (--method; the registered ones "
+            "are listed under it). Depth: remove n decoder blocks (--blocks-to-remove); --blocks removes given "
+            "0-based blocks without scoring. Width: cut MLP neurons, KV heads or hidden channels to --ffn-size, "
+            "--kv-heads, --hidden-size."
         ),
         needs=HF,
         inputs=(PathInput("model", "model"), PathInput("calibration_data", "source")),
         check="sdd_data.prune.stage:check_options",
+        option_help=(("method", "sdd_data.prune.methods:methods_help"),),
     ),
     Stage(
         "train",

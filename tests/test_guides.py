@@ -58,3 +58,23 @@ def test_the_eval_task_guide_adds_a_task_in_one_file(tmp_path, monkeypatch):
     task.prepare(TaskSettings())
     result = task.run(EvalModel("a", "unused"), TaskSettings())
     assert (task.label, result.score, result.rows) == ("lines:items", 1.0, 3)
+
+
+def test_the_prune_method_guide_adds_a_method_in_one_file(tiny_llama_path, tmp_path, monkeypatch, capsys):
+    from test_prune import build_model
+
+    from sdd_data.prune import PruneConfig, methods, prune, stage
+
+    registry = methods.Registry("prune method", dict(methods.PRUNE_METHODS.items()))
+    monkeypatch.setattr(methods, "PRUNE_METHODS", registry)
+    monkeypatch.setattr(stage, "PRUNE_METHODS", registry)
+    follow("add-a-prune-method.md", tmp_path, monkeypatch)
+    assert "`last-blocks` (depth): the last n decoder blocks" in methods.methods_help()
+    model = build_model(tmp_path / "six-blocks", tiny_llama_path)
+    config = PruneConfig(model=model, output=str(tmp_path / "pruned"), method="last-blocks", blocks_to_remove=2)
+    result = prune(config, show_progress=False)
+    assert result.removed_blocks == [4, 5]
+    assert "removing the last 2 blocks, of block influence" in capsys.readouterr().out
+    record = result.record
+    assert (record["method"], record["block_method"], record["num_blocks_after"]) == ("last-blocks", "last-blocks", 4)
+    assert len(record["scores"]["block_influence"]) == 6

@@ -1,6 +1,7 @@
 """The prune stage: score decoder blocks on calibration text, remove some and save a standard checkpoint.
 
-Modules: `config` (the options), `stage` (the run), `calibration` (hooks over calibration text),
+Modules: `config` (the options), `stage` (the run), `method` (what a prune method is), `methods` (the
+registered ones: `depth_methods`, `width_methods`), `calibration` (hooks over calibration text),
 `block_scores` (angular distance and block influence, pure maths) and `checkpoint` (block surgery and
 saving).
 """

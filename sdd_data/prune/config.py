@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEPTH_METHODS = ("angular", "block-influence")
-WIDTH_METHODS = ("minitron", "sdmprune")
-METHODS = DEPTH_METHODS + WIDTH_METHODS
-
 
 @dataclass
 class PruneConfig:
@@ -18,15 +14,13 @@ class PruneConfig:
     output: str = "runs/pruned"
     """Folder for the pruned checkpoint; it must not exist yet, or be empty."""
     blocks_to_remove: int | None = None
-    """How many decoder blocks to remove (n); required for `angular` and `block-influence` unless `blocks` is
-    given. With `minitron` or `sdmprune` the blocks are chosen by block influence, before the width is cut."""
+    """How many decoder blocks to remove (n); required for a depth method unless `blocks` is given. With a
+    width method they are chosen by the method's block method (block influence for the built-in ones), before
+    the width is cut."""
     method: str = "angular"
-    """What is cut and how it is chosen. Depth: `angular` (n contiguous blocks, smallest angular distance
-    between the inputs of block ℓ and block ℓ+n at the last token) or `block-influence` (the n blocks of lowest
-    1 − cos(input, output) over all tokens, not necessarily contiguous). Width: `minitron` (activation
-    importance of MLP neurons, attention heads and hidden channels; targets `ffn_size`, `kv_heads`,
-    `hidden_size`) or `sdmprune` (MLP neurons by the Taylor term of KL(original ‖ model) on the original's own
-    completions; target `ffn_size`)."""
+    """What is cut and how it is chosen: the name of a registered prune method (default `angular`). A depth
+    method removes whole decoder blocks; a width method cuts every block to a smaller width (`ffn_size`,
+    `kv_heads`, `hidden_size`)."""
     blocks: str | None = None
     """Explicit 0-based blocks to remove, as a comma list like 20,21,22,23; skips block scoring."""
     ffn_size: int | None = None

@@ -1,17 +1,14 @@
 """The prune stage: score the model on calibration text, cut blocks and/or width, and save the pruned model.
 
-Depth (maths in block_scores): `angular` removes the n contiguous blocks whose input and the input n
-blocks later are closest in angle at the last token (Gromov et al.); `block-influence` removes the n
-blocks that change their input least, over all tokens (ShortGPT). Explicit `blocks` skip block scoring.
-Width: `minitron` (activation importance of MLP neurons, KV groups and hidden channels) and `sdmprune`
-(MLP neurons by a self-distillation Taylor term); blocks, if any, are cut first (by block influence)
-and the width is scored on what remains. The output is a standard Hugging Face checkpoint with
+The method (`--method`, a registered `PruneMethod`) decides what is scored and cut. A depth method removes
+n decoder blocks chosen from block scores; explicit `blocks` skip block scoring. A width method cuts every
+remaining block to a smaller width; blocks, if any, are cut first (chosen by its block method) and the
+width is scored on what remains. The output is a standard Hugging Face checkpoint with
 `sdd_data_prune.json` inside it.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from dataclasses import dataclass
@@ -29,10 +26,11 @@ from sdd_data.prune.checkpoint import (
     check_supported,
     checkpoint_dtype,
     read_model_config,
-    remove_blocks,
     save_model_atomically,
 )
-from sdd_data.prune.config import DEPTH_METHODS, METHODS, WIDTH_METHODS, PruneConfig
+from sdd_data.prune.config import PruneConfig
+from sdd_data.prune.method import Calibration, PruneMethod
+from sdd_data.prune.methods import PRUNE_METHODS, method_names
 from sdd_data.prune.plan import PruningPlan, model_shape
 
 NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9][0-9.eE+-]*,?\s*)+)\]")
@@ -69,7 +67,7 @@ def parse_blocks(text: str) -> list[int]:
 
 def prune(config: PruneConfig, show_progress: bool = True) -> PruneResult:
     """Choose what to cut (by score, or blocks as given), print the scores, and save the pruned checkpoint."""
-    check_options(config)
+    method = check_options(config)
     output = Path(config.output)
     check_output_free(output)
     resolved = resolve_model(config.model)
@@ -85,16 +83,16 @@ def prune(config: PruneConfig, show_progress: bool = True) -> PruneResult:
 
         check_block_count(num_blocks, config.blocks_to_remove)
 
-    width = config.method in WIDTH_METHODS
+    width = method.kind == "width"
     if explicit is not None and not width:
         model = load_causal_lm(resolved.path, trust_remote_code=config.trust_remote_code)
         plan, scores, calibration, changed = PruningPlan(removed_blocks=explicit), None, None, False
     else:
-        model, plan, scores, calibration, changed = _score(config, resolved.path, num_blocks, explicit, show_progress)
+        model, plan, scores, calibration, changed = _score(method, config, resolved.path, explicit, show_progress)
     if changed or config.dtype not in ("auto", checkpoint_dtype(resolved.path)):  # save the checkpoint's weights
         del model
         model = load_causal_lm(resolved.path, trust_remote_code=config.trust_remote_code)
-    block_method = "explicit" if explicit is not None else (_block_method(config) if plan.removed_blocks else None)
+    block_method = "explicit" if explicit is not None else (method.block_method.name if plan.removed_blocks else None)
     if plan.removed_blocks:
         print(f"removing 0-based blocks {', '.join(map(str, plan.removed_blocks))} of {num_blocks}")
 
@@ -102,7 +100,7 @@ def prune(config: PruneConfig, show_progress: bool = True) -> PruneResult:
     plan.apply(model)
     record = {
         "sdd_data_version": __version__,
-        "method": config.method if width or scores is not None else "explicit",
+        "method": method.name if width or scores is not None else "explicit",
         "block_method": block_method,
         "removed_blocks": plan.removed_blocks,
         "num_blocks_before": num_blocks,
@@ -136,10 +134,12 @@ def record_text(record: dict) -> str:
     )
 
 
-def check_options(config: PruneConfig) -> None:
-    """Refuse options that cannot run, before any model loads (`sdd-data run` calls it for every step)."""
-    if config.method not in METHODS:
-        raise SddError(f"unknown method {config.method!r}; use one of {', '.join(METHODS)}")
+def check_options(config: PruneConfig) -> PruneMethod:
+    """Refuse options that cannot run, before any model loads (`sdd-data run` calls it for every step); the
+    method the options name."""
+    if config.method not in PRUNE_METHODS:
+        raise SddError(f"unknown method {config.method!r}; use one of {', '.join(PRUNE_METHODS)}")
+    method = PRUNE_METHODS.get(config.method)
     if config.dtype != "auto" and config.dtype not in DTYPES:
         raise SddError(f"unknown dtype {config.dtype!r}: use auto, {', '.join(DTYPES)}")
     if config.calibration_rows < 1:
@@ -149,22 +149,11 @@ def check_options(config: PruneConfig) -> None:
     for name in given:
         if isinstance(targets[name], bool) or not isinstance(targets[name], int) or targets[name] < 1:
             raise SddError(f"{name} must be a positive integer, got {targets[name]!r}")
-    if config.method in DEPTH_METHODS:
-        if given:
-            raise SddError(f"{', '.join(given)} cut width: use --method minitron or sdmprune, not {config.method}")
-        if config.blocks is None and config.blocks_to_remove is None:
-            raise SddError("say how many blocks to remove (--blocks-to-remove N) or which ones (--blocks 20,21,22,23)")
-    elif config.method == "minitron" and not given:
-        raise SddError("minitron needs a width target: --ffn-size, --kv-heads or --hidden-size")
-    elif config.method == "sdmprune":
-        if config.ffn_size is None:
-            raise SddError("sdmprune prunes MLP neurons: give the MLP size to keep with --ffn-size")
-        if config.kv_heads is not None or config.hidden_size is not None:
-            raise SddError("sdmprune prunes only MLP neurons: drop --kv-heads / --hidden-size (minitron prunes those)")
-        if not 0 < config.sdmprune_warmup < 1:
-            raise SddError(f"sdmprune_warmup must be between 0 and 1 (exclusive), got {config.sdmprune_warmup}")
-        if config.completion_tokens < 1:
-            raise SddError(f"completion_tokens must be at least 1, got {config.completion_tokens}")
+    if given and method.kind == "depth":
+        width_methods = " or ".join(method_names("width"))
+        raise SddError(f"{', '.join(given)} cut width: use --method {width_methods}, not {method.name}")
+    method.check_options(config)
+    return method
 
 
 def _check_targets(config: PruneConfig, model_config: dict) -> None:
@@ -203,18 +192,11 @@ def _check_targets(config: PruneConfig, model_config: dict) -> None:
         )
 
 
-def _block_method(config: PruneConfig) -> str:
-    """How blocks are scored: the method itself for depth methods, block influence alongside a width method."""
-    return config.method if config.method in DEPTH_METHODS else "block-influence"
-
-
-def _score(config: PruneConfig, model_path: str, num_blocks: int, explicit: list[int] | None, show_progress: bool):
+def _score(method: PruneMethod, config: PruneConfig, model_path: str, explicit: list[int] | None, show_progress: bool):
     """Load calibration rows and the model; choose blocks and width. (model, plan, scores, calibration, changed):
     `changed` says the returned model is no longer the source (blocks were cut from it to score the width)."""
     from sdd_data.data.sources import SourceSpec, load_rows
-    from sdd_data.prune.calibration import calibration_batches, calibration_texts, score_blocks
-    from sdd_data.prune.minitron import WidthTargets, minitron_width
-    from sdd_data.prune.sdmprune import SdmpruneSettings, sdmprune_neurons
+    from sdd_data.prune.calibration import calibration_batches, calibration_texts
 
     source = load_rows(SourceSpec(data=config.calibration_data, limit=config.calibration_rows))
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
@@ -227,33 +209,18 @@ def _score(config: PruneConfig, model_path: str, num_blocks: int, explicit: list
         print(f"calibrating on {len(texts)} rows: {source.name} has no more usable rows")
     scores: dict = {}
     removed = explicit or []
+    calibration = Calibration(source.rows, tokenizer, batches)
     if explicit is None and config.blocks_to_remove:
-        block_scores = score_blocks(model, batches, config.blocks_to_remove, show_progress)
-        removed = _choose(_block_method(config), block_scores, config.blocks_to_remove)
-        _print_scores(_block_method(config), block_scores, removed)
+        chooser = method.block_method
+        block_scores = chooser.score(model, calibration, config.blocks_to_remove, show_progress)
+        removed = chooser.choose(block_scores, config.blocks_to_remove)
+        chooser.print_scores(block_scores, removed)
         scores["angular_distance"] = {"n": len(removed), "by_start_block": block_scores.angular_distance}
         scores["block_influence"] = block_scores.block_influence
-    changed = config.method == "minitron" and bool(removed)  # minitron scores the width on the cut model itself
-    if config.method == "minitron":
-        if removed:
-            remove_blocks(model, removed)
-        targets = WidthTargets(config.ffn_size, config.kv_heads, config.hidden_size)
-        kept, width_scores = minitron_width(model, batches, targets, show_progress)
-    elif config.method == "sdmprune":
-        settings = SdmpruneSettings(
-            config.ffn_size, config.completion_tokens, config.sdmprune_warmup, config.max_length, config.batch_size
-        )
-        student = copy.deepcopy(model)
-        if removed:
-            remove_blocks(student, removed)
-        neurons, width_scores = sdmprune_neurons(model, student, tokenizer, source.rows, settings, show_progress)
-        del student
-        kept = {"neurons": neurons}
-    else:
-        kept, width_scores = {}, {}
-    plan = PruningPlan(removed_blocks=removed, **kept)
-    scores.update(width_scores)
-    calibration = {
+    width = method.cut_width(model, removed, calibration, config, show_progress)
+    plan = PruningPlan(removed_blocks=removed, **width.kept)
+    scores.update(width.scores)
+    calibration_record = {
         "source": source.name,
         "fingerprint": source.fingerprint,
         "rows": len(texts),
@@ -261,32 +228,4 @@ def _score(config: PruneConfig, model_path: str, num_blocks: int, explicit: list
         "max_length": config.max_length,
         "format": "chat_template" if getattr(tokenizer, "chat_template", None) else "plain_text",
     }
-    return model, plan, scores or None, calibration, changed
-
-
-def _choose(method: str, scores, n: int) -> list[int]:
-    from sdd_data.prune.block_scores import choose_contiguous, choose_lowest
-
-    if method == "angular":
-        return choose_contiguous(scores.angular_distance, n)
-    return choose_lowest(scores.block_influence, n)
-
-
-def _print_scores(method: str, scores, removed: list[int]) -> None:
-    """The score table of the block method, marking what is removed."""
-    n = len(removed)
-    if method == "angular":
-        print(
-            f"angular distance d(l, n={n}) between the inputs of block l and block l+{n} at the last token "
-            f"(mean of {scores.rows} rows; 0 = same direction)"
-        )
-        print("start  blocks   distance")
-        for start, distance in enumerate(scores.angular_distance):
-            mark = "  <- removed" if start == removed[0] else ""
-            print(f"{start:>5}  {f'{start}-{start + n - 1}':<7}  {distance:.4f}{mark}")
-        return
-    print(f"block influence 1 - mean cos(input, output) over {scores.tokens} tokens of {scores.rows} rows")
-    print("block  influence")
-    for block, influence in enumerate(scores.block_influence):
-        mark = "  <- removed" if block in removed else ""
-        print(f"{block:>5}  {influence:.4f}{mark}")
+    return model, plan, scores or None, calibration_record, width.model_changed

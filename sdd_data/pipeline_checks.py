@@ -68,16 +68,14 @@ def _names(role: str, value: str) -> Iterator[str]:
         yield value
 
 
-def _kind_problem(role: str, name: str, kind: str | None, where: str) -> str | None:
-    """Why an input of `role` cannot be `name`, of `kind` (a stage output kind, `file`, `folder`)."""
+def _kind_problem(entry: PathInput, name: str, kind: str | None, where: str) -> str | None:
+    """Why the input `entry` cannot be `name`, of `kind` (a stage output kind, `file`, `folder`)."""
+    role = entry.role
     if role in ("model", "models"):
         return None if kind == artifacts.MODEL else f"{name} {where} is not a model checkpoint (no config.json)"
     if role == "stage-output":
-        return (
-            None
-            if kind in (*artifacts.DATASET_KINDS, artifacts.EVAL_RESULTS_KIND)
-            else f"{name} {where} is not a stage output"
-        )
+        taken = load_member(entry.kinds) if entry.kinds else ()
+        return None if kind in taken else f"{name} {where} is not a stage output"
     if role == "dataset":
         return None if kind in (*artifacts.DATASET_KINDS, "file", "folder") else f"{name} {where} holds no rows"
     if role == "eval-output":
@@ -125,9 +123,9 @@ def input_problems(inputs: tuple[PathInput, ...], config: Any, produced: dict[Pa
         path = _resolved(name)
         if path in produced:
             made = produced[path]
-            problem = _kind_problem(entry.role, name, made.kind, f"(written by step {made.step}, {made.stage})")
+            problem = _kind_problem(entry, name, made.kind, f"(written by step {made.step}, {made.stage})")
         elif path.exists():
-            problem = _kind_problem(entry.role, name, _existing_kind(path), "")
+            problem = _kind_problem(entry, name, _existing_kind(path), "")
         elif entry.role in ("file", "files", "tasks") or looks_like_path(name, DATA_SUFFIXES):
             problem = f"{name} does not exist, and no earlier step writes it"
         else:

@@ -53,10 +53,13 @@ class PathInput:
     (`name=model,...`), `path` (any file or folder, or a name), `file` (a file: a recipe, a merge config),
     `files` (comma-separated files),
     `template` (a registered name or a file), `tasks` (eval tasks whose argument is a file), `stage-output`
-    (anything inspect shows), `eval-output` (an eval folder)."""
+    (a stage output of one of the kinds `kinds` names), `eval-output` (an eval folder)."""
 
     option: str
     role: str
+    kinds: str | None = None
+    """For `stage-output`: `module:attribute` of the output kinds the stage takes (anything `in` works), so they
+    are the stage's own (inspect: the kinds it has a view for)."""
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ PIPELINE_ORDER = (
         ),
         output_option=None,
         positional="path",
-        inputs=(PathInput("path", "stage-output"),),
+        inputs=(PathInput("path", "stage-output", kinds="sdd_data.inspect.stage:VIEWS"),),
     ),
 )
 

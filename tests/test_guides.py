@@ -3,6 +3,7 @@ registered as the guide shows, and the stage uses it."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -78,3 +79,29 @@ def test_the_prune_method_guide_adds_a_method_in_one_file(tiny_llama_path, tmp_p
     record = result.record
     assert (record["method"], record["block_method"], record["num_blocks_after"]) == ("last-blocks", "last-blocks", 4)
     assert len(record["scores"]["block_influence"]) == 6
+
+
+def test_the_inspect_view_guide_adds_a_view_in_one_file(tmp_path, monkeypatch):
+    from sdd_data.config import build_config
+    from sdd_data.errors import SddError
+    from sdd_data.inspect import InspectConfig, inspect_output, stage
+    from sdd_data.pipeline_checks import precheck
+    from sdd_data.stages import STAGES
+
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    shape = {"model_type": "llama", "num_hidden_layers": 6, "hidden_size": 128, "num_key_value_heads": 2}
+    (checkpoint / "config.json").write_text(json.dumps(shape))
+    inspect_stage = STAGES.get("inspect")
+    inspect_step = (inspect_stage, build_config(inspect_stage.config_class(), {"path": str(checkpoint)}))
+    assert "is not a stage output" in " ".join(precheck([inspect_step]))
+
+    monkeypatch.setattr(stage, "VIEWS", stage.Registry("inspect view", dict(stage.VIEWS.items())))
+    follow("add-an-inspect-view.md", tmp_path, monkeypatch)
+    assert precheck([inspect_step]) == []
+    result = inspect_output(InspectConfig(path=str(checkpoint)), show_progress=False)
+    page = result.path.read_text()
+    assert result.view.kind == "checkpoint" and "<title>Checkpoint: checkpoint</title>" in page
+    assert 'data-stat="num_hidden_layers" data-value="6"' in page and "intermediate size" in page
+    with pytest.raises(SddError, match="an eval folder or a model checkpoint"):
+        inspect_output(InspectConfig(path=str(tmp_path / "nothing")))

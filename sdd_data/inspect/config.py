@@ -10,8 +10,8 @@ class InspectConfig:
     """What to look at and where the page goes; every field is also a CLI flag and a YAML key."""
 
     path: str
-    """A stage output to look at: a distill run, a select output, a published folder or an eval folder
-    (also given as the command's first argument)."""
+    """A stage output to look at, of a kind inspect has a view for: a distill run, a select output, a published
+    folder or an eval folder (also given as the command's first argument)."""
     output: str | None = None
     """The HTML file to write; default: report.html inside the folder looked at."""
     data_config: str | None = None

@@ -13,7 +13,7 @@ from sdd_data.data.conversations import transcript
 from sdd_data.data.stage_data import read_stage_dataset
 from sdd_data.errors import SddError
 from sdd_data.inspect import charts
-from sdd_data.inspect.html_parts import View, ViewOptions, cell, code, facts, section, table
+from sdd_data.inspect.html_parts import InspectView, View, ViewOptions, cell, code, facts, section, table
 from sdd_data.inspect.rows import categorical, cut_texts, word_count
 
 TEXT_COLUMNS = (
@@ -265,3 +265,7 @@ def distill_view(output: artifacts.StageOutput, options: ViewOptions) -> View:
         _charts(columns, source_words, teacher_words),
         rows,
     )
+
+
+DISTILL_RUN_VIEW = InspectView("a distill run", f"{artifacts.STATS_FILE} or rows", distill_view)
+PUBLISHED_VIEW = InspectView("a published folder", f"{artifacts.PROVENANCE_FILE} or rows", distill_view)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sdd_data import artifacts
 from sdd_data.data.stage_data import read_json_object
 from sdd_data.inspect import charts
-from sdd_data.inspect.html_parts import View, ViewOptions, cell, facts, section, table
+from sdd_data.inspect.html_parts import InspectView, View, ViewOptions, cell, facts, section, table
 
 
 def _percent(value: float | None) -> float | None:
@@ -132,3 +132,6 @@ def _described(model: object) -> str:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+EVAL_VIEW = InspectView("an eval folder", artifacts.EVAL_RESULTS, eval_view)

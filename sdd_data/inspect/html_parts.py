@@ -1,11 +1,14 @@
-"""What a view is (summary HTML, charts, rows for the list) and the small HTML helpers the views share."""
+"""What a view is (summary HTML, charts, rows for the list), what an inspect view registers, and the small
+HTML helpers the views share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
+
+from sdd_data.artifacts import StageOutput
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,18 @@ class View:
     """The list's data: `n`, `columns` (name -> values or categorical), `list` (what the list shows), `filters`,
     `search` and `detail` (which detail panel), `text_limit`, `texts_cut`, `full_rows` (where the whole rows are)."""
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InspectView:
+    """How inspect shows one kind of stage output; registered in `VIEWS` under that kind."""
+
+    shows: str
+    """What it shows, in words (`a distill run`), for the refusal that lists what inspect takes."""
+    records: str
+    """What its page is read from, named when they are damaged (`stats.json or rows`)."""
+    build: Callable[[StageOutput, ViewOptions], View]
+    """The page's view of the output, given the options every view is given."""
 
 
 def number(value: Any) -> str:

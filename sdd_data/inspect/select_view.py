@@ -9,7 +9,7 @@ from sdd_data import artifacts
 from sdd_data.data.stage_data import read_json_object, read_stage_dataset
 from sdd_data.errors import SddError
 from sdd_data.inspect import charts
-from sdd_data.inspect.html_parts import View, ViewOptions, cell, facts, section, table
+from sdd_data.inspect.html_parts import InspectView, View, ViewOptions, cell, facts, section, table
 from sdd_data.inspect.rows import categorical, cut_texts
 
 CLUSTER_COLUMNS = ("cluster", "size", "mean_degradation", "budget", "selected", "near_duplicates", "concept_conflicts")
@@ -183,3 +183,6 @@ def select_view(output: artifacts.StageOutput, options: ViewOptions) -> View:
     method = report.get("method", "?")
     title = f"Select: {numbers.get('selected', '?')} of {numbers.get('rows', len(ids))} rows ({method})"
     return View("select", title, numbers, "".join(summary), chart_list, rows)
+
+
+SELECT_VIEW = InspectView("a select output", f"{artifacts.SELECT_REPORT} or rows", select_view)

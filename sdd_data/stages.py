@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdd_data.engines import ENGINES, engine_traits
 from sdd_data.registry import Registry, load_member
 
 
@@ -73,7 +74,10 @@ class Stage:
     """`module:function` that runs the stage."""
     help: str
     description: str
-    needs: tuple[Need, ...] = ()
+    packages: tuple[Need, ...] = ()
+    """The optional packages the stage itself imports."""
+    engine_choices: tuple[str, ...] = ()
+    """Options that choose an engine: the packages that engine declares are needed when it is chosen."""
     output_option: str | None = "output"
     """The option naming the stage's output folder (None when the output is not a local folder)."""
     positional: str | None = None
@@ -101,9 +105,23 @@ class Stage:
             return None  # a Hub push or a dry run leaves no output of its own behind
         return Path(value)
 
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        """Every optional package a run of the stage may need: its own, and those of each engine it can be given."""
+        return self.packages + tuple(
+            Need(package.module, package.extra, option, name)
+            for option in self.engine_choices
+            for name in ENGINES
+            for package in engine_traits(name).packages
+        )
+
     def missing(self, config: Any) -> list[Need]:
-        """The packages this run of the stage needs that are not installed."""
-        return [need for need in self.needs if need.applies(config) and importlib.util.find_spec(need.module) is None]
+        """The packages this run of the stage needs that are not installed, each once."""
+        missing: dict[str, Need] = {}
+        for need in self.needs:
+            if need.module not in missing and need.applies(config) and importlib.util.find_spec(need.module) is None:
+                missing[need.module] = need
+        return list(missing.values())
 
 
 def missing_message(stage: Stage, missing: list[Need]) -> str:
@@ -120,11 +138,8 @@ PIPELINE_ORDER = (
         "sdd_data.distill.stage:distill",
         help="the teacher rewrites every response; the consistency filter keeps or rejects each rewrite",
         description="Distill an instruction dataset with a teacher.",
-        needs=(
-            Need("torch", "hf", "engine", "transformers"),
-            Need("transformers", "hf"),
-            Need("vllm", "vllm", "engine", "vllm"),
-        ),
+        packages=(Need("transformers", "hf"),),
+        engine_choices=("engine",),
         inputs=(
             PathInput("data", "source"),
             PathInput("teacher", "model"),
@@ -143,14 +158,14 @@ PIPELINE_ORDER = (
             "pruned model's next-token distributions drift from the original's (JSD), cluster, share the budget "
             "by cluster degradation, rank by IES and skip rows whose concepts conflict."
         ),
-        needs=(
+        packages=(
             *HF,
             Need("sentence_transformers", "select"),
             Need("sklearn", "select"),
             Need("scipy", "select"),
             Need("matplotlib", "select"),
-            Need("vllm", "vllm", "scorer_engine", "vllm"),
         ),
+        engine_choices=("scorer_engine",),
         inputs=(
             PathInput("data", "dataset"),
             PathInput("original_model", "model"),
@@ -185,7 +200,7 @@ PIPELINE_ORDER = (
             "0-based blocks without scoring. Width: cut MLP neurons, KV heads or hidden channels to --ffn-size, "
             "--kv-heads, --hidden-size."
         ),
-        needs=HF,
+        packages=HF,
         inputs=(PathInput("model", "model"), PathInput("calibration_data", "source")),
         check="sdd_data.prune.stage:check_options",
         option_help=(("method", "sdd_data.prune.methods:methods_help"),),
@@ -200,7 +215,7 @@ PIPELINE_ORDER = (
             "`trl sft --config` reads); the loss covers the assistant answers only, and the model is saved as "
             "safetensors with its tokenizer and a model card (README.md)."
         ),
-        needs=(*HF, Need("trl", "train"), Need("peft", "train")),
+        packages=(*HF, Need("trl", "train"), Need("peft", "train")),
         inputs=(
             PathInput("recipe", "file"),
             PathInput("data", "dataset"),
@@ -218,7 +233,7 @@ PIPELINE_ORDER = (
             "Merge two models with SLERP, tensor by tensor, as described by a mergekit-style YAML recipe "
             "(--merge-config)."
         ),
-        needs=(Need("torch", "hf"), Need("safetensors", "hf")),
+        packages=(Need("torch", "hf"), Need("safetensors", "hf")),
         inputs=(PathInput("merge_config", "file"),),
         check="sdd_data.merge.stage:check_options",
     ),
@@ -232,15 +247,14 @@ PIPELINE_ORDER = (
             "table with retention against the original, write results.json and results.png, and measure "
             "speculative-decoding acceptance of drafts for the original."
         ),
-        needs=(
+        packages=(
             *HF,
             Need("matplotlib", "eval"),
             Need("lm_eval", "eval", "tasks", "lm-eval"),
             Need("lm_eval", "eval", "tasks", "leaderboard-v1"),
             Need("lm_eval", "eval", "tasks", "lm-eval-mc"),
-            Need("vllm", "vllm", "speculative_engine", "vllm"),
-            Need("vllm", "vllm", "engine", "vllm"),
         ),
+        engine_choices=("speculative_engine", "engine"),
         inputs=(
             PathInput("models", "models"),
             PathInput("tasks", "tasks"),

@@ -36,6 +36,48 @@ def test_engines_are_found_by_name():
     assert ENGINES.get("transformers") is TransformersEngine
 
 
+def test_each_engine_declares_what_it_reads_needs_and_can_do():
+    from sdd_data.engines import Capability, EngineTraits, engine_traits
+
+    transformers, vllm = engine_traits("transformers"), engine_traits("vllm")
+    assert transformers.capabilities == {Capability.CAUSAL_LM}
+    assert vllm.can(Capability.STREAM) and vllm.can(Capability.PROMPT_LOGPROBS)  # by their methods
+    assert vllm.can(Capability.DATA_PARALLEL) and not transformers.can(Capability.DATA_PARALLEL)
+    assert "batch_size" in transformers.options and "batch_size" not in vllm.options
+    assert {package.module for package in vllm.packages} == {"vllm", "transformers"}
+
+    class GenerateOnly:
+        def generate(self, prompts, seeds, decoding, progress=None): ...
+
+    class Streaming(GenerateOnly):
+        def generate_stream(self, requests, decoding): ...
+
+    assert EngineTraits.of(GenerateOnly) == EngineTraits(frozenset(), (), frozenset())
+    assert EngineTraits.of(Streaming).capabilities == {Capability.STREAM}
+
+
+def test_an_engine_table_chooses_by_capability_and_says_who_can(monkeypatch):
+    from sdd_data.engines import ENGINES, Capability, EngineTable
+    from sdd_data.errors import SddError
+
+    class Streaming:
+        name = "streamer"
+
+        def generate_stream(self, requests, decoding): ...
+
+    monkeypatch.setattr(ENGINES, "_members", dict(ENGINES._members))  # the registration ends with the test
+    ENGINES.add("streamer", Streaming)
+    table = EngineTable("streaming engine", "stream", {Capability.STREAM: 1, Capability.CAUSAL_LM: 2})
+    assert table.get("streamer") == 1 and table.get("vllm") == 1 and table.get("transformers") == 2
+    assert {"streamer", "vllm", "transformers"} <= set(table)
+    narrow = EngineTable("scoring engine", "score log-likelihoods", {Capability.PROMPT_LOGPROBS: 3})
+    assert "streamer" not in narrow and "vllm" in narrow
+    with pytest.raises(SddError, match="engine 'streamer' cannot score log-likelihoods; known scoring engines: vllm"):
+        narrow.get("streamer")
+    with pytest.raises(SddError, match="unknown scoring engine 'sglang'; known scoring engines: vllm"):
+        narrow.get("sglang")
+
+
 @pytest.fixture(scope="module")
 def tiny_engine(tiny_llama_path):
     engine = load_engine("transformers", tiny_llama_path, EngineConfig(batch_size=3))

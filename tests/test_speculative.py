@@ -117,6 +117,24 @@ def test_bad_draft_settings(tiny_llama_path, target):
         measure_acceptance(tiny_llama_path, tiny_llama_path, [], 2, 4)
 
 
+def test_each_speculative_engine_measures_drafts_the_way_it_can(tiny_llama_path, monkeypatch):
+    from sdd_data.evaluate import drafts
+    from sdd_data.evaluate.config import EvalConfig
+
+    native = AcceptanceCounts(proposed=6, accepted=3, steps=2, generated=9)
+    monkeypatch.setattr(drafts, "measure_acceptance_vllm", lambda *arguments: native)
+    config = EvalConfig(models="m", tasks="gsm8k", dtype="float32", device="cpu", speculative_limit=2)
+    config.speculative_max_new_tokens = 4
+    exact = drafts.measure_drafts(config, tiny_llama_path, "original", {"itself": tiny_llama_path})["itself"]
+    assert (exact["engine"], exact["prompts"], exact["acceptance_rate"]) == ("transformers", 2, 1.0)
+    config.speculative_engine = "vllm"
+    measured = drafts.measure_drafts(config, tiny_llama_path, "original", {"itself": tiny_llama_path})["itself"]
+    assert measured == {"target": "original", "draft_tokens": 5, "engine": "vllm", "prompts": 2, **native.summary()}
+    config.speculative_engine = "sglang"
+    with pytest.raises(SddError, match="unknown speculative_engine 'sglang'; use transformers or vllm"):
+        drafts.measure_drafts(config, tiny_llama_path, "original", {"itself": tiny_llama_path})
+
+
 VLLM_SCRIPT = """
 import json, sys
 from sdd_data.evaluate.speculative import measure_acceptance_vllm

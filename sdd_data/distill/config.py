@@ -78,9 +78,9 @@ class DistillConfig:
         under other values of them resumes (or is skipped): where it runs and on how many replicas, and the
         engine options the chosen engine does not read. With greedy decoding the transformers engine's
         batch_size is one of them too: a row's greedy tokens do not depend on its batch mates (tested)."""
-        from sdd_data.engines import ENGINE_OPTIONS
+        from sdd_data.engines import ENGINES, engine_traits
 
-        used = ENGINE_OPTIONS.get(self.engine, frozenset())
+        used = engine_traits(self.engine).options if self.engine in ENGINES else frozenset()
         unused = {item.name for item in fields(EngineConfig) if item.name not in used}
         execution = {"executor", *(item.name for item in fields(RayOptions))}
         if self.decoding.greedy:

@@ -28,6 +28,7 @@ from sdd_data.distill.run_dir import RunDir
 from sdd_data.distill.shards import ENGINE_ERROR, distill_shards, failed_shard_table
 from sdd_data.distill.templates import Template
 from sdd_data.distill.turns import count_units
+from sdd_data.engines import Capability, engine_traits
 from sdd_data.errors import SddError, first_line, one_line, require
 
 
@@ -101,8 +102,8 @@ def _run(
 
 
 def _wants_gpus(ray, config: DistillConfig) -> bool:
-    """A vllm replica asks for GPUs when the cluster has any; a transformers one runs on its CPUs."""
-    return config.engine == "vllm" and ray.cluster_resources().get("GPU", 0) > 0
+    """A replica of an engine with GPU replicas asks for GPUs when the cluster has any; others run on CPUs."""
+    return engine_traits(config.engine).can(Capability.GPU_REPLICAS) and ray.cluster_resources().get("GPU", 0) > 0
 
 
 def _ray_cause(error: BaseException) -> str:

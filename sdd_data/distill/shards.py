@@ -24,7 +24,7 @@ from sdd_data.distill.prompt_length import PROMPT_TRUNCATED, FittedPrompt, fit_p
 from sdd_data.distill.reasoning import opens_thinking, split_reasoning, stored_response
 from sdd_data.distill.templates import Template
 from sdd_data.distill.turns import TurnUnit, count_units, plan_units, row_record
-from sdd_data.engines.base import Engine, Generation
+from sdd_data.engines.base import Capability, Engine, EngineTraits, Generation
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 TOOL_MESSAGE = pa.struct([(key, pa.string()) for key in MESSAGE_KEYS])
@@ -218,7 +218,7 @@ def distill_shards(
     Progress counts units (teacher requests). Shards come back in the order they finish, which for a
     streaming engine need not be the order given.
     """
-    if hasattr(engine, "generate_stream") and config.turn_context == "original":
+    if EngineTraits.of(type(engine)).can(Capability.STREAM) and config.turn_context == "original":
         yield from _streamed(shards, engine, template, config, progress)
         return
     for index, rows in shards:

@@ -30,7 +30,7 @@ from sdd_data.distill.shards import DISTILLED_SCHEMA, MESSAGE, OPTIONAL_COLUMNS
 from sdd_data.distill.stats import distill_stats, print_summary
 from sdd_data.distill.templates import AUTO, get_template
 from sdd_data.distill.turns import TURN_CONTEXTS
-from sdd_data.engines import ENGINES
+from sdd_data.engines import ENGINES, Capability, engine_traits, engines_that_can
 from sdd_data.errors import SddError
 from sdd_data.models.resolve import resolve_model
 from sdd_data.output_folder import check_output_place, write_atomically, write_json
@@ -67,9 +67,10 @@ def check_options(config: DistillConfig) -> None:
     replicas = config.engine_options.data_parallel_size
     if replicas < 1:
         raise SddError(f"data_parallel_size must be at least 1, got {replicas}")
-    if replicas > 1 and (config.engine != "vllm" or config.executor != "local"):
+    if replicas > 1 and (not engine_traits(config.engine).can(Capability.DATA_PARALLEL) or config.executor != "local"):
+        engines = " or ".join(engines_that_can(Capability.DATA_PARALLEL))
         raise SddError(
-            f"--data-parallel-size {replicas} runs vllm replicas on this machine; with --engine {config.engine}"
+            f"--data-parallel-size {replicas} runs {engines} replicas on this machine; with --engine {config.engine}"
             f" or on Ray use --executor ray --replicas {replicas}"
         )
     if not is_url(config.output):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from sdd_data.errors import SddError
@@ -71,6 +72,72 @@ class EngineConfig:
     """Run model code from the checkpoint. Off unless you trust the model's authors."""
     extra: dict = field(default_factory=dict)
     """Extra keyword arguments passed as they are to the engine constructor."""
+
+
+class Capability(Enum):
+    """What an engine can do beyond `generate`. The stages ask for these, never for an engine's name."""
+
+    STREAM = "stream"
+    """`generate_stream(requests, decoding)`: distill feeds it the rows of every shard as one continuous stream."""
+    PROMPT_LOGPROBS = "prompt-logprobs"
+    """`prompt_logprobs(token_ids, progress)`: eval scores log-likelihoods (mc, nll) through it."""
+    CAUSAL_LM = "causal-lm"
+    """It generates with a transformers causal LM, held as `model`: eval scores log-likelihoods exactly on it and
+    verifies drafts exactly with the same loader; select computes exact full-vocabulary JSD the same way."""
+    TOP_LOGPROBS = "top-logprobs"
+    """It runs vLLM, whose top-k log-probabilities of every prompt position select's approximate JSD reads."""
+    DRAFT_MODEL = "draft-model"
+    """It runs vLLM, which decodes speculatively with a draft model and counts the accepted tokens: eval measures
+    drafts that way."""
+    DATA_PARALLEL = "data-parallel"
+    """`data_parallel_size` above 1 runs that many replicas on this machine, one process each (distill)."""
+    GPU_REPLICAS = "gpu-replicas"
+    """On a Ray cluster with GPUs, each of its replicas asks for `tensor_parallel_size` of them (distill)."""
+
+
+METHOD_CAPABILITIES = {Capability.STREAM: "generate_stream", Capability.PROMPT_LOGPROBS: "prompt_logprobs"}
+"""Capabilities an engine has by defining the method; it declares the others in `capabilities`."""
+
+
+@dataclass(frozen=True)
+class Package:
+    """An optional package an engine imports, and the sdd-data extra that installs it."""
+
+    module: str
+    extra: str
+
+
+@dataclass(frozen=True)
+class EngineTraits:
+    """What an engine class declares as class attributes, beside its `name`.
+
+    `options`: the `EngineConfig` fields it reads (the others are no part of what a run with it makes);
+    `packages`: the optional packages it imports; `capabilities`: what it can do beyond `generate`.
+    """
+
+    options: frozenset[str]
+    packages: tuple[Package, ...]
+    capabilities: frozenset[Capability]
+
+    @classmethod
+    def of(cls, engine_class: object) -> EngineTraits:
+        """The traits `engine_class` declares; one that declares none reads no option, needs no package and can
+        do what its methods give (`METHOD_CAPABILITIES`)."""
+        declared = frozenset(getattr(engine_class, "capabilities", ()))
+        methods = {
+            capability
+            for capability, method in METHOD_CAPABILITIES.items()
+            if callable(getattr(engine_class, method, None))
+        }
+        return cls(
+            options=frozenset(getattr(engine_class, "options", ())),
+            packages=tuple(getattr(engine_class, "packages", ())),
+            capabilities=declared | methods,
+        )
+
+    def can(self, capability: Capability) -> bool:
+        """Whether the engine has `capability`."""
+        return capability in self.capabilities
 
 
 ProgressCallback = Callable[[int], None]

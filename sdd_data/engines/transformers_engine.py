@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from sdd_data.engines.base import (
+    Capability,
     DecodingConfig,
     EngineConfig,
     Generation,
+    Package,
     ProgressCallback,
     end_token_ids,
     model_context_length,
@@ -28,6 +30,9 @@ class TransformersEngine:
     """
 
     name = "transformers"
+    options = frozenset({"dtype", "device", "batch_size", "max_model_len", "trust_remote_code", "extra"})
+    packages = (Package("torch", "hf"), Package("transformers", "hf"))
+    capabilities = frozenset({Capability.CAUSAL_LM})
 
     def __init__(self, model_path: str, config: EngineConfig):
         self._torch = require("torch", "hf")

@@ -17,9 +17,11 @@ import os
 from collections.abc import Hashable, Iterable, Iterator
 
 from sdd_data.engines.base import (
+    Capability,
     DecodingConfig,
     EngineConfig,
     Generation,
+    Package,
     ProgressCallback,
     StreamRequest,
     end_token_ids,
@@ -42,6 +44,14 @@ class VllmEngine:
     (no added special tokens), so both engines see identical token ids."""
 
     name = "vllm"
+    options = frozenset(
+        {"dtype", "tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "trust_remote_code", "extra"}
+    )
+    """data_parallel_size is the executor's, not the engine's: each replica is one engine."""
+    packages = (Package("vllm", "vllm"), Package("transformers", "hf"))
+    capabilities = frozenset(
+        {Capability.TOP_LOGPROBS, Capability.DRAFT_MODEL, Capability.DATA_PARALLEL, Capability.GPU_REPLICAS}
+    )
 
     def __init__(self, model_path: str, config: EngineConfig):
         vllm = require("vllm", "vllm")

@@ -2,8 +2,9 @@
 
 Modules: `config` (the options), `stage` (the run), `task_base` and `tasks` (what a task is, and the
 tasks by name), `gsm8k`, `multiple_choice`, `mc_scoring` and `nll` (the built-in tasks), `loglikelihood` and
-`vllm_loglikelihood` (continuation scoring on the transformers and vllm engines), `lm_eval_tasks`
-(lm-evaluation-harness), `report` (retention, table, JSON and chart) and `speculative` (acceptance).
+`vllm_loglikelihood` (continuation scoring through an engine's causal LM or its prompt log-probabilities),
+`lm_eval_tasks` (lm-evaluation-harness), `report` (retention, table, JSON and chart), `speculative` (acceptance)
+and `drafts` (measuring each draft with the chosen engine).
 """
 
 from sdd_data.evaluate.config import EvalConfig

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdd_data.evaluate.loglikelihood import SCORING_ENGINES
 from sdd_data.evaluate.mc_scoring import DEFAULT_DELIMITER
 
-SPECULATIVE_ENGINES = ("transformers", "vllm")
-EVAL_ENGINES = ("transformers", "vllm")
-"""Engines the built-in tasks run on (each has a scorer in `loglikelihood.SCORING_ENGINES`)."""
+EVAL_ENGINES = SCORING_ENGINES
+"""Engines every built-in task runs on: those that score log-likelihoods (every engine generates, so a task that
+only generates, gsm8k, runs on any engine)."""
 
 
 @dataclass

@@ -78,6 +78,7 @@ class Gsm8kTask:
 
     metric = "exact_match"
     loads_own_model = False
+    scores_loglikelihoods = False
 
     def __init__(self, source: str | None):
         self.source = source

@@ -45,6 +45,7 @@ class LmEvalTask:
     metric_key: str | None = None
     """`metric,filter` as lm-eval reports it; None takes the first of PREFERRED_METRICS it reports."""
     loads_own_model: bool = True
+    scores_loglikelihoods: bool = False
     higher_is_better: bool = True
     include_path: str | None = None
     """A folder of task YAMLs of our own (lm-eval's --include_path)."""

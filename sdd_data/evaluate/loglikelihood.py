@@ -7,8 +7,9 @@ continuation is scored exactly as if it followed the context alone. Rows of simi
 padded batch. Only the positions that predict continuation tokens go through the output layer, in fp32.
 
 Scores equal one forward pass per (context, continuation) pair up to floating-point reordering.
-`engine_logprobs` scores through whichever engine the eval stage loaded: this packed scorer for the
-transformers engine, vLLM's prompt log-probabilities (`vllm_loglikelihood`) for the vllm engine.
+`engine_logprobs` scores through whichever engine the eval stage loaded, by what it can do: this packed
+scorer for an engine that runs a transformers causal LM, its prompt log-probabilities (`vllm_loglikelihood`)
+for one that gives them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sdd_data.engines import Capability, EngineTable
 from sdd_data.errors import SddError, require
 from sdd_data.evaluate.mc_scoring import split_pair
-from sdd_data.registry import Registry
 
 MAX_BATCH_TOKENS = 8192
 """Padded tokens per forward pass (rows x longest row): a few very long rows go in batches of their own
@@ -176,20 +177,22 @@ def continuation_logprobs(
 def transformers_continuation_logprobs(
     engine: Any, pairs: list[tuple[str, str]], batch_size: int, progress: Callable[[int], None] | None = None
 ) -> list[float]:
-    """`continuation_logprobs` with a TransformersEngine's model and tokenizer."""
+    """`continuation_logprobs` with the model and tokenizer of an engine that runs a transformers causal LM."""
     return continuation_logprobs(engine.model, engine.tokenizer, pairs, batch_size, progress)
 
 
 ScoringFunction = Callable[[Any, list[tuple[str, str]], int, Callable[[int], None] | None], list[float]]
 
-SCORING_ENGINES: Registry[ScoringFunction] = Registry(
+SCORING_ENGINES: EngineTable[ScoringFunction] = EngineTable(
     "scoring engine",
+    "score log-likelihoods",
     {
-        "transformers": transformers_continuation_logprobs,
-        "vllm": "sdd_data.evaluate.vllm_loglikelihood:vllm_continuation_logprobs",
+        Capability.CAUSAL_LM: transformers_continuation_logprobs,
+        Capability.PROMPT_LOGPROBS: "sdd_data.evaluate.vllm_loglikelihood:vllm_continuation_logprobs",
     },
 )
-"""Engine name -> function(engine, pairs, batch_size, progress) giving each pair's continuation log-likelihood."""
+"""Engine name -> function(engine, pairs, batch_size, progress) giving each pair's continuation log-likelihood,
+by what the engine can do."""
 
 
 def engine_logprobs(

@@ -15,6 +15,7 @@ class MultipleChoiceTask:
 
     metric = "acc_norm"
     loads_own_model = False
+    scores_loglikelihoods = True
 
     def __init__(self, path: str):
         self.path = path

@@ -47,6 +47,7 @@ class AnswerNllTask:
     metric = "nll"
     higher_is_better = False
     loads_own_model = False
+    scores_loglikelihoods = True
 
     def __init__(self, path: str):
         self.path = path

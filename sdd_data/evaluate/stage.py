@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from sdd_data.artifacts import EVAL_PLOT, EVAL_RESULTS, EVAL_RESULTS_KIND, detect
 from sdd_data.config import config_to_flat_dict
+from sdd_data.engines import ENGINES
 from sdd_data.errors import SddError
-from sdd_data.evaluate.config import EVAL_ENGINES, SPECULATIVE_ENGINES, EvalConfig
+from sdd_data.evaluate.config import EVAL_ENGINES, EvalConfig
+from sdd_data.evaluate.drafts import measure_drafts
 from sdd_data.evaluate.report import build_report, format_table, write_report
 from sdd_data.evaluate.task_base import EvalModel, EvalTask, TaskResult, TaskSettings
 from sdd_data.evaluate.tasks import parse_tasks
-from sdd_data.models import load_tokenizer, resolve_model
+from sdd_data.models import resolve_model
 from sdd_data.output_folder import check_output_place
 
 
@@ -72,67 +72,6 @@ def _load_engine(path: str, config: EvalConfig):
     )
 
 
-def _speculative_prompts(config: EvalConfig, tokenizer) -> list[str]:
-    from sdd_data.data.records import user_prompt
-    from sdd_data.data.sources import SourceSpec, load_rows
-
-    rows = load_rows(SourceSpec(data=config.speculative_prompts, limit=config.speculative_limit)).rows
-    if not tokenizer.chat_template:
-        raise SddError("the target model has no chat template to render speculative-decoding prompts with")
-    return [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_prompt(row["instruction"], row["input"])}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        for row in rows
-    ]
-
-
-def measure_drafts(config: EvalConfig, target_path: str, target_name: str, drafts: dict[str, str]) -> dict[str, dict]:
-    """Acceptance rate and mean accepted length of each draft checkpoint drafting for the target."""
-    from sdd_data.evaluate.speculative import measure_acceptance, measure_acceptance_vllm
-
-    if config.speculative_engine not in SPECULATIVE_ENGINES:
-        raise SddError(
-            f"unknown speculative_engine {config.speculative_engine!r}; use {' or '.join(SPECULATIVE_ENGINES)}"
-        )
-    prompts = _speculative_prompts(config, load_tokenizer(target_path, trust_remote_code=config.trust_remote_code))
-    measured = {}
-    for draft_name, draft_path in drafts.items():
-        if config.speculative_engine == "vllm":
-            counts = measure_acceptance_vllm(
-                target_path,
-                draft_path,
-                prompts,
-                config.draft_tokens,
-                config.speculative_max_new_tokens,
-                config.dtype,
-                config.trust_remote_code,
-            )
-        else:
-            with tqdm(total=len(prompts), desc=f"draft {draft_name}", unit="prompt") as bar:
-                counts = measure_acceptance(
-                    target_path,
-                    draft_path,
-                    prompts,
-                    config.draft_tokens,
-                    config.speculative_max_new_tokens,
-                    config.dtype,
-                    config.device,
-                    config.trust_remote_code,
-                    bar.update,
-                )
-        measured[draft_name] = {
-            "target": target_name,
-            "draft_tokens": config.draft_tokens,
-            "engine": config.speculative_engine,
-            "prompts": len(prompts),
-            **counts.summary(),
-        }
-    return measured
-
-
 def _run_model(
     name: str, path: str, tasks: list[EvalTask], settings: TaskSettings, config: EvalConfig
 ) -> dict[str, TaskResult]:
@@ -160,11 +99,18 @@ def check_eval_output(output: Path) -> None:
 def check_options(config: EvalConfig) -> tuple[dict[str, str], str, list[EvalTask]]:
     """The models, the baseline and the tasks, once the options are known to make a run; before any model
     loads (`sdd-data run` calls it for every step)."""
-    if config.engine not in EVAL_ENGINES:
+    if config.engine not in ENGINES:
         raise SddError(f"unknown engine {config.engine!r}; use {' or '.join(EVAL_ENGINES)}")
     check_eval_output(Path(config.output))
     models = parse_models(config.models)
-    return models, choose_baseline(models, config.baseline), parse_tasks(config.tasks)
+    tasks = parse_tasks(config.tasks)
+    scoring = [task.label for task in tasks if task.scores_loglikelihoods]
+    if scoring and config.engine not in EVAL_ENGINES:
+        raise SddError(
+            f"engine {config.engine} cannot score log-likelihoods, which {', '.join(scoring)} need; "
+            f"use {' or '.join(EVAL_ENGINES)}"
+        )
+    return models, choose_baseline(models, config.baseline), tasks
 
 
 def evaluate(config: EvalConfig) -> dict:

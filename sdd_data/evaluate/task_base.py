@@ -57,6 +57,9 @@ class EvalTask(Protocol):
     label: str
     metric: str
     loads_own_model: bool
+    """True when it loads the checkpoint itself (lm-eval): the stage passes it no engine."""
+    scores_loglikelihoods: bool
+    """True when it scores log-likelihoods through the engine (mc, nll), which only some engines can."""
 
     def prepare(self, settings: TaskSettings) -> None:
         """Read and check the data and choose the rows (before any model loads)."""

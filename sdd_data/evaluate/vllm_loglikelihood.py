@@ -44,7 +44,8 @@ def vllm_continuation_logprobs(
     batch_size: int,
     progress: Callable[[int], None] | None = None,
 ) -> list[float]:
-    """Sum of log p(continuation token | everything before it) for each (context, continuation), by a VllmEngine.
+    """Sum of log p(continuation token | everything before it) for each (context, continuation), by an engine's
+    `prompt_logprobs` (vLLM's layout).
 
     `batch_size` is unused (vLLM schedules its own batches); `progress` is called with finished pairs.
     """

@@ -42,5 +42,12 @@ class Scorer(Protocol):
         ...
 
 
-ScorerFactory = Callable[[str, str, ScorerOptions], Scorer]
-"""A scorer class: (original checkpoint path, pruned checkpoint path, options) -> scorer."""
+class ScorerFactory(Protocol):
+    """A scorer class: (original checkpoint path, pruned checkpoint path, options) -> scorer."""
+
+    exact: bool
+    """Whether its scores are exact (else they depend on `top_k`)."""
+
+    def __call__(self, original_path: str, pruned_path: str, options: ScorerOptions) -> Scorer:
+        """Load both models."""
+        ...

@@ -1,9 +1,9 @@
-"""Degradation scorers (one per engine, registered by name) and the cached scoring of rows.
+"""Degradation scorers (one per engine capability) and the cached scoring of rows.
 
 A scorer takes both checkpoints and returns each row's mean JSD over its scored positions
-(`score_inputs.ScoringRow`). `transformers` is exact over the full vocabulary; `vllm` approximates
-from top-k log-probabilities (`vllm_scorer.py`). Scores are cached on disk per pair of models,
-engine, dtype and mode, keyed by the scored token ids, so a row is scored once.
+(`score_inputs.ScoringRow`). An engine that runs a transformers causal LM gets the exact scorer, over the full
+vocabulary; one that gives top-k log-probabilities gets the approximate one (`vllm_scorer.py`). Scores are
+cached on disk per pair of models, engine, dtype and mode, keyed by the scored token ids, so a row is scored once.
 """
 
 from __future__ import annotations
@@ -13,26 +13,28 @@ from pathlib import Path
 
 import numpy as np
 
-from sdd_data.registry import Registry
+from sdd_data.engines import Capability, EngineTable
 from sdd_data.select.score_inputs import ScoringRow
 from sdd_data.select.scorer_base import Scorer, ScorerFactory
 from sdd_data.select.vector_cache import VectorCache, content_key
 
-SCORERS: Registry[ScorerFactory] = Registry(
+SCORERS: EngineTable[ScorerFactory] = EngineTable(
     "scorer engine",
+    "score degradation",
     {
-        "transformers": "sdd_data.select.transformers_scorer:TransformersScorer",
-        "vllm": "sdd_data.select.vllm_scorer:VllmScorer",
+        Capability.CAUSAL_LM: "sdd_data.select.transformers_scorer:TransformersScorer",
+        Capability.TOP_LOGPROBS: "sdd_data.select.vllm_scorer:VllmScorer",
     },
 )
-"""Engine name -> scorer class taking (original path, pruned path, options)."""
+"""Engine name -> scorer class taking (original path, pruned path, options), by what the engine can do."""
 
 
 def score_cache(
     cache_root: str | Path, original_identity: str, pruned_identity: str, engine: str, dtype: str, mode: str, top_k: int
 ) -> VectorCache:
-    """The score cache of one pair of models, engine, dtype and mode (top-k only matters for vllm)."""
-    settings = [original_identity, pruned_identity, engine, dtype, mode] + ([str(top_k)] if engine == "vllm" else [])
+    """The score cache of one pair of models, engine, dtype and mode (top-k matters only to an approximate scorer)."""
+    approximate = not SCORERS.get(engine).exact
+    settings = [original_identity, pruned_identity, engine, dtype, mode] + ([str(top_k)] if approximate else [])
     return VectorCache(Path(cache_root) / "degradation" / content_key(*settings)[:24])
 
 

@@ -254,7 +254,7 @@ def scorer_note(config: SelectStageConfig) -> str:
         if config.degradation == "response"
         else "the raw instruction tokens (PASER's score, averaged instead of summed)"
     )
-    if config.scorer_engine == "vllm":
+    if not SCORERS.get(config.scorer_engine).exact:
         return (
             f"approximate: mean JSD over {where}, from each model's top-{config.top_k} log-probabilities "
             "(tokens in both top-k sets plus one bucket for the rest; a lower bound of the exact JSD)"

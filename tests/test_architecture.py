@@ -144,6 +144,19 @@ def test_building_the_cli_imports_no_heavy_library():
     assert loaded == ""
 
 
+def test_reading_what_the_engines_declare_imports_no_heavy_library():
+    """Listing the engines, reading their traits and the packages each stage may need stays light."""
+    loaded = run_python(
+        "import sys\n"
+        "from sdd_data.engines import ENGINES, engine_traits\n"
+        "from sdd_data.stages import STAGES\n"
+        "traits = [engine_traits(name) for name in ENGINES]\n"
+        "needs = [stage.needs for _, stage in STAGES.items()]\n"
+        f"print(','.join(name for name in {HEAVY_MODULES!r} if name in sys.modules))"
+    )
+    assert loaded == ""
+
+
 @pytest.mark.parametrize("arguments", [["--help"], ["distill", "--help"], ["select", "--help"], ["run", "--help"]])
 def test_help_runs_without_heavy_imports(arguments):
     result = subprocess.run(
@@ -170,3 +183,38 @@ def test_stage_packages_export_their_config_and_function():
         )
         loaded, callable_function = run_python(code).splitlines()
         assert loaded == "" and callable_function == "True", package
+
+
+def engine_name_comparisons(source: str, engine_names: set[str]) -> list[int]:
+    """Lines where `source` compares something with an engine's name written out (`== "vllm"`, `in ("vllm", ...)`,
+    `case "vllm":`)."""
+
+    def names_an_engine(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in engine_names
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(map(names_an_engine, node.elts))
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(map(names_an_engine, [node.left, *node.comparators])):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.MatchValue) and names_an_engine(node.value):
+            lines.append(node.value.lineno)
+    return lines
+
+
+def test_no_stage_tells_engines_apart_by_name():
+    """Stages ask an engine what it can do (`sdd_data.engines.EngineTraits`); only the engines package itself may
+    compare with an engine's name."""
+    from sdd_data.engines import ENGINES
+
+    engine_names = set(ENGINES.names())
+    written_out = 'if engine == "vllm" or name not in ("transformers", "other"):\n    pass'
+    assert len(engine_name_comparisons(written_out, engine_names)) == 2
+    found = sorted(
+        f"{name} line {line}"
+        for name, path in MODULES.items()
+        if not name.startswith("sdd_data.engines")
+        for line in engine_name_comparisons(path.read_text(), engine_names)
+    )
+    assert not found, f"compare an engine's capabilities, not its name: {found}"

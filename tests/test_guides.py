@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+from data_samples import write_jsonl
 
 DOCS = Path(__file__).parents[1] / "docs"
 CODE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
@@ -79,6 +81,61 @@ def test_the_prune_method_guide_adds_a_method_in_one_file(tiny_llama_path, tmp_p
     record = result.record
     assert (record["method"], record["block_method"], record["num_blocks_after"]) == ("last-blocks", "last-blocks", 4)
     assert len(record["scores"]["block_influence"]) == 6
+
+
+def test_the_engine_guide_adds_an_engine_that_distills_and_evaluates(tiny_llama_path, tmp_path, monkeypatch):
+    from sdd_data.data.sources import SourceSpec
+    from sdd_data.distill.stage import DistillConfig, distill
+    from sdd_data.engines import ENGINES
+    from sdd_data.errors import SddError
+    from sdd_data.evaluate.stage import EvalConfig, evaluate
+
+    monkeypatch.setattr(ENGINES, "_members", dict(ENGINES._members))  # the registration ends with the test
+    follow("add-an-engine.md", tmp_path, monkeypatch)
+    rows = [
+        {"id": "agrees", "instruction": "What is 40 + 2?", "input": "", "output": "40 + 2 = 42.\n#### 42"},
+        {"id": "differs", "instruction": "What is 3 + 4?", "input": "", "output": "3 + 4 = 7.\n#### 7"},
+    ]
+    source = write_jsonl(tmp_path / "rows.jsonl", [{**row, "task": "math"} for row in rows])
+    distilled = distill(
+        DistillConfig(
+            source=SourceSpec(data=str(source)),
+            teacher=tiny_llama_path,
+            engine="fixed-answer",
+            output=str(tmp_path / "distilled"),
+        ),
+        show_progress=False,
+    )
+    decisions = {
+        row["id"]: (row["decision"], row["teacher_response"])
+        for name in ("distilled.parquet", "dropped.parquet")
+        for row in pq.read_table(distilled.output / name).to_pylist()
+    }
+    assert decisions["agrees"] == ("rewrite", "The answer is 42.\n#### 42")
+    assert decisions["differs"][0] != "rewrite"
+    assert distilled.stats["engine"]["engine"] == "fixed-answer"
+
+    questions = [("Six times seven?", 42), ("Forty plus two?", 42), ("Three plus four?", 7)]
+    gsm8k = write_jsonl(
+        tmp_path / "gsm8k.jsonl",
+        [{"question": question, "answer": f"So {answer}.\n#### {answer}"} for question, answer in questions],
+    )
+    report = evaluate(
+        EvalConfig(
+            models=f"original={tiny_llama_path}",
+            tasks=f"gsm8k:{gsm8k}",
+            limit=None,
+            engine="fixed-answer",
+            output=str(tmp_path / "eval"),
+        )
+    )
+    assert report["tasks"]["gsm8k:gsm8k"]["scores"]["original"] == pytest.approx(2 / 3)
+
+    multiple_choice = write_jsonl(tmp_path / "mc.jsonl", [{"query": "2 + 2 =", "choices": ["4", "5"], "gold": 0}])
+    with pytest.raises(SddError, match="engine fixed-answer cannot score log-likelihoods, which mc:mc need"):
+        evaluate(
+            EvalConfig(models="m", tasks=f"mc:{multiple_choice}", engine="fixed-answer", output=str(tmp_path / "no"))
+        )
 
 
 def test_the_inspect_view_guide_adds_a_view_in_one_file(tmp_path, monkeypatch):

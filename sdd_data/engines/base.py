@@ -53,7 +53,8 @@ class EngineConfig:
     """Where and how the teacher runs."""
 
     dtype: str = "auto"
-    """Weights dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16."""
+    """Weights dtype: auto (bfloat16 on GPU; on CPU float32, or bfloat16 for a bfloat16 checkpoint on a CPU with
+    native bfloat16), float32, bfloat16 or float16."""
     device: str = "auto"
     """transformers engine: auto, cpu, cuda or cuda:N."""
     batch_size: int = 32

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdd_data.engines.decode_cache import growing_cache
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -25,7 +27,6 @@ def decode(
 ) -> list[list[int]]:
     """The new tokens of each prompt (an end token included, when reached), at most `room[i]` of them."""
     import torch
-    from transformers import DynamicCache
 
     width = max(len(ids) for ids in token_ids)
     input_ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
@@ -41,7 +42,7 @@ def decode(
 
     generated: list[list[int]] = [[] for _ in token_ids]
     running = list(range(len(token_ids)))  # rows still in the batch, in batch order
-    cache = DynamicCache(config=model.config)
+    cache = growing_cache(model.config, width + max(room))
     with torch.inference_mode():
         logits = model(
             input_ids=input_ids,

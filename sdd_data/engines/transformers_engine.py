@@ -16,9 +16,10 @@ from sdd_data.engines.base import (
     resolve_context_length,
     tokenize_prompts,
 )
+from sdd_data.engines.decode_cache import register_grouped_decode
 from sdd_data.engines.ragged_decode import Sampling, decode
 from sdd_data.errors import SddError, require
-from sdd_data.models.loading import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype
+from sdd_data.models.loading import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype, stored_dtype
 
 
 class TransformersEngine:
@@ -41,11 +42,12 @@ class TransformersEngine:
             raise SddError(f"batch_size must be at least 1, got {config.batch_size}")
         self.config = config
         self.device = resolve_device(config.device)
-        self.dtype = resolve_dtype(config.dtype, on_cpu=self.device == "cpu")
+        self.dtype = resolve_dtype(config.dtype, on_cpu=self.device == "cpu", stored=stored_dtype(model_path))
 
         self.tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
+        options = {"attn_implementation": register_grouped_decode(), **config.extra}
         self.model = model = load_causal_lm(
-            model_path, dtype=self.dtype, device=self.device, trust_remote_code=config.trust_remote_code, **config.extra
+            model_path, dtype=self.dtype, device=self.device, trust_remote_code=config.trust_remote_code, **options
         )
 
         self.context_length = resolve_context_length(

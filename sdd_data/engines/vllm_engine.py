@@ -28,7 +28,7 @@ from sdd_data.engines.base import (
     tokenize_prompts,
 )
 from sdd_data.errors import SddError, first_line, require
-from sdd_data.models.loading import load_tokenizer, resolve_dtype
+from sdd_data.models.loading import load_tokenizer, resolve_dtype, stored_dtype
 
 CPU_KV_CACHE_GIB = "2"
 """Default `VLLM_CPU_KVCACHE_SPACE` (GiB) when unset: vLLM's own default takes a large share of RAM."""
@@ -66,7 +66,7 @@ class VllmEngine:
             )
         self.config = config
         self.on_cpu = current_platform.is_cpu()
-        self.dtype = resolve_dtype(config.dtype, on_cpu=self.on_cpu)
+        self.dtype = resolve_dtype(config.dtype, on_cpu=self.on_cpu, stored=stored_dtype(model_path))
         if self.on_cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
 

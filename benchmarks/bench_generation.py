@@ -11,7 +11,7 @@ each dtype, and prints the achieved FLOP/s beside it.
 
     python benchmarks/bench_generation.py [--datasets example,gsm8k] [--candidates ...] [--baseline-rev REV]
 
-Writes benchmarks/results/generation.json and prints one table per dataset.
+Writes each dataset's table into benchmarks/results/generation.json (other datasets' tables stay) and prints it.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def main() -> None:
     peak = {name: matmul_peak(name, args.peak_rows) for name in ("float32", "bfloat16")}
     shown = ", ".join(f"{name} {flops / 1e9:.0f} GFLOP/s" for name, flops in peak.items())
     print(f"matmul peak at a {args.peak_rows}-row decode step: {shown}")
-    results: dict = {"max_new_tokens": args.max_new_tokens, "peak_gflops": {k: v / 1e9 for k, v in peak.items()}}
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # other datasets' runs stay
+    settings = {"max_new_tokens": args.max_new_tokens, "peak_gflops": {k: round(v / 1e9, 1) for k, v in peak.items()}}
     with tempfile.TemporaryDirectory() as scratch:
         codes = {"current": ROOT, "baseline": checkout(args.baseline_rev, Path(scratch) / "baseline")}
         try:
@@ -134,7 +135,7 @@ def main() -> None:
                     runs[name]["dtype"] = "bfloat16" if "bf16" in name else "float32"
                     print(f"  {dataset}: {name} done in {runs[name]['seconds']:.1f} s", flush=True)
                 table = {name: summary(run, runs["baseline fp32"], peak) for name, run in runs.items()}
-                results[dataset] = table
+                results[dataset] = {**settings, "baseline_rev": args.baseline_rev, "candidates": table}
                 print_table(dataset, table)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(codes["baseline"])])

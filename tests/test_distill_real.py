@@ -26,13 +26,12 @@ def expected_ids():
 
 @pytest.fixture(scope="module")
 def transformers_run(smollm2_path, tmp_path_factory):
-    config = DistillConfig(
+    config = DistillConfig(  # the engine's default batch size, as a user runs it
         source=SourceSpec(data=str(GSM8K_TRAIN), limit=ROWS),
         teacher=smollm2_path,
         output=str(tmp_path_factory.mktemp("hf") / "run"),
         decoding=DecodingConfig(max_new_tokens=MAX_NEW_TOKENS),
     )
-    config.engine_options.batch_size = 16
     return distill(config, show_progress=False).output
 
 

@@ -94,3 +94,37 @@ def test_every_documented_pipeline_loads_into_its_stages_configs():
                 build_config(STAGES.get(name).config_class(), options)
             except SddError as error:
                 pytest.fail(f"{page}: the pipeline's {name} step does not load: {error}")
+
+
+RUNS = re.compile(r"^<!-- runs -->\n```bash\n(.*?)^```", re.S | re.M)
+SETUP = re.compile(r"<!-- setup-commands -->\n```bash\n(.*?)```", re.S)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_every_example_marked_runs_runs_as_written(tmp_path):
+    """Blocks marked `<!-- runs -->` run as they are, in order, in one folder per page; the README's run after
+    the quick start's distill (the first set-up command's last part), since they read its output."""
+    import os
+    import subprocess
+    import sys
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    runnable = {page: RUNS.findall(page.read_text()) for page in pages if page.name != "index.md"}
+    assert runnable[ROOT / "README.md"], "the README's quick start has a block marked <!-- runs -->"
+    quick_start = SETUP.search((ROOT / "README.md").read_text())[1].splitlines()[0].split(" && ")[-1]
+    assert quick_start.startswith("sdd-data distill ")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for page, blocks in runnable.items():
+        if not blocks:
+            continue
+        folder = tmp_path / page.stem
+        folder.mkdir()
+        script = "\n".join(([quick_start] if page.name == "README.md" else []) + blocks)
+        finished = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=folder, env=env, text=True,
+                                  capture_output=True, timeout=1200)  # fmt: skip
+        assert finished.returncode == 0, f"{page.name}: {finished.stderr[-2000:]}"
+    readme = tmp_path / "README"
+    assert (readme / "runs/example/report.html").exists()
+    assert (readme / "published/example/README.md").exists()
+    assert (readme / "runs/smollm2-pruned/config.json").exists()

@@ -25,6 +25,8 @@ class ClusterConfig:
     """Neighbours per row in the scalable mode's graph."""
     knn_dims: int = 128
     """Principal components kept for the neighbour search (0 keeps every dimension)."""
+    knn_exact_below: int = 5_000
+    """Rows up to which the neighbour search compares every pair (exact); above, only rows of nearby cells."""
     sigma: str = "local"
     """Kernel width in the scalable mode: local (per row, distance to its k-th neighbour) or median."""
     assign: str = "kmeans"

@@ -50,7 +50,7 @@ def near_duplicates(
         ordered = [normalised[row] for row in order]
         for offset in range(1, min(window, n_rows - 1) + 1):
             scores = process.cpdist(
-                ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=1
+                ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=-1
             )
             for position in np.flatnonzero(scores >= threshold):
                 if digits[order[position]] != digits[order[position + offset]]:

@@ -4,15 +4,24 @@ Rows are first projected onto their leading principal components, then split int
 cells by a few seeded k-means steps on a sample. Each cell's rows are compared only with the rows
 of the `probes` cells whose centres lie nearest to its own centre, in blocks, so time grows like
 N·√N·probes and memory like N·k. Up to `exact_below` rows there is one cell: the search is exact.
+Blocks run on up to 8 threads, one per usable CPU; the result is the same with any number of threads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
+
+from sdd_data.errors import require
 
 _SAMPLE_ROWS = 20_000
 _BLOCK_ENTRIES = 1 << 23
 _CELL_STEPS = 8
+_MAX_WORKERS = 8
 
 
 def principal_components(points: np.ndarray, dims: int, seed: int) -> np.ndarray:
@@ -25,7 +34,12 @@ def principal_components(points: np.ndarray, dims: int, seed: int) -> np.ndarray
     centred = sample - mean
     _, vectors = np.linalg.eigh(centred.T.astype(np.float64) @ centred)
     basis = vectors[:, ::-1][:, :dims].astype(np.float32)
-    return (points - mean.astype(np.float32)) @ basis
+    mean = mean.astype(np.float32)
+    projected = np.empty((len(points), dims), dtype=np.result_type(points, basis))
+    step = max(1, _BLOCK_ENTRIES // points.shape[1])
+    for start in range(0, len(points), step):
+        projected[start : start + step] = (points[start : start + step] - mean) @ basis
+    return projected
 
 
 def _nearest_centre(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -66,6 +80,12 @@ def _probe_lists(centres: np.ndarray, cells: list[np.ndarray], probes: int, k: i
     return lists
 
 
+def _workers() -> int:
+    """Threads for the block search: the usable CPUs, at most `_MAX_WORKERS` (each holds one block)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(_MAX_WORKERS, usable))
+
+
 def nearest_neighbours(
     points: np.ndarray, k: int, seed: int, probes: int = 8, exact_below: int = 5_000
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -84,24 +104,38 @@ def nearest_neighbours(
     squared_norms = np.einsum("ij,ij->i", points, points)
     indices = np.empty((n_rows, k), dtype=np.int64)
     distances = np.empty((n_rows, k), dtype=np.float32)
-    for cell, probe in zip(cells, _probe_lists(centres, cells, probes, k)):
-        if len(cell) == 0:
-            continue
-        candidates = np.concatenate([cells[other] for other in probe])
-        candidate_points = points[candidates]
-        candidate_norms = squared_norms[candidates]
-        step = max(1, _BLOCK_ENTRIES // len(candidates))
-        for start in range(0, len(cell), step):
-            queries = cell[start : start + step]
-            # |q|² is the same along a row, so it is added only to the k kept distances.
-            block = points[queries] @ candidate_points.T
-            block *= -2
-            block += candidate_norms
-            own = np.arange(len(queries))
-            block[own, start + own] = np.inf
-            nearest = np.argpartition(block, k - 1, axis=1)[:, :k]
-            nearest_distances = np.take_along_axis(block, nearest, axis=1) + squared_norms[queries, None]
-            by_distance = np.argsort(nearest_distances, axis=1, kind="stable")
-            indices[queries] = candidates[np.take_along_axis(nearest, by_distance, axis=1)]
-            distances[queries] = np.maximum(np.take_along_axis(nearest_distances, by_distance, axis=1), 0)
+
+    def search(queries: np.ndarray, start: int, candidates: np.ndarray, candidate_points: np.ndarray) -> None:
+        """The k nearest candidates of each query; the queries are candidates start, start + 1, ..."""
+        # |q|² is the same along a row, so it is added only to the k kept distances.
+        block = points[queries] @ candidate_points.T
+        block *= -2
+        block += squared_norms[candidates]
+        own = np.arange(len(queries))
+        block[own, start + own] = np.inf
+        nearest = np.argpartition(block, k - 1, axis=1)[:, :k]
+        nearest_distances = np.take_along_axis(block, nearest, axis=1) + squared_norms[queries, None]
+        by_distance = np.argsort(nearest_distances, axis=1, kind="stable")
+        indices[queries] = candidates[np.take_along_axis(nearest, by_distance, axis=1)]
+        distances[queries] = np.maximum(np.take_along_axis(nearest_distances, by_distance, axis=1), 0)
+
+    # Blocks run on a few threads (numpy releases the GIL in the matrix product and the partition); each
+    # writes its own rows, so the result does not depend on the threads. Few blocks wait at a time.
+    workers = _workers()
+    # One BLAS thread per block when several blocks run at once: more would only compete for the cores.
+    single_blas = require("threadpoolctl", "select").threadpool_limits(1, user_api="blas") if workers > 1 else None
+    with single_blas or contextlib.nullcontext(), ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future] = deque()
+        for cell, probe in zip(cells, _probe_lists(centres, cells, probes, k)):
+            if len(cell) == 0:
+                continue
+            candidates = np.concatenate([cells[other] for other in probe])
+            candidate_points = points[candidates]
+            step = max(1, _BLOCK_ENTRIES // len(candidates))
+            for start in range(0, len(cell), step):
+                pending.append(pool.submit(search, cell[start : start + step], start, candidates, candidate_points))
+                while len(pending) > 2 * workers:
+                    pending.popleft().result()
+        for task in pending:
+            task.result()
     return indices, distances

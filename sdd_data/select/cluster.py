@@ -104,7 +104,7 @@ def _knn_affinity(embeddings: np.ndarray, config: ClusterConfig, seed: int):
         raise SddError(f"unknown sigma {config.sigma!r}; known: local, median")
     k = min(config.knn, len(embeddings) - 1)
     points = principal_components(np.asarray(embeddings, dtype=np.float32), config.knn_dims, seed)
-    indices, squared = nearest_neighbours(points, k, seed, exact_below=config.knn_exact_below)
+    indices, squared = nearest_neighbours(points, k, seed, config.knn_probes, config.knn_exact_below)
     squared = squared.astype(np.float64)
     if config.sigma == "local":
         sigma = np.sqrt(squared[:, -1])

@@ -27,6 +27,8 @@ class ClusterConfig:
     """Principal components kept for the neighbour search (0 keeps every dimension)."""
     knn_exact_below: int = 5_000
     """Rows up to which the neighbour search compares every pair (exact); above, only rows of nearby cells."""
+    knn_probes: int = 8
+    """Nearby cells each row is searched in (above knn_exact_below): more is slower and finds more true neighbours."""
     sigma: str = "local"
     """Kernel width in the scalable mode: local (per row, distance to its k-th neighbour) or median."""
     assign: str = "kmeans"

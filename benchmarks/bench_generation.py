@@ -27,11 +27,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from machine_peak import SMOLLM2_FLOPS_PER_TOKEN as FLOPS_PER_TOKEN  # noqa: E402
+from machine_peak import matmul_peak  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "generation.json"
-FLOPS_PER_TOKEN = 2 * 134.5e6
-"""Matrix-multiply FLOPs of one SmolLM2-135M token (two per weight), attention excluded."""
 
 DATASETS = {
     "example": ["--data", "example"],
@@ -50,22 +53,6 @@ CANDIDATES = {
 }
 """Name -> (which code runs it, its distill flags)."""
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "4", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-
-
-def matmul_peak(dtype_name: str, rows: int, repeats: int = 3) -> float:
-    """Best-of-`repeats` FLOP/s of (rows x 576) @ (576 x 1536) in `dtype_name` on this machine's threads."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    left, right = torch.randn(rows, 576, dtype=dtype), torch.randn(576, 1536, dtype=dtype)
-    calls = max(50, 20_000 // rows)
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(calls):
-            left @ right
-        best = min(best, (time.perf_counter() - started) / calls)
-    return 2 * rows * 576 * 1536 / best
 
 
 def checkout(revision: str, folder: Path) -> Path:

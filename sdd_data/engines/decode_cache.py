@@ -1,9 +1,10 @@
-"""A KV cache and an attention function for batched decoding on CPU, where copies, not arithmetic, cost the time.
+"""A KV cache and an attention function for batched decoding on CPU that copy only what each step adds.
 
 transformers' `DynamicCache` grows each layer's keys and values by concatenation, so every new token copies
 the whole cache; and its `sdpa` attention, given a padding mask, repeats the shared key/value heads of a
 grouped-query model once per query head (another copy of the cache) before a kernel that handles masks
-slowly on CPU. For a 32-row decode step of SmolLM2 that was half the step. Here:
+slowly on CPU. Those copies cost little on an idle machine, where a step is bound by reading the weights, and
+much when memory bandwidth is shared or the batch is large. Here:
 
 - `GrowingLayer` writes new keys and values into a buffer reserved for the whole generation (grown by
   doubling if a caller asks for more) and hands the attention a view of the filled part;
@@ -16,6 +17,7 @@ The arithmetic is the same; only where the numbers live changes (differences are
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 GROUPED_DECODE = "sdd_grouped_decode"
@@ -75,24 +77,30 @@ def growing_cache(model_config: Any, capacity: int) -> Any:
     from transformers.cache_utils import DynamicCache, DynamicLayer
 
     cache = DynamicCache(config=model_config)
-    cache.layers = [
-        _growing_layer(capacity) if type(layer) is DynamicLayer else layer  # sliding-window layers stay as they are
-        for layer in cache.layers
+    growing_layer = _growing_layer_class()
+    cache.layers = [  # sliding-window layers stay as they are
+        growing_layer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers
     ]
     return cache
 
 
-def _growing_layer(capacity: int) -> Any:
+@functools.cache
+def _growing_layer_class() -> type:
+    """The `GrowingLayer` class, built on first use so that importing this module does not import transformers."""
     from transformers.cache_utils import DynamicLayer
 
     class GrowingLayer(DynamicLayer):
         """A cache layer writing into a reserved buffer: appending a token copies that token only."""
 
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity = capacity
+
         def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
             super().lazy_initialization(key_states, value_states)
             self.filled = 0
-            self.key_buffer = _buffer_like(key_states, capacity)
-            self.value_buffer = _buffer_like(value_states, capacity)
+            self.key_buffer = _buffer_like(key_states, self.capacity)
+            self.value_buffer = _buffer_like(value_states, self.capacity)
 
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
             if not self.is_initialized:
@@ -117,7 +125,7 @@ def _growing_layer(capacity: int) -> Any:
             self.keys = self.key_buffer[:, :, : self.filled]
             self.values = self.value_buffer[:, :, : self.filled]
 
-    return GrowingLayer()
+    return GrowingLayer
 
 
 def _buffer_like(states: Any, capacity: int) -> Any:

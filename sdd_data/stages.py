@@ -209,11 +209,12 @@ PIPELINE_ORDER = (
         "train",
         "sdd_data.train.config:TrainConfig",
         "sdd_data.train.stage:train",
-        help="fine-tune a (pruned) model on distilled data with a TRL recipe: SFT, or GKD from a teacher",
+        help="fine-tune a (pruned) model on distilled data with a TRL recipe: SFT, or distillation from a teacher",
         description=(
             "Fine-tune a model on distilled data with a TRL recipe (recipes/<model>/<method>/config.yaml, the file "
-            "`trl sft --config` reads); the loss covers the assistant answers only, and the model is saved as "
-            "safetensors with its tokenizer and a model card (README.md)."
+            "`trl sft --config` or `trl distillation --config` reads): SFT with the loss on the assistant answers "
+            "only, GKD from a teacher on those answers, or on-policy distillation on their prompts. The model is "
+            "saved as safetensors with its tokenizer and a model card (README.md)."
         ),
         packages=(*HF, Need("trl", "train"), Need("peft", "train")),
         inputs=(
@@ -223,6 +224,7 @@ PIPELINE_ORDER = (
             PathInput("teacher", "model"),
         ),
         check="sdd_data.train.stage:check_options",
+        option_help=(("method", "sdd_data.train.methods:methods_help"),),
     ),
     Stage(
         "merge",

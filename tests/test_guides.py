@@ -162,3 +162,29 @@ def test_the_inspect_view_guide_adds_a_view_in_one_file(tmp_path, monkeypatch):
     assert 'data-stat="num_hidden_layers" data-value="6"' in page and "intermediate size" in page
     with pytest.raises(SddError, match="an eval folder or a model checkpoint"):
         inspect_output(InspectConfig(path=str(tmp_path / "nothing")))
+
+
+def test_the_training_method_guide_adds_a_method_in_one_file(tiny_llama_path, tmp_path, monkeypatch):
+    from sdd_data.train import methods
+    from sdd_data.train.recipe import read_recipe_values
+    from sdd_data.train.stage import TrainConfig, prepare_training, train
+
+    monkeypatch.setattr(
+        methods, "TRAINING_METHODS", methods.Registry("training method", dict(methods.TRAINING_METHODS.items()))
+    )
+    follow("add-a-training-method.md", tmp_path, monkeypatch)
+    data = tmp_path / "rows.jsonl"
+    turns = [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "An apple."}]
+    write_jsonl(data, [{"messages": turns}] * 4)
+    recipe = Path(__file__).parents[1] / "recipes" / "smollm2-135m-instruct" / "sft-cpu" / "config.yaml"
+    quick = {"max_length": 64, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1}
+    config = TrainConfig(recipe=str(recipe), model=tiny_llama_path, data=str(data), output=str(tmp_path / "out"),
+                         method="whole-text", max_steps=2, overrides=quick)  # fmt: skip
+    prepared = prepare_training(config, show_progress=False)
+    batch = next(iter(prepared.trainer.get_train_dataloader()))
+    trained = batch["input_ids"][0][batch["labels"][0] != -100]
+    assert "Name a fruit." in prepared.trainer.processing_class.decode(trained)  # the prompt carries labels
+    result = train(config, show_progress=False)
+    assert result.method == "whole-text" and result.metrics["global_step"] == 2
+    assert "| `method` | whole-text |" in (tmp_path / "out" / "README.md").read_text()
+    assert methods.recipe_method(recipe, read_recipe_values(recipe)).name == "sft"  # an SFT recipe stays sft

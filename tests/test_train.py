@@ -24,6 +24,7 @@ RECIPES = REPO / "recipes"
 TRAINING_RECIPES = sorted(path for path in RECIPES.glob("*/*/*.yaml") if path.parent.parent.name != "accelerate")
 SFT_CPU = RECIPES / "smollm2-135m-instruct" / "sft-cpu" / "config.yaml"
 GKD_CPU = RECIPES / "smollm2-135m-instruct" / "gkd-cpu" / "config.yaml"
+ON_POLICY_CPU = RECIPES / "smollm2-135m-instruct" / "onpolicy-cpu" / "config.yaml"
 QUICK = {"logging_steps": 1, "max_length": 128, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1}
 CHAT_ROWS = [
     {
@@ -89,17 +90,41 @@ def _trl_args(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", TRAINING_RECIPES, ids=lambda path: str(path.relative_to(RECIPES)))
 def test_every_recipe_parses_with_trls_own_parser(path: Path):
-    from trl import TrlParser
-    from trl.scripts.sft import make_parser
+    """Each recipe is read as the method its folder names, and by the `trl` command that runs that method."""
+    import importlib
 
-    from sdd_data.train.recipe import GKD, argument_classes, parse_recipe
+    from trl import TrlParser
+
+    from sdd_data.train.methods import argument_classes
+    from sdd_data.train.recipe import parse_recipe
 
     recipe = parse_recipe(path, {"use_cpu": True})
-    assert recipe.method == (GKD if path.parent.name.startswith("gkd") else "sft")
-    parser = make_parser() if recipe.method == "sft" else TrlParser(argument_classes(GKD))  # `trl sft` is make_parser
+    assert recipe.method.name == path.parent.name.split("-")[0]
+    command = recipe.method.trl_command
+    parser = (
+        importlib.import_module(f"trl.scripts.{command}").make_parser()  # what `trl <command>` parses with
+        if command
+        else TrlParser(argument_classes(recipe.method))
+    )
     script_args, training_args, model_args, _ = parser.parse_args_and_config(_trl_args(path))
     assert script_args.dataset_name and model_args.model_name_or_path and training_args.output_dir
     assert training_args.learning_rate == recipe.training_args.learning_rate
+
+
+def test_a_recipe_two_methods_read_alike_needs_method(tmp_path: Path):
+    from sdd_data.train.recipe import parse_recipe
+
+    both = tmp_path / "both.yaml"
+    both.write_text("model_name_or_path: m\nteacher_model_name_or_path: t\nbeta: 1.0\nuse_cpu: true\noutput_dir: out\n")
+    with pytest.raises(SddError, match="read alike by the methods gkd and onpolicy: give --method"):
+        parse_recipe(both)
+    assert parse_recipe(both, method_name="onpolicy").method.name == "onpolicy"
+    with pytest.raises(SddError, match="unknown training method 'dpo'; known training methods: sft, gkd, onpolicy"):
+        parse_recipe(both, method_name="dpo")
+    with pytest.raises(
+        SddError, match=r"unknown key\(s\) lmbda, max_length \(not an option of TRL's .*DistillationConfig"
+    ):
+        parse_recipe(GKD_CPU, method_name="onpolicy")
 
 
 @pytest.mark.parametrize("name", ["ddp", "zero3", "fsdp"])
@@ -238,6 +263,36 @@ def test_gkd_distills_the_teacher_into_a_pruned_student(
     assert "| `method` | gkd |" in card and "| `recipe` | smollm2-135m-instruct/gkd-cpu/config.yaml |" in card
 
 
+ON_POLICY_QUICK = {"max_completion_length": 12, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+                   "logging_steps": 1}  # fmt: skip
+
+
+def test_onpolicy_trains_the_student_on_its_own_samples_scored_by_the_teacher(
+    pruned_tiny_llama: str, tiny_llama_path: str, chat_rows: str, tmp_path: Path
+):
+    from transformers import AutoModelForCausalLM
+
+    output = tmp_path / "onpolicy"
+    config = TrainConfig(recipe=str(ON_POLICY_CPU), model=pruned_tiny_llama, data=chat_rows, output=str(output),
+                         teacher=tiny_llama_path, max_steps=2, overrides=ON_POLICY_QUICK)  # fmt: skip
+    prepared = prepare_training(config, show_progress=False)
+    # Only the prompts reach the trainer: every turn before the answer, never the answer.
+    prompts = prepared.trainer.train_dataset["prompt"]
+    assert [turns[-1]["role"] for turns in prompts] == ["user", "user", "user"]
+    assert [len(turns) for turns in prompts] == [2, 1, 1]
+    result = train(config, show_progress=False)
+    assert result.method == "onpolicy" and result.metrics["global_step"] == 2
+    assert all(math.isfinite(loss) for loss in result.losses)
+    student, start = (
+        AutoModelForCausalLM.from_pretrained(path, use_safetensors=True) for path in (output, pruned_tiny_llama)
+    )
+    assert student.config.num_hidden_layers == 1
+    changed = [name for name, weight in student.state_dict().items() if not weight.equal(start.state_dict()[name])]
+    assert changed  # the student's weights moved
+    card = (output / "README.md").read_text()
+    assert "| `method` | onpolicy |" in card and "| `beta` | 1.0 |" in card
+
+
 def _other_tokenizer_model(tiny_llama_path: str, folder: Path) -> str:
     from transformers import AutoTokenizer
 
@@ -273,7 +328,7 @@ def test_bad_input_fails_clearly(tiny_llama_path: str, chat_rows: str, tmp_path:
         train(_config(SFT_CPU, str(broken), chat_rows, out))
     with pytest.raises(SddError, match="model path .*nowhere does not exist"):
         train(_config(SFT_CPU, str(tmp_path / "nowhere"), chat_rows, out))
-    with pytest.raises(SddError, match="--teacher only goes with a GKD recipe"):
+    with pytest.raises(SddError, match="is for sft, which has no teacher: drop --teacher"):
         train(_config(SFT_CPU, tiny_llama_path, chat_rows, out, teacher=tiny_llama_path))
     assert not out.exists()
 
@@ -298,7 +353,7 @@ def test_gkd_needs_a_teacher_with_the_same_tokenizer(tiny_llama_path: str, chat_
 def test_gkd_groups_batches_by_length_with_the_rows_token_counts(tiny_llama_path: str, tmp_path: Path):
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from sdd_data.train.stage import conversation_lengths
+    from sdd_data.train.data import conversation_lengths
 
     conversations = [[{"role": "user", "content": "hi " * words}, {"role": "assistant", "content": "ok then"}]
                      for index in range(64) for words in [index % 8 + (30 if index % 2 else 1)]]  # fmt: skip
@@ -392,9 +447,42 @@ def test_trl_sft_runs_the_cpu_recipe_as_it_is(tiny_llama_path: str, chat_rows: s
     assert (tmp_path / "trl-out" / "model.safetensors").is_file()
 
 
+def _prompt_dataset_folder(conversations: list[list[dict]], folder: Path) -> str:
+    """A local dataset of conversational `prompt` rows, the format `trl distillation` reads."""
+    from sdd_data.train.onpolicy import prompt_dataset
+
+    folder.mkdir()
+    prompt_dataset(conversations).to_json(str(folder / "train.jsonl"))
+    return str(folder)
+
+
+@pytest.mark.slow
+def test_the_onpolicy_recipe_runs_with_sdd_data_train_and_with_trl_distillation(
+    smollm2_path: str, pruned_smollm2_path: str, tmp_path: Path
+):
+    """The SmolLM2 on-policy recipe, two steps each: `sdd-data train` on distilled rows, and TRL's own
+    `trl distillation --config` on the same rows' prompts."""
+    data = _gsm8k_distilled(tmp_path, 8)
+    quick = {"max_completion_length": 24, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1}
+    config = TrainConfig(recipe=str(ON_POLICY_CPU), model=pruned_smollm2_path, teacher=smollm2_path, data=data,
+                         output=str(tmp_path / "out"), max_steps=2, overrides=quick)  # fmt: skip
+    result = train(config, show_progress=False)
+    assert result.method == "onpolicy" and result.metrics["global_step"] == 2
+    assert all(math.isfinite(loss) for loss in result.losses)
+
+    prompts = _prompt_dataset_folder(load_training_rows(data).conversations, tmp_path / "prompts")
+    command = [str(Path(sys.executable).parent / "trl"), "distillation", "--config", str(ON_POLICY_CPU),
+               "--model_name_or_path", pruned_smollm2_path, "--teacher_model_name_or_path", smollm2_path,
+               "--dataset_name", prompts, "--max_steps", "2", "--output_dir", str(tmp_path / "trl-out"),
+               *[item for key, value in quick.items() for item in (f"--{key}", str(value))]]  # fmt: skip
+    finished = subprocess.run(command, check=False, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert (tmp_path / "trl-out" / "model.safetensors").is_file()
+
+
 def test_conversation_lengths_count_the_rendered_tokens(tiny_llama_path: str):
     from sdd_data.models import load_tokenizer
-    from sdd_data.train.stage import conversation_lengths
+    from sdd_data.train.data import conversation_lengths
 
     tokenizer = load_tokenizer(tiny_llama_path)
     conversations = [[{"role": "user", "content": "hi " * words}, {"role": "assistant", "content": "ok"}]
@@ -412,7 +500,7 @@ def test_conversations_longer_than_max_length_are_counted(tiny_llama_path: str, 
     data = tmp_path / "rows.jsonl"
     write_jsonl(data, [{"messages": turns} for turns in conversations])
     prepared = prepare_training(_config(SFT_CPU, tiny_llama_path, str(data), tmp_path / "out"), show_progress=False)
-    from sdd_data.train.stage import conversation_lengths
+    from sdd_data.train.data import conversation_lengths
 
     lengths = conversation_lengths(prepared.trainer.processing_class, conversations)
     assert prepared.rows_over_max_length == sum(length > QUICK["max_length"] for length in lengths)
@@ -422,7 +510,7 @@ def test_conversations_longer_than_max_length_are_counted(tiny_llama_path: str, 
 def test_gkd_leaves_out_answers_that_fill_max_length_alone(tiny_llama_path: str):
     from sdd_data.models import load_tokenizer
     from sdd_data.train.data import TrainingRows
-    from sdd_data.train.stage import without_overlong_answers
+    from sdd_data.train.gkd import without_overlong_answers
 
     tokenizer = load_tokenizer(tiny_llama_path)
     short = [{"role": "user", "content": "Name a fox."}, {"role": "assistant", "content": "A quick fox."}]

@@ -20,8 +20,11 @@ class TrainConfig:
     output: str | None = None
     """Folder for the fine-tuned model; default: the recipe's output_dir. It must not exist yet, or be empty."""
     teacher: str | None = None
-    """GKD recipes: the unpruned model whose token distributions the student learns (overrides the recipe's
-    teacher_model_name_or_path); it must share the student's tokenizer."""
+    """For a method with a teacher (gkd, onpolicy): the unpruned model whose token distributions the student
+    learns (overrides the recipe's teacher_model_name_or_path); it must share the student's tokenizer."""
+    method: str | None = None
+    """Training method of the recipe; default: the one whose TRL arguments class reads every
+    key the recipe sets. Needed only for a recipe two methods read alike."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides the recipe's max_steps), for quick runs."""
     overrides: dict = field(default_factory=dict)

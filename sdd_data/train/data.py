@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sdd_data.artifacts import DATASET_KINDS, detect
 from sdd_data.data.conversations import chat_messages
@@ -87,14 +88,7 @@ def load_training_rows(data: str, split: str = "train", config_name: str | None 
     return TrainingRows(conversations, skipped, name, config_name)
 
 
-def gkd_dataset(conversations: list[list[dict]], lengths: list[int] | None = None, length_column: str = "length"):
-    """`messages` rows, the format TRL's GKD collator reads (it masks everything before the last turn).
-
-    With `lengths` (tokens per conversation), a length column lets the trainer group batches by length, which
-    it cannot do by itself here because the collator tokenizes each batch."""
-    import datasets
-
-    table = {"messages": conversations}
-    if lengths is not None:
-        table[length_column] = lengths
-    return datasets.Dataset.from_dict(table)
+def conversation_lengths(tokenizer: Any, conversations: list[list[dict]]) -> list[int]:
+    """Tokens in each conversation rendered with the chat template."""
+    rendered = (tokenizer.apply_chat_template(turns, tokenize=False) for turns in conversations)
+    return [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]

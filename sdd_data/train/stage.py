@@ -1,4 +1,4 @@
-"""The train stage: fine-tune a (pruned) model on a distilled dataset with a TRL recipe, SFT or GKD.
+"""The train stage: fine-tune a (pruned) model on a distilled dataset with a TRL recipe of a registered method.
 
 `sdd-data train` runs the same recipe files as `trl sft --config`, and adds what TRL's CLI lacks here:
 a local distilled dataset (dropped rows left out, loss on the answers only), a pruned model folder or
@@ -14,7 +14,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,11 @@ from sdd_data.errors import SddError, first_line, require
 from sdd_data.hub import public_name
 from sdd_data.models import check_same_tokenizer, load_causal_lm, load_tokenizer, resolve_model
 from sdd_data.output_folder import check_output_free
-from sdd_data.train.chat_loss import per_assistant_turn, sft_rows
 from sdd_data.train.config import TrainConfig
-from sdd_data.train.data import TrainingRows, gkd_dataset, load_training_rows
-from sdd_data.train.recipe import (
-    GKD,
-    Recipe,
-    check_recipe_keys,
-    gkd_classes,
-    parse_recipe,
-    read_recipe_values,
-)
+from sdd_data.train.data import TrainingRows, conversation_lengths, load_training_rows
+from sdd_data.train.method import TrainerInputs, TrainingMethod
+from sdd_data.train.methods import recipe_method
+from sdd_data.train.recipe import Recipe, parse_recipe, read_recipe_values
 
 # Recipe keys that name local things: the card shows them by public name, or not at all.
 LOCAL_KEYS = ("model_name_or_path", "teacher_model_name_or_path", "dataset_name", "output_dir")
@@ -79,7 +73,7 @@ class PreparedTraining:
 
 
 def load_model(path: str, model_args: Any, trust_remote_code: bool) -> Any:
-    """The model to train (or the GKD teacher), in the recipe's dtype and attention implementation."""
+    """The model to train (or the teacher), in the recipe's dtype and attention implementation."""
     if model_args.load_in_4bit or model_args.load_in_8bit:
         raise SddError("4-bit and 8-bit loading are not supported by sdd-data train; run the recipe with `trl sft`")
     return load_causal_lm(
@@ -123,32 +117,34 @@ def _is_ours(folder: Path, mark: str) -> bool:
     return folder.is_dir() and ((folder / mark).is_file() or not any(folder.iterdir()))
 
 
-def check_options(config: TrainConfig) -> tuple[dict, str]:
+def check_options(config: TrainConfig) -> tuple[dict, TrainingMethod]:
     """The recipe's values (with the overrides) and method, once the recipe and the options that go with it are
     known to make a run; before any model loads (`sdd-data run` calls it for every step)."""
     file_values = {**read_recipe_values(config.recipe), **config.overrides}
-    method = check_recipe_keys(config.recipe, file_values)
+    method = recipe_method(config.recipe, file_values, config.method)
     if not (config.model or file_values.get("model_name_or_path")):
         raise SddError("give --model (or model_name_or_path in the recipe): the model to fine-tune")
-    if method == GKD and not (config.teacher or file_values.get("teacher_model_name_or_path")):
-        raise SddError(f"recipe {config.recipe} distills logits from a teacher: give --teacher (the unpruned model)")
-    if method != GKD and config.teacher:
-        raise SddError(f"recipe {config.recipe} is an SFT recipe: --teacher only goes with a GKD recipe")
+    if method.uses_teacher and not (config.teacher or file_values.get("teacher_model_name_or_path")):
+        raise SddError(
+            f"recipe {config.recipe} ({method.name}) learns from a teacher: give --teacher (the unpruned model)"
+        )
+    if not method.uses_teacher and config.teacher:
+        raise SddError(f"recipe {config.recipe} is for {method.name}, which has no teacher: drop --teacher")
     if not (config.output or file_values.get("output_dir")):
         raise SddError("give --output (or output_dir in the recipe): where the fine-tuned model goes")
     return file_values, method
 
 
 def prepare_training(config: TrainConfig, show_progress: bool = True) -> PreparedTraining:
-    """Read the recipe and the data, load the model (and teacher), and build the TRL trainer."""
+    """Read the recipe and the data, load the model (and teacher), and build the method's TRL trainer."""
     require("trl", "train")
-    from trl import SFTTrainer, get_peft_config
+    from trl import get_peft_config
 
     file_values, method = check_options(config)
     model_text = config.model or file_values.get("model_name_or_path")
     model_path, model_name = _resolve(model_text, file_values.get("model_revision"), "model")
     teacher_path = teacher_name = None
-    if method == GKD:
+    if method.uses_teacher:
         teacher_text = config.teacher or file_values.get("teacher_model_name_or_path")
         teacher_path, teacher_name = _resolve(teacher_text, file_values.get("teacher_model_revision"), "teacher")
     output, checkpoints = _staging_paths(config, file_values)
@@ -160,7 +156,7 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
         applied["teacher_model_name_or_path"] = teacher_path
     if not show_progress:
         applied["disable_tqdm"] = True
-    recipe = parse_recipe(config.recipe, applied)
+    recipe = parse_recipe(config.recipe, applied, method.name)
     args = recipe.training_args
     if args.eval_strategy != "no":
         raise SddError("sdd-data train trains on the whole distilled set and has no eval split: set eval_strategy: no")
@@ -174,8 +170,8 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
     trust = config.trust_remote_code
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust, chat_template=True)
     own_template = tokenizer.chat_template
-    if method == GKD:
-        # Logit distillation compares distributions token by token: the vocabularies must be identical.
+    if teacher_path:
+        # Distillation compares distributions token by token: the vocabularies must be identical.
         check_same_tokenizer(
             load_tokenizer(teacher_path, trust_remote_code=trust),
             tokenizer,
@@ -183,82 +179,26 @@ def prepare_training(config: TrainConfig, show_progress: bool = True) -> Prepare
             f"the student {model_name}",
             chat_template=False,
         )
-        rows = without_overlong_answers(tokenizer, rows, args.max_length)
+    rows = method.usable_rows(tokenizer, rows, args)
     lengths = conversation_lengths(tokenizer, rows.conversations)
-    grouped = str(getattr(args, "train_sampling_strategy", "random")) == "group_by_length"
     model = load_model(model_path, recipe.model_args, trust)
+    teacher = load_model(teacher_path, recipe.model_args, trust) if teacher_path else None
     peft_config = get_peft_config(recipe.model_args)
+    inputs = TrainerInputs(model, teacher, args, rows, tokenizer, peft_config, model_name, show_progress)
     try:
-        if method == GKD:
-            teacher = load_model(teacher_path, recipe.model_args, trust)
-            gkd_rows = per_assistant_turn(rows.conversations)
-            args.teacher_model_init_kwargs = None  # the teacher is passed loaded
-            trainer = gkd_classes()[1](
-                model=model,
-                teacher_model=teacher,
-                args=args,
-                train_dataset=gkd_dataset(
-                    gkd_rows,
-                    conversation_lengths(tokenizer, gkd_rows) if grouped else None,
-                    args.length_column_name,
-                ),
-                processing_class=tokenizer,
-                peft_config=peft_config,
-            )
-        else:
-            sft = sft_rows(rows.conversations, tokenizer)
-            if sft.training_template is not None:  # several assistant turns: TRL masks all but the assistant's
-                tokenizer.chat_template, args.assistant_only_loss = sft.training_template, True
-            elif sft.rows_per_turn and show_progress:
-                print(
-                    f"the chat template of {model_name} marks no assistant output: each assistant turn of a "
-                    "multi-turn conversation is trained as its own prompt/completion row"
-                )
-            trainer = SFTTrainer(
-                model=model,
-                args=args,
-                train_dataset=sft.dataset,
-                processing_class=tokenizer,
-                peft_config=peft_config,
-            )
+        trainer = method.build_trainer(inputs)
     except ValueError as error:
         raise SddError(f"TRL refused the recipe {config.recipe}: {first_line(error)}") from None
-    over = sum(length > args.max_length for length in lengths) if args.max_length else 0
+    max_length = getattr(args, "max_length", None)
+    over = sum(length > max_length for length in lengths) if max_length else 0
     if over and show_progress:
         print(
-            f"{over} of {len(rows.conversations)} conversations are longer than max_length {args.max_length} "
+            f"{over} of {len(rows.conversations)} conversations are longer than max_length {max_length} "
             "tokens: TRL truncates them"
         )
     return PreparedTraining(
         trainer, recipe, rows, model_name, teacher_name, model_path, output, checkpoints, over, own_template
     )
-
-
-def without_overlong_answers(tokenizer: Any, rows: TrainingRows, max_length: int | None) -> TrainingRows:
-    """The rows whose answer leaves room for its prompt within max_length: TRL's GKD collator refuses the others
-    (SFT truncates them instead); those left out are counted as `answer_fills_max_length`."""
-    if not max_length:
-        return rows
-    kept = []
-    for turns in rows.conversations:
-        prompt = tokenizer.apply_chat_template(turns[:-1], tokenize=False, add_generation_prompt=True)
-        whole = tokenizer.apply_chat_template(turns, tokenize=False)
-        answer_tokens = len(tokenizer(whole, add_special_tokens=False)["input_ids"]) - len(
-            tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        )
-        if answer_tokens < max_length:
-            kept.append(turns)
-    left_out = len(rows.conversations) - len(kept)
-    if not kept:
-        raise SddError(f"every answer of {rows.name} fills max_length {max_length} alone: raise max_length")
-    skipped = {**rows.skipped, "answer_fills_max_length": left_out} if left_out else rows.skipped
-    return replace(rows, conversations=kept, skipped=skipped)
-
-
-def conversation_lengths(tokenizer: Any, conversations: list[list[dict]]) -> list[int]:
-    """Tokens in each conversation rendered with the chat template."""
-    rendered = (tokenizer.apply_chat_template(turns, tokenize=False) for turns in conversations)
-    return [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]
 
 
 def _prune_record(model_path: str) -> dict:
@@ -276,7 +216,7 @@ def card_recipe(prepared: PreparedTraining) -> dict:
     """The recipe values for the model card, local paths replaced by public names."""
     values = {key: value for key, value in prepared.recipe.values.items() if key not in LOCAL_KEYS + ("env",)}
     values = {
-        "method": prepared.recipe.method,
+        "method": prepared.recipe.method.name,
         "recipe": "/".join(prepared.recipe.path.parts[-3:]),
         **values,
         "model_name_or_path": public_name(prepared.model_name),
@@ -431,8 +371,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     if show_progress and accelerator.is_main_process:
         first, last = (f"{losses[0]:.4f}", f"{losses[-1]:.4f}") if losses else ("-", "-")
         print(
-            f"trained {prepared.recipe.method} for {metrics['global_step']} steps on "
+            f"trained {prepared.recipe.method.name} for {metrics['global_step']} steps on "
             f"{len(prepared.rows.conversations)} rows in {time.perf_counter() - started:.0f}s "
             f"(loss {first} -> {last}); model saved to {output}"
         )
-    return TrainResult(output, prepared.recipe.method, len(prepared.rows.conversations), metrics, losses)
+    return TrainResult(output, prepared.recipe.method.name, len(prepared.rows.conversations), metrics, losses)

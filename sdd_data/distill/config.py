@@ -66,6 +66,12 @@ class DistillConfig:
     """What a reasoning teacher's `<think>…</think>` becomes: separate (the rewrite is the answer, the thinking
     goes to `teacher_reasoning`), strip (the thinking is dropped) or keep (it stays in the rewrite). The filter
     always judges the answer alone."""
+    attempts: int = 1
+    """Generations a row may take: a rewrite the filter rejects is sampled again, up to this many generations in
+    all, and the first that passes is kept (rejection sampling). Attempt k samples at --retry-temperature with a
+    seed from the row id and k; the stats count kept rewrites by attempt and the tokens every attempt took."""
+    retry_temperature: float = 0.7
+    """Sampling temperature of every attempt after the first (the first decodes as --temperature says)."""
     chat_template_kwargs: dict = field(default_factory=dict)
     """Switches passed to the teacher's chat template, e.g. enable_thinking=false; recorded with the run."""
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
@@ -83,6 +89,6 @@ class DistillConfig:
         used = engine_traits(self.engine).options if self.engine in ENGINES else frozenset()
         unused = {item.name for item in fields(EngineConfig) if item.name not in used}
         execution = {"executor", *(item.name for item in fields(RayOptions))}
-        if self.decoding.greedy:
+        if self.decoding.greedy and self.attempts == 1:  # retries sample, and which rows retry together varies
             execution.add("batch_size")
         return frozenset(execution | unused)

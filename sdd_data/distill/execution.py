@@ -34,8 +34,10 @@ class ExecutionReport:
 
 
 def shard_tokens(table: pa.Table) -> int:
-    """The teacher tokens a shard's rows took."""
-    return pc.sum(table.column("teacher_tokens")).as_py() or 0
+    """The teacher tokens a shard's rows took: those of every attempt where rejected rewrites were retried."""
+    column = "attempt_tokens" if "attempt_tokens" in table.column_names else "teacher_tokens"
+    counted = pc.sum(table.column(column)).as_py()
+    return counted if counted is not None else pc.sum(table.column("teacher_tokens")).as_py() or 0
 
 
 def progress_bar(pending: PendingShards, show_progress: bool) -> tqdm:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
@@ -41,6 +41,8 @@ TURN = pa.struct(
         ("finish_reason", pa.string()),
         ("prompt_tokens", pa.int64()),
         ("teacher_tokens", pa.int64()),
+        ("attempts", pa.int64()),
+        ("attempt_tokens", pa.int64()),
     ]
 )
 DISTILLED_SCHEMA = pa.schema(
@@ -62,14 +64,17 @@ DISTILLED_SCHEMA = pa.schema(
         ("finish_reason", pa.string()),
         ("prompt_tokens", pa.int64()),
         ("teacher_tokens", pa.int64()),
+        ("attempts", pa.int64()),
+        ("attempt_tokens", pa.int64()),
         ("turns", pa.list_(TURN)),
         ("conversation", pa.string()),
     ]
 )
 """The shards' schema. `turns` (one record per assistant turn: its place, its source text, what it kept and
 why) and `conversation` (the source turns of a
-dropped conversation, as JSON) are set for conversations only."""
-OPTIONAL_COLUMNS = ("teacher_reasoning", "turns", "conversation")
+dropped conversation, as JSON) are set for conversations only. `attempts` (generations made for the row or
+turn) and `attempt_tokens` (their completion tokens, kept or not) are set only with `--attempts` above 1."""
+OPTIONAL_COLUMNS = ("teacher_reasoning", "attempts", "attempt_tokens", "turns", "conversation")
 """Columns the outputs leave out when no row fills them."""
 
 ENGINE_ERROR = "engine_error"
@@ -113,6 +118,8 @@ def failed_turn(row: dict, prompt_tokens: int | None, reason: str, config: Disti
         "finish_reason": None,
         "prompt_tokens": prompt_tokens,
         "teacher_tokens": 0,
+        "attempts": None,
+        "attempt_tokens": None,
         "final": row["response"],
     }
 
@@ -128,6 +135,10 @@ class ShardWork:
     prompts: list[FittedPrompt] = field(default_factory=list)
     generations: dict[int, Generation] = field(default_factory=dict)
     judged: dict[tuple[int, int | None], dict] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+    """Generations made so far for each unit of the round (by position)."""
+    attempt_tokens: dict[int, int] = field(default_factory=dict)
+    """Completion tokens of those generations, kept or not."""
 
     @property
     def todo(self) -> list[int]:
@@ -165,24 +176,59 @@ def prepare_round(
     """Plan a round's units (all of them, or the `depth`-th turn of each conversation) and fit their prompts."""
     work.units = plan_units(work.rows, depth, work.finals())
     work.prompts = [_fit(unit, engine, template, config) for unit in work.units]
-    work.generations = {}
+    work.generations, work.attempts, work.attempt_tokens = {}, {}, {}
 
 
 def judge_round(work: ShardWork, config: DistillConfig) -> None:
-    """Judge the round's generations, and set aside the units whose prompt was not sent."""
+    """Judge the round's generations (their first attempt), and set aside the units whose prompt was not sent."""
     for position, (unit, prompt) in enumerate(zip(work.units, work.prompts)):
         generation = work.generations.get(position)
         if generation is None:
             work.judged[unit.key] = failed_turn(unit.row, prompt.tokens, prompt.failure, config)
-            continue
-        verdict = judge_turn(
-            unit.row, generation.text.strip(), generation.finish_reason, opens_thinking(prompt.text or ""), config
-        )
-        verdict["prompt_tokens"] = generation.prompt_tokens
-        verdict["teacher_tokens"] = generation.completion_tokens
-        if prompt.truncated and verdict["decision"] == "rewrite":
-            verdict["reason"] = PROMPT_TRUNCATED
-        work.judged[unit.key] = verdict
+        else:
+            _judge_attempt(work, position, generation, config)
+
+
+def _judge_attempt(work: ShardWork, position: int, generation: Generation, config: DistillConfig) -> None:
+    """Count one more generation of a unit and judge it; what it keeps replaces the unit's earlier verdict."""
+    unit, prompt = work.units[position], work.prompts[position]
+    work.generations[position] = generation
+    work.attempts[position] = work.attempts.get(position, 0) + 1
+    work.attempt_tokens[position] = work.attempt_tokens.get(position, 0) + generation.completion_tokens
+    verdict = judge_turn(
+        unit.row, generation.text.strip(), generation.finish_reason, opens_thinking(prompt.text or ""), config
+    )
+    verdict["prompt_tokens"] = generation.prompt_tokens
+    verdict["teacher_tokens"] = generation.completion_tokens
+    if prompt.truncated and verdict["decision"] == "rewrite":
+        verdict["reason"] = PROMPT_TRUNCATED
+    several = config.attempts > 1
+    verdict["attempts"] = work.attempts[position] if several else None
+    verdict["attempt_tokens"] = work.attempt_tokens[position] if several else None
+    work.judged[unit.key] = verdict
+
+
+def retry_requests(work: ShardWork, config: DistillConfig) -> list[tuple[int, str, int]]:
+    """(position, prompt, seed) of every unit of the round whose rewrite the filter rejected and that has
+    attempts left. Attempt k > 1 of a unit samples with the seed of its id and k, whatever else is retried."""
+    requests = []
+    for position in work.todo:
+        unit, made = work.units[position], work.attempts.get(position, 0)
+        if made and made < config.attempts and work.judged[unit.key]["decision"] != "rewrite":
+            seed = row_seed(config.decoding.seed, f"{unit.seed_key}#attempt{made + 1}")
+            requests.append((position, work.prompts[position].text, seed))
+    return requests  # type: ignore[return-value]
+
+
+def retry_rejected(work: ShardWork, engine: Engine, config: DistillConfig) -> None:
+    """Sample the rejected rewrites of the round again at the retry temperature until each passes the filter or
+    has used its attempts; the first that passes is kept. Retries do not move the progress bar."""
+    decoding = replace(config.decoding, temperature=config.retry_temperature)
+    while requests := retry_requests(work, config):
+        positions, prompts, seeds = zip(*requests)
+        generated = engine.generate(list(prompts), list(seeds), decoding, lambda _: None)
+        for position, generation in zip(positions, generated):
+            _judge_attempt(work, position, generation, config)
 
 
 def shard_table(work: ShardWork) -> pa.Table:
@@ -233,6 +279,7 @@ def distill_shards(
                 generated = engine.generate(prompts, seeds, config.decoding, progress)  # type: ignore[arg-type]
                 work.generations = dict(zip(todo, generated))
             judge_round(work, config)
+            retry_rejected(work, engine, config)
         yield index, shard_table(work)
 
 
@@ -243,9 +290,13 @@ def _streamed(
     config: DistillConfig,
     progress: Callable[[int], None],
 ) -> Iterator[tuple[int, pa.Table]]:
-    """One continuous feed of requests over all shards; a shard is judged once its last unit is back."""
+    """One continuous feed of requests over all shards; a shard is judged once its last unit is back.
+
+    A shard with rejected rewrites to sample again waits for the end of the feed: the engine cannot take other
+    requests while it streams. Its retries then run shard by shard."""
     works: dict[int, ShardWork] = {}
     ready: list[int] = []  # shards with nothing left to generate, not yet handed back
+    retrying: list[ShardWork] = []  # judged shards with rejected rewrites to sample again
 
     def requests() -> Iterator[tuple[tuple[int, int], str, int]]:
         for index, rows in shards:
@@ -259,10 +310,14 @@ def _streamed(
                 seed = row_seed(config.decoding.seed, work.units[position].seed_key)
                 yield (index, position), work.prompts[position].text, seed  # type: ignore[misc]
 
-    def finish(index: int) -> pa.Table:
-        work = works.pop(index)
-        judge_round(work, config)
-        return shard_table(work)
+    def finished_shards() -> Iterator[tuple[int, pa.Table]]:
+        while ready:
+            work = works.pop(ready.pop(0))
+            judge_round(work, config)
+            if retry_requests(work, config):
+                retrying.append(work)
+            else:
+                yield work.index, shard_table(work)
 
     for (index, position), generation in engine.generate_stream(requests(), config.decoding):
         progress(1)
@@ -270,8 +325,8 @@ def _streamed(
         work.generations[position] = generation
         if work.done:
             ready.append(index)
-        while ready:
-            finished = ready.pop(0)
-            yield finished, finish(finished)
-    for finished in ready:
-        yield finished, finish(finished)
+        yield from finished_shards()
+    yield from finished_shards()
+    for work in retrying:
+        retry_rejected(work, engine, config)
+        yield work.index, shard_table(work)

@@ -62,6 +62,13 @@ def check_options(config: DistillConfig) -> None:
         raise SddError(f"shard_size must be positive, got {config.shard_size}")
     if config.decoding.max_new_tokens <= 0:
         raise SddError(f"max_new_tokens must be positive, got {config.decoding.max_new_tokens}")
+    if config.attempts < 1:
+        raise SddError(f"attempts must be at least 1, got {config.attempts}")
+    if config.attempts > 1 and config.retry_temperature <= 0:
+        raise SddError(
+            f"retry_temperature must be above 0 with attempts {config.attempts}: a greedy retry repeats the rejected "
+            "rewrite"
+        )
     if config.executor not in EXECUTORS:
         raise SddError(f"unknown executor {config.executor!r}; known: {', '.join(EXECUTORS.names())}")
     replicas = config.engine_options.data_parallel_size

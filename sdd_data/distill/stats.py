@@ -45,47 +45,85 @@ def distill_stats(
     completion_tokens = sum(table.column("teacher_tokens").to_pylist())
     prompt_tokens = sum(table.column("prompt_tokens").to_pylist())
     seconds = work["seconds"]
+    return (
+        {
+            "rows_in": len(table) + len(invalid),
+            "rows_out": sum(1 for decision in decisions if decision != "dropped"),
+            "decisions": _counts(decisions),
+            "reasons": _counts(reasons),
+            "reasons_by_decision": {
+                decision: _counts([r for d, r in zip(decisions, reasons) if d == decision])
+                for decision in ("original", "dropped")
+                if decision in decisions
+            },
+            "by_task": {
+                task: {"rows": entry["rows"], "decisions": dict(entry["decisions"]), "reasons": dict(entry["reasons"])}
+                for task, entry in per_task.items()
+            },
+            "tokens": {"prompt": prompt_tokens, "completion": completion_tokens},
+            "throughput": {
+                **work,
+                "seconds": round(seconds, 3),
+                "rows_per_second": round(work["generated_rows"] / seconds, 3) if work["generated_rows"] else None,
+                "completion_tokens_per_second": round(work["generated_tokens"] / seconds, 2)
+                if work["generated_tokens"]
+                else None,
+            },
+            "teacher": {
+                "name": teacher.name,
+                "path": str(teacher.path),
+                "revision": teacher.revision,
+                "quantization": teacher.quantization,
+            },
+            "engine": engine,
+            "template": template,
+            "seed_policy": SEED_POLICY,
+            "source": {
+                "name": source.name,
+                "fingerprint": source.fingerprint,
+                "preset": source.preset,
+                "columns": source.source_columns,
+            },
+            "config": config,
+            "sdd_data_version": version,
+        }
+        | (
+            {"conversations": conversation_stats(table, invalid, source.turns_in)}
+            if source.turns_in is not None
+            else {}
+        )
+        | ({"attempts": attempt_stats(table, config["attempts"])} if config.get("attempts", 1) > 1 else {})
+    )
+
+
+def _units(table: pa.Table) -> list[dict]:
+    """One record per teacher request of the table: each assistant turn of a conversation, else the row."""
+    columns = ("decision", "attempts", "attempt_tokens", "teacher_tokens")
+    turns = table.column("turns").to_pylist() if "turns" in table.column_names else [None] * len(table)
+    rows = table.select([name for name in columns if name in table.column_names]).to_pylist()
+    return [record for row, records in zip(rows, turns) for record in (records if records is not None else [row])]
+
+
+def attempt_stats(table: pa.Table, allowed: int) -> dict:
+    """The rewrite yield by attempt (`--attempts`): rewrites kept at each attempt, the share of requests holding
+    a rewrite once that many attempts were allowed, and the tokens of every attempt against those kept."""
+    units = _units(table)
+    kept = Counter(unit["attempts"] for unit in units if unit["decision"] == "rewrite")
+    running, cumulative = 0, {}
+    for attempt in range(1, allowed + 1):
+        running += kept.get(attempt, 0)
+        cumulative[str(attempt)] = round(running / len(units), 4) if units else None
     return {
-        "rows_in": len(table) + len(invalid),
-        "rows_out": sum(1 for decision in decisions if decision != "dropped"),
-        "decisions": _counts(decisions),
-        "reasons": _counts(reasons),
-        "reasons_by_decision": {
-            decision: _counts([r for d, r in zip(decisions, reasons) if d == decision])
-            for decision in ("original", "dropped")
-            if decision in decisions
-        },
-        "by_task": {
-            task: {"rows": entry["rows"], "decisions": dict(entry["decisions"]), "reasons": dict(entry["reasons"])}
-            for task, entry in per_task.items()
-        },
-        "tokens": {"prompt": prompt_tokens, "completion": completion_tokens},
-        "throughput": {
-            **work,
-            "seconds": round(seconds, 3),
-            "rows_per_second": round(work["generated_rows"] / seconds, 3) if work["generated_rows"] else None,
-            "completion_tokens_per_second": round(work["generated_tokens"] / seconds, 2)
-            if work["generated_tokens"]
-            else None,
-        },
-        "teacher": {
-            "name": teacher.name,
-            "path": str(teacher.path),
-            "revision": teacher.revision,
-            "quantization": teacher.quantization,
-        },
-        "engine": engine,
-        "template": template,
-        "seed_policy": SEED_POLICY,
-        "source": {
-            "name": source.name,
-            "fingerprint": source.fingerprint,
-            "preset": source.preset,
-            "columns": source.source_columns,
-        },
-        "config": config,
-        "sdd_data_version": version,
-    } | ({"conversations": conversation_stats(table, invalid, source.turns_in)} if source.turns_in is not None else {})
+        "allowed": allowed,
+        "units": len(units),
+        "kept_by_attempt": {str(attempt): kept[attempt] for attempt in sorted(kept)},
+        "yield_by_attempt": cumulative,
+        "rejected_after_all_attempts": sum(
+            1 for unit in units if unit["decision"] != "rewrite" and unit.get("attempts") == allowed
+        ),
+        "tokens_all_attempts": sum(unit.get("attempt_tokens") or 0 for unit in units),
+        "tokens_kept_rewrites": sum(unit["teacher_tokens"] or 0 for unit in units if unit["decision"] == "rewrite"),
+    }
 
 
 def _row_turns(messages, conversation) -> int:
@@ -170,6 +208,10 @@ def print_summary(stats: dict, output: Path | str) -> None:
             ("turns in / out", f"{conversations['turns_in']} / {conversations['turns_out']}"),
             ("assistant turns rewritten", f"{turns['decisions'].get('rewrite', 0)} of {turns['total']}"),
         ]
+    attempts = stats.get("attempts")
+    if attempts:
+        lines += [(f"  kept at attempt {attempt}", count) for attempt, count in attempts["kept_by_attempt"].items()]
+        lines.append(("tokens of every attempt", attempts["tokens_all_attempts"]))
     if throughput["resumed_shards"]:
         lines.append(("shards reused from an earlier run", throughput["resumed_shards"]))
     width = max(len(label) for label, _ in lines)

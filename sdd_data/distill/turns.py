@@ -111,6 +111,7 @@ def _conversation_record(turns: list[dict], judged: dict[tuple[int, int | None],
     tokens = {
         "prompt_tokens": sum(record["prompt_tokens"] or 0 for record in records),
         "teacher_tokens": sum(record["teacher_tokens"] or 0 for record in records),
+        **_attempt_totals(records),
     }
     empty = {"teacher_response": None, "teacher_reasoning": None, "extracted_answer": None, "finish_reason": None}
     if "dropped" in decisions:
@@ -134,6 +135,17 @@ def _conversation_record(turns: list[dict], judged: dict[tuple[int, int | None],
     return {**empty, **tokens, "decision": decision, "reason": reason, "messages": messages, "turns": records}
 
 
+def _attempt_totals(records: list[dict]) -> dict:
+    """A conversation's attempts (the most any turn took) and attempt tokens (all turns'), when counted."""
+    counted = [record for record in records if record["attempts"] is not None]
+    if not counted:
+        return {"attempts": None, "attempt_tokens": None}
+    return {
+        "attempts": max(record["attempts"] for record in counted),
+        "attempt_tokens": sum(record["attempt_tokens"] for record in counted),
+    }
+
+
 def _kept_as_written(reason: str) -> dict:
     return {
         "decision": "original",
@@ -144,6 +156,8 @@ def _kept_as_written(reason: str) -> dict:
         "finish_reason": None,
         "prompt_tokens": None,
         "teacher_tokens": 0,
+        "attempts": None,
+        "attempt_tokens": None,
         "final": None,
     }
 

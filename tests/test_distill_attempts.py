@@ -192,3 +192,34 @@ def test_attempts_are_checked_and_change_what_the_run_is(source, teacher, tmp_pa
     assert "attempts" not in json.loads((once.output / "stats.json").read_text())
     with pytest.raises(SddError, match=r"differs in: config.attempts"):
         distill(config_for(source, teacher, tmp_path / "c", attempts=2), show_progress=False)
+
+
+def test_the_card_shows_the_yield_by_attempt_and_the_copies(source, teacher, tmp_path):
+    from sdd_data.publish.stage import PublishConfig, publish
+
+    run = distill(config_for(source, teacher, tmp_path / "out"), show_progress=False)
+    publish(PublishConfig(distilled=str(run.output), output_dir=str(tmp_path / "published")))
+    card = (tmp_path / "published" / "README.md").read_text()
+    stats = run.stats["attempts"]
+    assert "#### Rejection sampling" in card and "up to 4 generations in all, at temperature" in card
+    for attempt, share in stats["yield_by_attempt"].items():
+        assert f"| {attempt} | {stats['kept_by_attempt'].get(attempt, 0)} | {100 * share:.1f}% |" in card
+    copies = run.stats["copies"]
+    assert f"{copies['copies']} of the {copies['kept_rewrites']} kept rewrites" in card
+
+
+def test_a_kept_rewrite_that_repeats_the_source_counts_as_a_copy():
+    import pyarrow as pa
+
+    from sdd_data.distill.stats import copy_stats
+
+    source = "Natalia sold 48 clips in April and half as many in May, 72 clips in all. #### 72"
+    rows = [
+        ("rewrite", source, source + " "),  # a copy, whitespace aside
+        ("rewrite", source, source.replace("Natalia", "She")),  # nearly a copy
+        ("rewrite", source, "In April she sold 48 clips; in May, 24. Together: 72. The answer is 72."),  # her own words
+        ("original", source, source),  # not kept: not counted
+    ]
+    table = pa.table({"decision": [r[0] for r in rows], "response": [r[1] for r in rows],
+                      "teacher_response": [r[2] for r in rows]})  # fmt: skip
+    assert copy_stats(table) == {"threshold": 90.0, "kept_rewrites": 3, "copies": 2, "rate": round(2 / 3, 4)}

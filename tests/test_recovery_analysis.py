@@ -16,7 +16,9 @@ from analysis import (  # noqa: E402
     README_END,
     RESULTS_PAGE,
     RESULTS_PLOT,
+    bootstrap_differences,
     build_results,
+    holm,
     paired_bootstrap,
     readme_section,
     render_markdown,
@@ -55,8 +57,34 @@ def test_arms_gather_their_seeds_and_comparisons_read_their_intervals():
 
 def test_identical_arms_show_no_clear_difference():
     arm = {"items": {"arc": [[1, 0, 1, 1, 0, 0, 1, 0] * 10] * 3}}
-    difference, low, high = paired_bootstrap(arm, arm, samples=300)
-    assert difference == 0 and low <= 0 <= high
+    difference, low, high, p_value = paired_bootstrap(arm, arm, samples=300)
+    assert difference == 0 and low <= 0 <= high and p_value == 1.0
+
+
+def test_a_resample_draws_each_seed_once_for_every_task():
+    """Seed 0 of the first arm is right on both tasks, seed 1 wrong on both; the second arm averages 0.5 on every
+    resample. Drawing the seeds once for all tasks, a resample's difference is -0.5, 0 or +0.5, never a mix."""
+    first = {"items": {"a": [[1] * 20, [0] * 20], "b": [[1] * 20, [0] * 20]}}
+    second = {"items": {"a": [[1] * 20] * 2, "b": [[0] * 20] * 2}}
+    assert set(bootstrap_differences(first, second, samples=500).tolist()) == {-0.5, 0.0, 0.5}
+
+
+def test_holm_rejects_step_down_until_the_first_p_value_over_its_threshold():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == [True, False, False, True]
+    assert holm([0.011, 0.02]) == [True, True]  # 0.011 <= 0.05 / 2, then 0.02 <= 0.05
+    assert holm([0.3]) == [False]
+
+
+def test_comparisons_say_whether_they_survive_holm():
+    right, wrong, half = [1] * 40, [0] * 40, [1, 0] * 20
+    entries = [entry("original", None, right, 1.0), entry("pruned", None, wrong, 2.0)]
+    entries += [entry("sdd", seed, right, 1.1) for seed in (0, 1, 2)]
+    entries += [entry("sft", seed, half, 1.3) for seed in (0, 1, 2)]
+    entries += [entry("kd", seed, [1, 1, 0, 1] * 10, 1.2) for seed in (0, 1, 2)]
+    results = build_results(PRESETS["smoke"], {"preset": PRESETS["smoke"].to_dict()}, entries)
+    comparisons = {(item["first"], item["second"]): item for item in results["comparisons"]}
+    assert comparisons[("sdd", "sft")]["holm_survives"] and comparisons[("sdd", "sft")]["p_value"] < 0.01
+    assert all("holm_survives" in item for item in results["comparisons"])
 
 
 def test_the_docs_show_exactly_the_committed_results():

@@ -76,6 +76,33 @@ def test_the_stronger_recovery_arms_train_as_their_usual_arms_at_the_presets_hig
     ), "a preset without a higher learning rate has no stronger arms"
 
 
+def test_the_round_two_arms_train_on_policy_from_the_original_and_after_the_sdd_model(tmp_path, monkeypatch):
+    from sdd_data.train.recipe import parse_recipe
+
+    preset = PRESETS["cpu"]
+    experiment = Experiment(preset, tmp_path / "work", tmp_path / "data", {})
+    data = {name: tmp_path / f"{name}.jsonl" for name in ("sft", "sdd", "kd", "sdd-math", "sdd-general")}
+    plans = experiment.arm_plans(data, tmp_path / "distilled", tmp_path / "pruned", tmp_path / "train.jsonl", [])
+    assert {"sdd-yield", "onpolicy"} <= set(plans)
+    step = experiment.train_step(plans["onpolicy"], tmp_path / "pruned", tmp_path / "onpolicy-s1", 1)["train"]
+    assert step["recipe"] == preset.onpolicy_recipe and step["teacher"] == preset.model
+    assert step["overrides"] == {**preset.onpolicy_training, "seed": 1} and step["data"] == str(data["sft"])
+    recipe = parse_recipe(step["recipe"], step["overrides"])  # every key is one the on-policy trainer reads
+    assert recipe.method.name == "onpolicy" and recipe.training_args.max_completion_length == 128
+
+    built: list[tuple[str, list[dict]]] = []
+    monkeypatch.setattr(experiment, "arm", lambda arm, seed, steps, model, tasks: built.append((arm, steps)))
+    experiment.sdd_then_onpolicy(2, plans, tmp_path / "pruned", [])
+    [(arm, (first, second))] = built
+    models = tmp_path / "work" / "models"
+    assert arm == "sdd-then-onpolicy"
+    assert first == experiment.train_step(plans["sdd"], tmp_path / "pruned", models / "sdd-s2", 2)
+    assert second["train"]["model"] == str(models / "sdd-s2") and second["train"]["recipe"] == preset.onpolicy_recipe
+    assert "sdd-yield" not in Experiment(PRESETS["smoke"], tmp_path / "w", tmp_path / "d", {}).arm_plans(
+        data, tmp_path / "distilled", tmp_path / "pruned", tmp_path / "train.jsonl", []
+    ), "a preset without attempts has no sdd-yield arm"
+
+
 def test_the_cut_is_chosen_once_and_a_fresh_work_folder_cuts_only_the_chosen_blocks_again(tiny_llama_path, tmp_path):
     candidates = (("angular", 1), ("block-influence", 1))
     preset = dataclasses.replace(PRESETS["smoke"], model=tiny_llama_path, prune_candidates=candidates)

@@ -2,9 +2,13 @@
 
 A comparison of arm A with arm B is the difference of their average accuracy over the multiple-choice
 tasks. Its 95% interval comes from a paired bootstrap: each resample draws the evaluation items with
-replacement (the same items for both arms, task by task) and each arm's seeds with replacement, and
-the interval is the 2.5th to 97.5th percentile of the resampled differences. An interval that spans
-zero reads "no clear difference".
+replacement (the same items for both arms, task by task) and each arm's seeds with replacement, once for
+every task (a seed is one model, scored on every task), and the interval is the 2.5th to 97.5th percentile
+of the resampled differences. An interval that spans zero reads "no clear difference".
+
+The accuracy comparisons are one family (`COMPARISONS`, those both of whose arms ran): each gets a two-sided
+bootstrap p-value (twice the share of resampled differences on the far side of zero), and Holm's step-down
+correction at 5% says which differences survive testing them all.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ COMPARISONS = (
     ("sdd", "sft"), ("sdd", "kd"), ("sdd", "pruned"), ("sdd-paser", "sdd-random"), ("sdd-paser", "sdd"),
     ("sdd-random", "sdd"), ("merged", "sdd-math"), ("merged", "sdd-general"), ("merged", "sdd"), ("sft", "sdd"),
     ("sdd", "sdd-pruned-teacher"),  # what the teacher's strength is worth
+    ("sdd-yield", "sdd"), ("sdd-yield", "sft"),  # a higher rewrite yield
+    ("onpolicy", "sdd"), ("onpolicy", "kd"), ("sdd-then-onpolicy", "sdd"), ("sdd-then-onpolicy", "onpolicy"),
     ("sdd-high-lr", "sft-high-lr"), ("sft-high-lr", "sft"), ("sdd-high-lr", "sdd"),  # a stronger recovery
     # width against depth at the same parameter count, and sdd against kd on each cut
     ("minitron", "pruned"), ("sdmprune", "pruned"), ("sdmprune", "minitron"),
@@ -27,7 +33,8 @@ COMPARISONS = (
     ("minitron-sdd", "minitron-kd"), ("sdmprune-sdd", "sdmprune-kd"), ("sdmprune-sdd", "minitron-sdd"),
 )  # fmt: skip
 ARM_ORDER = (
-    "original", "pruned", "sft", "sdd", "sdd-pruned-teacher", "sdd-paser", "sdd-random", "kd", "sdd-math",
+    "original", "pruned", "sft", "sdd", "sdd-yield", "sdd-pruned-teacher", "sdd-paser", "sdd-random", "kd",
+    "onpolicy", "sdd-then-onpolicy", "sdd-math",
     "sdd-general", "merged", "sft-high-lr", "sdd-high-lr",
     "minitron", "minitron-sdd", "minitron-kd", "sdmprune", "sdmprune-sdd", "sdmprune-kd",
 )  # fmt: skip
@@ -59,23 +66,45 @@ def collect_arms(entries: list[dict]) -> dict[str, dict]:
     return arms
 
 
-def paired_bootstrap(first: dict, second: dict, samples: int, seed: int = 0) -> tuple[float, float, float]:
-    """Difference of average accuracy (first − second) and its 95% paired-bootstrap interval over items and seeds."""
+def bootstrap_differences(first: dict, second: dict, samples: int, seed: int = 0) -> np.ndarray:
+    """Resampled differences of average accuracy (first − second): each resample draws each arm's seeds once for
+    all tasks, and each task's items (the same for both arms), with replacement."""
     rng = np.random.default_rng(seed)
     tasks = sorted(set(first["items"]) & set(second["items"]))
     matrices = [(np.array(first["items"][task], dtype=float), np.array(second["items"][task], dtype=float))
                 for task in tasks]  # fmt: skip
-    point = float(np.mean([a.mean() - b.mean() for a, b in matrices]))
+    seeds = matrices[0][0].shape[0], matrices[0][1].shape[0]
     differences = np.empty(samples)
     for sample in range(samples):
+        seeds_a, seeds_b = rng.integers(seeds[0], size=seeds[0]), rng.integers(seeds[1], size=seeds[1])
         total = 0.0
         for a, b in matrices:
             items = rng.integers(a.shape[1], size=a.shape[1])
-            seeds_a, seeds_b = rng.integers(a.shape[0], size=a.shape[0]), rng.integers(b.shape[0], size=b.shape[0])
             total += a[seeds_a][:, items].mean() - b[seeds_b][:, items].mean()
         differences[sample] = total / len(matrices)
+    return differences
+
+
+def paired_bootstrap(first: dict, second: dict, samples: int, seed: int = 0) -> tuple[float, float, float, float]:
+    """Difference of average accuracy (first − second), its 95% paired-bootstrap interval over items and seeds,
+    and its two-sided bootstrap p-value."""
+    tasks = sorted(set(first["items"]) & set(second["items"]))
+    point = float(np.mean([np.mean(first["items"][task]) - np.mean(second["items"][task]) for task in tasks]))
+    differences = bootstrap_differences(first, second, samples, seed)
     low, high = np.percentile(differences, [2.5, 97.5])
-    return point, float(low), float(high)
+    p_value = min(1.0, 2 * min(float(np.mean(differences <= 0)), float(np.mean(differences >= 0))))
+    return point, float(low), float(high), p_value
+
+
+def holm(p_values: list[float], alpha: float = 0.05) -> list[bool]:
+    """Which hypotheses Holm's step-down procedure rejects at family-wise level `alpha`, in the order given."""
+    order = sorted(range(len(p_values)), key=lambda index: p_values[index])
+    rejected = [False] * len(p_values)
+    for rank, index in enumerate(order):
+        if p_values[index] > alpha / (len(p_values) - rank):
+            break
+        rejected[index] = True
+    return rejected
 
 
 def verdict(first: str, second: str, low: float, high: float) -> str:
@@ -87,18 +116,19 @@ def verdict(first: str, second: str, low: float, high: float) -> str:
 def compare(arms: dict[str, dict], first: str, second: str, samples: int) -> dict:
     """first − second: average accuracy and, where both have per-answer scores, held-out NLL (lower is closer to
     the original), each with its 95% paired-bootstrap interval and its reading."""
-    point, low, high = paired_bootstrap(arms[first], arms[second], samples)
-    comparison = {"first": first, "second": second, "difference": point, "ci95": [low, high],
+    point, low, high, p_value = paired_bootstrap(arms[first], arms[second], samples)
+    comparison = {"first": first, "second": second, "difference": point, "ci95": [low, high], "p_value": p_value,
                   "verdict": verdict(first, second, low, high)}  # fmt: skip
     nll = [arms[first]["nll_items"], arms[second]["nll_items"]]
     if all(nll) and all(items is not None for seeds in nll for items in seeds):
-        point, low, high = paired_bootstrap({"items": {"nll": nll[0]}}, {"items": {"nll": nll[1]}}, samples)
+        point, low, high, _ = paired_bootstrap({"items": {"nll": nll[0]}}, {"items": {"nll": nll[1]}}, samples)
         reading = "no clear difference" if low <= 0 <= high else f"{first if high < 0 else second} closer"
         comparison["heldout_nll"] = {"difference": point, "ci95": [low, high], "reading": reading}
     return comparison
 
 
-RECOVERIES = ("sdd", "kd", "minitron-sdd", "minitron-kd", "sdmprune-sdd", "sdmprune-kd")
+RECOVERIES = ("sdd", "sdd-yield", "kd", "onpolicy", "sdd-then-onpolicy", "minitron-sdd", "minitron-kd", "sdmprune-sdd",
+              "sdmprune-kd")  # fmt: skip
 """Each cut (depth, minitron, sdmprune) with each recovery, all at the same parameter count."""
 
 
@@ -126,6 +156,8 @@ def build_results(preset: Preset, record: dict, entries: list[dict]) -> dict:
         for first, second in COMPARISONS
         if first in arms and second in arms
     ]
+    for comparison, survives in zip(comparisons, holm([item["p_value"] for item in comparisons])):
+        comparison["holm_survives"] = survives
     public = {
         name: {
             "seeds": arm["seeds"],
@@ -172,9 +204,9 @@ def render_markdown(results: dict) -> str:
         )
     lines += [
         "",
-        "| comparison | accuracy difference (points) | 95% interval | reading | held-out NLL difference | 95% interval "
-        "| reading |",
-        "|---|---|---|---|---|---|---|",
+        "| comparison | accuracy difference (points) | 95% interval | reading | p | after Holm | held-out NLL "
+        "difference | 95% interval | reading |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for item in results["comparisons"]:
         low, high = item["ci95"]
@@ -184,11 +216,13 @@ def render_markdown(results: dict) -> str:
             if nll
             else "- | - | -"
         )
+        holm_cell = "-" if "holm_survives" not in item else ("survives" if item["holm_survives"] else "does not")
+        p_cell = f"{item['p_value']:.4f}" if "p_value" in item else "-"
         lines.append(
             f"| {item['first']} − {item['second']} | {100 * item['difference']:+.2f} | "
-            f"[{100 * low:+.2f}, {100 * high:+.2f}] | {item['verdict']} | {nll_cells} |"
+            f"[{100 * low:+.2f}, {100 * high:+.2f}] | {item['verdict']} | {p_cell} | {holm_cell} | {nll_cells} |"
         )
-    notes = []
+    notes = [_holm_line(results["comparisons"])] if results["comparisons"] else []
     pruning = results["config"].get("pruning")
     if pruning:
         chosen = pruning["chosen"]
@@ -211,6 +245,20 @@ def render_markdown(results: dict) -> str:
         notes.append(f"Decontamination removed {removed} training rows sharing a 13-gram with an evaluation item.")
     lines += [part for note in notes for part in ("", note)]  # one paragraph each
     return "\n".join(lines) + "\n"
+
+
+def _holm_line(comparisons: list[dict]) -> str:
+    """Which accuracy differences survive Holm's correction over the whole family of comparisons."""
+    if not all("holm_survives" in item for item in comparisons):
+        return "p-values and Holm's correction were not computed for these results."
+    surviving = [f"{item['first']} − {item['second']}" for item in comparisons if item["holm_survives"]]
+    verb = "survives" if len(surviving) == 1 else "survive"
+    return (
+        f"The {len(comparisons)} accuracy comparisons are one family: p is a two-sided paired-bootstrap p-value, and "
+        f"after Holm's step-down correction at 5% (family-wise) {len(surviving)} {verb}: "
+        f"{', '.join(surviving) or 'none'}. An interval that excludes zero without surviving is one chance finding "
+        "among many."
+    )
 
 
 def _difference(item: dict) -> str:

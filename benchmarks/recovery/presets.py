@@ -35,7 +35,7 @@ class Preset:
     eval_tasks: tuple[str, ...]
     eval_items: int
     eval_batch_size: int
-    bootstrap_samples: int = 2000
+    bootstrap_samples: int = 10_000
     gsm8k_gate_questions: int = 200
     """GSM8K test questions (seeded) the original model answers to decide whether GSM8K joins the tasks."""
     gsm8k_floor: float = 0.05
@@ -50,6 +50,16 @@ class Preset:
     high_learning_rate: float | None = None
     """When set, `sft` and `sdd` train again at this learning rate (3 seeds each: `sft-high-lr`, `sdd-high-lr`):
     does a stronger recovery, which moves the model further, separate the two?"""
+    attempts: int = 1
+    """`--attempts` of the `sdd-yield` arm's distillation: rejected rewrites sampled again at `retry_temperature`
+    (rejection sampling); 1 leaves the arm out."""
+    retry_temperature: float = 0.7
+    onpolicy_recipe: str | None = None
+    """Recipe of the on-policy arms (`onpolicy` on the training prompts, `sdd-then-onpolicy` after the sdd model);
+    None leaves them out."""
+    onpolicy_training: dict[str, object] = field(default_factory=dict)
+    """Recipe keys the on-policy arms get in place of `training`: on-policy distillation has no max_length, and
+    every step generates, so its completions are capped."""
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -98,6 +108,19 @@ PRESETS = {
         # sdmprune's calibration is the original's own completions: 128 prompts x 128 tokens take ~2 min here
         width_prune={"calibration_rows": 128, "max_length": 512, "batch_size": 16, "completion_tokens": 128},
         high_learning_rate=1.0e-4,
+        attempts=4,
+        retry_temperature=0.7,
+        onpolicy_recipe=f"{RECIPES}/smollm2-135m-instruct/onpolicy-cpu/config.yaml",
+        # Scaled down for the CPU budget: completions of at most 128 tokens (most GSM8K answers fit; longer
+        # Alpaca answers are cut, and the loss covers what was generated).
+        onpolicy_training={
+            "num_train_epochs": 1,
+            "max_completion_length": 128,
+            "per_device_train_batch_size": 4,
+            "gradient_accumulation_steps": 2,
+            "learning_rate": 2.0e-5,
+            "logging_steps": 10,
+        },
     ),
     "smoke": Preset(  # the plumbing of every arm in minutes: no result to read anything into
         name="smoke",

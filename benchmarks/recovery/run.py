@@ -13,6 +13,9 @@ Every arm runs through the project's own stages, as `sdd-data run` pipeline file
 | sdd-paser | SFT on PASER's 20% of sdd |
 | sdd-random | SFT on a random 20% of sdd |
 | kd | logit distillation (GKD, no on-policy generation) from the unpruned model on the source data |
+| sdd-yield | SFT on the self-distilled responses with rejection sampling (`--attempts`): more rows keep a rewrite |
+| onpolicy | on-policy distillation from the unpruned model on the training prompts (reverse KL, the student samples) |
+| sdd-then-onpolicy | the sdd model, then on-policy distillation from it |
 | sdd-math, sdd-general | SFT on the math part, or the general part, of sdd |
 | merged | SLERP of sdd-math and sdd-general |
 | minitron, sdmprune | the model cut in width instead (MLP neurons), to the depth cut's parameter count |
@@ -113,13 +116,14 @@ def content_digest(path: Path) -> str:
 
 
 class ArmPlan(NamedTuple):
-    """How one trained arm trains: its recipe, its data for a seed, its teacher (logit distillation only) and
-    a learning rate in place of the preset's."""
+    """How one trained arm trains: its recipe, its data for a seed, its teacher (distillation only), a learning
+    rate in place of the preset's, and recipe keys in place of the preset's `training`."""
 
     recipe: str
     data: Callable[[int], Path]
     teacher: str | None = None
     learning_rate: float | None = None
+    training: dict | None = None
 
 
 class Experiment:
@@ -321,16 +325,27 @@ class Experiment:
         (task,) = [task for task in report["tasks"].values() if not task["higher_is_better"]]
         return next(iter(task["scores"].values()))
 
-    def distill(self, train: Path, eval_files: list[Path], teacher: Path | None = None) -> Path:
+    def distill(self, train: Path, eval_files: list[Path], teacher: Path | None = None, attempts: int = 1) -> Path:
         """The self-distilled training set: the original model rewrites every row (SDD). With `teacher` (the
-        pruned model), the same rows rewritten by that weaker teacher instead, to measure what its strength is worth."""
-        folder = self.work / ("sdd" if teacher is None else "sdd-pruned-teacher")
+        pruned model), the same rows rewritten by that weaker teacher instead, to measure what its strength is worth;
+        with `attempts` above 1, rejected rewrites sampled again (the `sdd-yield` set)."""
+        name = "sdd" if teacher is None else "sdd-pruned-teacher"
+        name = "sdd-yield" if attempts > 1 else name
+        folder = self.work / name
         options = {"data": str(train), "teacher": str(teacher or self.preset.model), "engine": self.preset.engine,
                    "max_new_tokens": self.preset.max_new_tokens, "dtype": self.preset.dtype,
                    "decontaminate": ",".join(map(str, eval_files)), "output": str(folder)}  # fmt: skip
-        self.pipeline("distill" if teacher is None else "distill-pruned-teacher", [{"distill": options}])
+        if attempts > 1:
+            options.update(attempts=attempts, retry_temperature=self.preset.retry_temperature)
+        self.pipeline("distill" if name == "sdd" else f"distill-{name}", [{"distill": options}])
         stats = json.loads((folder / STATS_FILE).read_text())
         summary = {key: stats[key] for key in ("rows_in", "rows_out", "decisions", "reasons_by_decision", "by_task")}
+        summary["copies"] = stats.get("copies")
+        if attempts > 1:
+            summary["attempts"] = stats["attempts"]
+            self.record["distill_yield"] = summary
+            self.keep("distill_yield", summary)
+            return folder
         if teacher is not None:
             self.record["distill_pruned_teacher"] = summary
             self.keep("distill_pruned_teacher", summary)
@@ -418,12 +433,22 @@ class Experiment:
             "sft": ArmPlan(sft, lambda seed: data["sft"]),
             "sdd": ArmPlan(sft, lambda seed: data["sdd"]),
             "kd": ArmPlan(kd, lambda seed: data["kd"], teacher=self.preset.model),
-            "sdd-paser": ArmPlan(sft, lambda seed: self.select(distilled, pruned, "paser", 0)),
+            "sdd-paser": ArmPlan(sft, lambda seed: self.select(distilled, pruned, "paser", seed)),
             "sdd-random": ArmPlan(sft, lambda seed: self.select(distilled, pruned, "random", seed)),
             "sdd-math": ArmPlan(sft, lambda seed: data["sdd-math"]),
             "sdd-general": ArmPlan(sft, lambda seed: data["sdd-general"]),
             "sdd-pruned-teacher": ArmPlan(sft, lambda seed: self.distill(train_rows, decontaminate, teacher=pruned)),
         }
+        if self.preset.attempts > 1:
+            yielded = lambda seed: self.distill(train_rows, decontaminate, attempts=self.preset.attempts)  # noqa: E731
+            plans["sdd-yield"] = ArmPlan(sft, yielded)
+        if self.preset.onpolicy_recipe is not None:
+            # On-policy distillation reads only the prompts of its data: the source rows' prompts are the training
+            # prompts, the same for every arm.
+            training = dict(self.preset.onpolicy_training)
+            plans["onpolicy"] = ArmPlan(
+                self.preset.onpolicy_recipe, lambda seed: data["sft"], teacher=self.preset.model, training=training
+            )
         if self.preset.high_learning_rate is not None:
             plans["sft-high-lr"] = plans["sft"]._replace(learning_rate=self.preset.high_learning_rate)
             plans["sdd-high-lr"] = plans["sdd"]._replace(learning_rate=self.preset.high_learning_rate)
@@ -431,7 +456,7 @@ class Experiment:
 
     def train_step(self, plan: ArmPlan, model: Path, output: Path, seed: int) -> dict:
         """The pipeline step that trains `model` as `plan` says, with `seed`, into `output`."""
-        overrides = {**self.preset.training, "seed": seed}
+        overrides = {**(self.preset.training if plan.training is None else plan.training), "seed": seed}
         if plan.learning_rate is not None:
             overrides["learning_rate"] = plan.learning_rate
         # The kd arms keep random batches: their first seeds ran before GKD could group by length, and every
@@ -469,7 +494,9 @@ class Experiment:
         # Every seed of the main comparison first, then the selection arms, the merge and its parts, the weaker
         # teacher and the stronger recovery.
         stronger = ("sft-high-lr", "sdd-high-lr") if "sft-high-lr" in plans else ()
-        groups = (("sft", "sdd", "kd"), ("sdd-paser", "sdd-random"), ("sdd-math", "sdd-general", "merged"),
+        round_two = tuple(arm for arm in ("sdd-yield", "onpolicy", "sdd-then-onpolicy") if arm in plans
+                          or (arm == "sdd-then-onpolicy" and "onpolicy" in plans))  # fmt: skip
+        groups = (("sft", "sdd", "kd"), round_two, ("sdd-paser", "sdd-random"), ("sdd-math", "sdd-general", "merged"),
                   ("sdd-pruned-teacher",), stronger)  # fmt: skip
         for group in groups:
             for seed in self.preset.seeds:
@@ -477,6 +504,9 @@ class Experiment:
                     if arm == "merged":
                         if wanted("merged"):
                             entries.append(self.merged(seed, self.work / "models", pruned, data, tasks))
+                    elif arm == "sdd-then-onpolicy":
+                        if wanted(arm):
+                            entries.append(self.sdd_then_onpolicy(seed, plans, pruned, tasks))
                     elif wanted(arm) or (arm in ("sdd-math", "sdd-general") and wanted("merged")):
                         output = self.work / "models" / f"{arm}-s{seed}"
                         step = self.train_step(plans[arm], pruned, output, seed)
@@ -561,6 +591,17 @@ class Experiment:
                         entries.append(self.arm(arm, seed, [step], output, tasks))
         return entries
 
+    def sdd_then_onpolicy(self, seed: int, plans: dict[str, ArmPlan], pruned: Path, tasks: list[str]) -> dict:
+        """Two phases: the sdd arm's model of this seed (trained again only if it is missing), then on-policy
+        distillation from the original, starting from it."""
+        models = self.work / "models"
+        first, output = models / f"sdd-s{seed}", models / f"sdd-then-onpolicy-s{seed}"
+        steps = [
+            self.train_step(plans["sdd"], pruned, first, seed),
+            self.train_step(plans["onpolicy"], first, output, seed),
+        ]
+        return self.arm("sdd-then-onpolicy", seed, steps, output, tasks)
+
     def merged(self, seed: int, models: Path, pruned: Path, data: dict[str, Path], tasks: list[str]) -> dict:
         parts = [models / f"sdd-math-s{seed}", models / f"sdd-general-s{seed}"]
         recipe = {"merge_method": "slerp", "base_model": str(parts[0]),
@@ -589,8 +630,19 @@ def main() -> None:
     )
     parser.add_argument("--only", help="comma-separated arms to run (others left as they are; writes no results)")
     parser.add_argument("--results-dir", type=Path, help="where results.json/md/png go (default: beside this file)")
+    parser.add_argument(
+        "--reanalyze",
+        action="store_true",
+        help="rewrite the results from the kept arms and the recorded shared steps, running nothing (after a change "
+        "to the analysis)",
+    )
     args = parser.parse_args()
     preset = PRESETS[args.preset]
+    if args.reanalyze:
+        results = reanalyze(preset, args.results_dir or HERE)
+        if args.results_dir is None:
+            update_results_page(results)
+        return
     hub_ids = dict(entry.split("=", 1) for entry in args.hub)
     experiment = Experiment(preset, args.work / preset.name, args.data_dir, hub_ids)
     if args.results_dir is not None:
@@ -598,6 +650,15 @@ def main() -> None:
     results = experiment.run(set(args.only.split(",")) if args.only else None)
     if args.results_dir is None and not args.only:
         update_results_page(results)
+
+
+def reanalyze(preset: Preset, results_dir: Path) -> dict:
+    """results.json, .md and .png again from the arms kept under `results_dir` and the shared steps its
+    results.json records, without building or evaluating anything."""
+    previous = json.loads((results_dir / "results.json").read_text())
+    kept = (json.loads(path.read_text()) for path in sorted((results_dir / "arms" / preset.name).glob("*.json")))
+    entries = [entry for entry in kept if "arm" in entry]
+    return write_results(preset, {**previous["config"], "preset": preset.to_dict()}, entries, results_dir)
 
 
 def update_results_page(results: dict) -> None:

@@ -10,7 +10,12 @@ import pyarrow as pa
 
 from sdd_data.errors import SddError
 
-SEED_POLICY = "greedy decoding; per-row seed = sha256('<seed>:<row id>') used when sampling"
+SEED_POLICY = (
+    "greedy decoding; per-row seed = sha256('<seed>:<row id>') used when sampling; attempt k > 1 of --attempts "
+    "samples with sha256('<seed>:<row id>#attempt<k>')"
+)
+COPY_SIMILARITY = 90.0
+"""A kept rewrite this similar to its source response (rapidfuzz `fuzz.ratio`, 0-100) counts as a copy."""
 
 
 def _counts(values: list) -> dict:
@@ -45,66 +50,81 @@ def distill_stats(
     completion_tokens = sum(table.column("teacher_tokens").to_pylist())
     prompt_tokens = sum(table.column("prompt_tokens").to_pylist())
     seconds = work["seconds"]
-    return (
-        {
-            "rows_in": len(table) + len(invalid),
-            "rows_out": sum(1 for decision in decisions if decision != "dropped"),
-            "decisions": _counts(decisions),
-            "reasons": _counts(reasons),
-            "reasons_by_decision": {
-                decision: _counts([r for d, r in zip(decisions, reasons) if d == decision])
-                for decision in ("original", "dropped")
-                if decision in decisions
-            },
-            "by_task": {
-                task: {"rows": entry["rows"], "decisions": dict(entry["decisions"]), "reasons": dict(entry["reasons"])}
-                for task, entry in per_task.items()
-            },
-            "tokens": {"prompt": prompt_tokens, "completion": completion_tokens},
-            "throughput": {
-                **work,
-                "seconds": round(seconds, 3),
-                "rows_per_second": round(work["generated_rows"] / seconds, 3) if work["generated_rows"] else None,
-                "completion_tokens_per_second": round(work["generated_tokens"] / seconds, 2)
-                if work["generated_tokens"]
-                else None,
-            },
-            "teacher": {
-                "name": teacher.name,
-                "path": str(teacher.path),
-                "revision": teacher.revision,
-                "quantization": teacher.quantization,
-            },
-            "engine": engine,
-            "template": template,
-            "seed_policy": SEED_POLICY,
-            "source": {
-                "name": source.name,
-                "fingerprint": source.fingerprint,
-                "preset": source.preset,
-                "columns": source.source_columns,
-            },
-            "config": config,
-            "sdd_data_version": version,
-        }
-        | (
-            {"conversations": conversation_stats(table, invalid, source.turns_in)}
-            if source.turns_in is not None
-            else {}
-        )
-        | ({"attempts": attempt_stats(table, config["attempts"])} if config.get("attempts", 1) > 1 else {})
-    )
+    stats = {
+        "rows_in": len(table) + len(invalid),
+        "rows_out": sum(1 for decision in decisions if decision != "dropped"),
+        "decisions": _counts(decisions),
+        "reasons": _counts(reasons),
+        "reasons_by_decision": {
+            decision: _counts([r for d, r in zip(decisions, reasons) if d == decision])
+            for decision in ("original", "dropped")
+            if decision in decisions
+        },
+        "by_task": {
+            task: {"rows": entry["rows"], "decisions": dict(entry["decisions"]), "reasons": dict(entry["reasons"])}
+            for task, entry in per_task.items()
+        },
+        "tokens": {"prompt": prompt_tokens, "completion": completion_tokens},
+        "throughput": {
+            **work,
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(work["generated_rows"] / seconds, 3) if work["generated_rows"] else None,
+            "completion_tokens_per_second": round(work["generated_tokens"] / seconds, 2)
+            if work["generated_tokens"]
+            else None,
+        },
+        "teacher": {
+            "name": teacher.name,
+            "path": str(teacher.path),
+            "revision": teacher.revision,
+            "quantization": teacher.quantization,
+        },
+        "engine": engine,
+        "template": template,
+        "seed_policy": SEED_POLICY,
+        "source": {
+            "name": source.name,
+            "fingerprint": source.fingerprint,
+            "preset": source.preset,
+            "columns": source.source_columns,
+        },
+        "config": config,
+        "sdd_data_version": version,
+    }
+    if source.turns_in is not None:
+        stats["conversations"] = conversation_stats(table, invalid, source.turns_in)
+    if config.get("attempts", 1) > 1:
+        stats["attempts"] = attempt_stats(table, config["attempts"], config["retry_temperature"])
+    stats["copies"] = copy_stats(table)
+    return stats
 
 
 def _units(table: pa.Table) -> list[dict]:
     """One record per teacher request of the table: each assistant turn of a conversation, else the row."""
-    columns = ("decision", "attempts", "attempt_tokens", "teacher_tokens")
+    columns = ("decision", "response", "teacher_response", "attempts", "attempt_tokens", "teacher_tokens")
     turns = table.column("turns").to_pylist() if "turns" in table.column_names else [None] * len(table)
     rows = table.select([name for name in columns if name in table.column_names]).to_pylist()
     return [record for row, records in zip(rows, turns) for record in (records if records is not None else [row])]
 
 
-def attempt_stats(table: pa.Table, allowed: int) -> dict:
+def copy_stats(table: pa.Table, threshold: float = COPY_SIMILARITY) -> dict:
+    """How many kept rewrites merely copy the source response: a rapidfuzz similarity (0-100, `fuzz.ratio`) of
+    `threshold` or more. A copied rewrite is SFT data under another name."""
+    from rapidfuzz import fuzz
+
+    kept = [unit for unit in _units(table) if unit["decision"] == "rewrite" and unit["teacher_response"] is not None]
+    copies = sum(
+        1 for unit in kept if fuzz.ratio(unit["teacher_response"].strip(), unit["response"].strip()) >= threshold
+    )
+    return {
+        "threshold": threshold,
+        "kept_rewrites": len(kept),
+        "copies": copies,
+        "rate": round(copies / len(kept), 4) if kept else None,
+    }
+
+
+def attempt_stats(table: pa.Table, allowed: int, retry_temperature: float) -> dict:
     """The rewrite yield by attempt (`--attempts`): rewrites kept at each attempt, the share of requests holding
     a rewrite once that many attempts were allowed, and the tokens of every attempt against those kept."""
     units = _units(table)
@@ -115,6 +135,7 @@ def attempt_stats(table: pa.Table, allowed: int) -> dict:
         cumulative[str(attempt)] = round(running / len(units), 4) if units else None
     return {
         "allowed": allowed,
+        "retry_temperature": retry_temperature,
         "units": len(units),
         "kept_by_attempt": {str(attempt): kept[attempt] for attempt in sorted(kept)},
         "yield_by_attempt": cumulative,
@@ -208,6 +229,9 @@ def print_summary(stats: dict, output: Path | str) -> None:
             ("turns in / out", f"{conversations['turns_in']} / {conversations['turns_out']}"),
             ("assistant turns rewritten", f"{turns['decisions'].get('rewrite', 0)} of {turns['total']}"),
         ]
+    copies = stats.get("copies")
+    if copies and copies["kept_rewrites"]:
+        lines.append((f"  copies of the source (similarity >= {copies['threshold']:g})", copies["copies"]))
     attempts = stats.get("attempts")
     if attempts:
         lines += [(f"  kept at attempt {attempt}", count) for attempt, count in attempts["kept_by_attempt"].items()]

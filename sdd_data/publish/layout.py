@@ -70,6 +70,8 @@ def config_provenance(stats: dict, splits: dict[str, int], source_license: str |
         "tokens": stats["tokens"],
         "selection": stats.get("selection"),
         "conversations": stats.get("conversations"),
+        "attempts": stats.get("attempts"),
+        "copies": stats.get("copies"),
         "turn_context": flat.get("turn_context", "original"),
         "reasoning": flat.get("reasoning", "separate"),
         "distilled_with": stats["sdd_data_version"],

@@ -38,9 +38,24 @@ ARM_ORDER = (
     "sdd-general", "merged", "sft-high-lr", "sdd-high-lr",
     "minitron", "minitron-sdd", "minitron-kd", "sdmprune", "sdmprune-sdd", "sdmprune-kd",
 )  # fmt: skip
-README_BEGIN, README_END = "<!-- recovery-results -->", "<!-- /recovery-results -->"
-RESULTS_PAGE, RESULTS_PLOT = "docs/recovery.md", "recovery-results.png"
-"""The docs page whose section between the markers the run writes, and the plot's name beside it."""
+RESULTS_PAGE = "docs/recovery.md"
+"""The docs page that shows each preset's results, in a section between that preset's markers."""
+
+
+def results_markers(preset: str) -> tuple[str, str]:
+    """The markers around a preset's results section of the docs page."""
+    return f"<!-- recovery-results {preset} -->", f"<!-- /recovery-results {preset} -->"
+
+
+def results_plot(preset: str) -> str:
+    """The name of a preset's plot beside the docs page."""
+    return f"recovery-results-{preset}.png"
+
+
+def results_files(folder: Path, preset: str) -> dict[str, Path]:
+    """A preset's results.json, .md and .png: one set per preset, so that a GPU run adds its own beside the CPU
+    one instead of replacing it."""
+    return {kind: folder / f"results-{preset}.{kind}" for kind in ("json", "md", "png")}
 
 
 def collect_arms(entries: list[dict]) -> dict[str, dict]:
@@ -320,9 +335,15 @@ def _width_lines(config: dict) -> list[str]:
                            for name, model in models.items())  # fmt: skip
         lines.append(
             f"Greedy decode tokens/s ({speed['how']}, a batch of {speed['batch']} held-out prompts, "
-            f"{speed['new_tokens']} new tokens each, dtype {speed['dtype']}, one run on this machine): {listed}."
+            f"{speed['new_tokens']} new tokens each, dtype {speed['dtype']}, {_speed_runs(speed)} on this machine): "
+            f"{listed}."
         )
     return lines
+
+
+def _speed_runs(speed: dict) -> str:
+    """How the decode speed was measured: one run (older results) or the median of several."""
+    return f"median of {speed['repeats']} runs" if speed.get("repeats", 1) > 1 else "one run"
 
 
 def _distill_lines(config: dict) -> list[str]:
@@ -424,19 +445,22 @@ def plot(results: dict, path: Path) -> None:
 
 
 def write_results(preset: Preset, record: dict, entries: list[dict], folder: Path) -> dict:
-    """results.json, results.md and results.png in `folder`."""
+    """The preset's results files (`results_files`) in `folder`."""
     results = build_results(preset, record, entries)
+    files = results_files(folder, preset.name)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    files["json"].write_text(json.dumps(results, indent=2) + "\n")
     markdown = render_markdown(results)
-    (folder / "results.md").write_text(markdown)
-    plot(results, folder / "results.png")
+    files["md"].write_text(markdown)
+    plot(results, files["png"])
     print(markdown)
     return results
 
 
-def readme_section(results: dict, image: str) -> str:
-    """The results block of docs/recovery.md: the command, the table and the plot."""
-    command = f"python benchmarks/recovery/run.py --preset {results['config']['preset']['name']}"
+def readme_section(results: dict) -> str:
+    """A preset's results block of docs/recovery.md, between its markers: the command, the table and the plot."""
+    preset = results["config"]["preset"]["name"]
+    begin, end = results_markers(preset)
+    command = f"python benchmarks/recovery/run.py --preset {preset}"
     table = render_markdown(results)
-    return f"{README_BEGIN}\n```bash\n{command}\n```\n\n{table}\n![recovery results]({image})\n{README_END}"
+    return f"{begin}\n```bash\n{command}\n```\n\n{table}\n![recovery results]({results_plot(preset)})\n{end}"

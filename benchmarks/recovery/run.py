@@ -30,8 +30,9 @@ file's bytes), not of where they lie or what else their folders record. A rerun 
 fresh checkout too, recomputes only the arms missing there or whose settings or inputs changed; so do
 the GSM8K gate and the choice of cut.
 
-Writes benchmarks/recovery/results.json, results.md and results.png (--results-dir), and the results section
-of docs/recovery.md (with the plot copied beside it).
+Writes benchmarks/recovery/results-<preset>.json, .md and .png (--results-dir), and the preset's results section
+of docs/recovery.md (with the plot copied beside it); each preset has its own, so a GPU run adds its results
+beside the CPU ones.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import importlib.metadata
 import json
 import math
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -50,7 +52,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import yaml
-from analysis import README_BEGIN, README_END, RESULTS_PAGE, RESULTS_PLOT, readme_section, write_results
+from analysis import RESULTS_PAGE, readme_section, results_files, results_markers, results_plot, write_results
 from prepare import MC_DELIMITER, prepare_data, write_jsonl
 from presets import PRESETS, Preset
 
@@ -62,8 +64,9 @@ REPO = HERE.parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
-SPEED_PROMPTS, SPEED_TOKENS = 16, 64
-"""Held-out prompts (one batch) and new tokens per prompt of the decode-speed measurement."""
+SPEED_PROMPTS, SPEED_TOKENS, SPEED_REPEATS = 16, 64, 5
+"""Held-out prompts (one batch), new tokens per prompt and timed runs (the median is reported) of the
+decode-speed measurement."""
 LM_EVAL_CHECK_DTYPE = "float32"
 """The lm-eval cross-check compares the two scorers' logic, so neither is blurred by bf16 rounding."""
 
@@ -199,7 +202,7 @@ class Experiment:
         rows = [json.loads(line) for line in prompts.read_text(encoding="utf-8").splitlines() if line.strip()]
         rows = rows[:SPEED_PROMPTS]
         settings = {"how": "transformers generate, fixed length", "dtype": self.preset.dtype, "batch": len(rows),
-                    "new_tokens": SPEED_TOKENS}  # fmt: skip
+                    "new_tokens": SPEED_TOKENS, "repeats": SPEED_REPEATS, "reported": "median"}  # fmt: skip
         key = options_hash({**settings, **{name: content_digest(path) for name, path in models.items()}})
         cached = self.kept("decode_speed", key)
         if cached is not None:
@@ -211,7 +214,7 @@ class Experiment:
         from sdd_data.models import load_causal_lm, load_tokenizer, resolve_device
 
         turns = [[{"role": "user", "content": user_prompt(row["instruction"], row["input"])}] for row in rows]
-        speeds = {}
+        loaded = {}
         for name, path in models.items():
             tokenizer = load_tokenizer(path)
             tokenizer.padding_side = "left"
@@ -221,13 +224,21 @@ class Experiment:
             fixed = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id}
             with torch.inference_mode():
                 model.generate(**batch, min_new_tokens=4, max_new_tokens=4, **fixed)  # warm-up
-                started = time.perf_counter()
-                model.generate(**batch, min_new_tokens=SPEED_TOKENS, max_new_tokens=SPEED_TOKENS, **fixed)
-                seconds = time.perf_counter() - started
-            tokens = len(rows) * SPEED_TOKENS
-            speeds[name] = {"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": tokens / seconds}
-            print(f"decode speed of {name}: {tokens / seconds:.1f} tokens/s", flush=True)
-            del model
+            loaded[name] = model, batch, fixed
+        runs: dict[str, list[float]] = {name: [] for name in models}
+        for _ in range(SPEED_REPEATS):  # round after round, so that a slow spell of the machine hits every model
+            for name, (model, batch, fixed) in loaded.items():
+                with torch.inference_mode():
+                    started = time.perf_counter()
+                    model.generate(**batch, min_new_tokens=SPEED_TOKENS, max_new_tokens=SPEED_TOKENS, **fixed)
+                    runs[name].append(round(time.perf_counter() - started, 3))
+        tokens = len(rows) * SPEED_TOKENS
+        speeds = {}
+        for name, seconds in runs.items():
+            median = statistics.median(seconds)
+            speeds[name] = {"tokens": tokens, "seconds": median, "runs": seconds, "tokens_per_second": tokens / median}
+            print(f"decode speed of {name}: {tokens / median:.1f} tokens/s (median of {len(seconds)})", flush=True)
+        del loaded
         self.record["decode_speed"] = {"key": key, **settings, "models": speeds}
         self.keep("decode_speed", self.record["decode_speed"])
         return self.record["decode_speed"]
@@ -470,7 +481,7 @@ class Experiment:
         return {"train": options}
 
     def run(self, only: set[str] | None) -> dict:
-        """Every arm (or those in `only`), then the analysis; returns results.json's content (empty with `only`)."""
+        """Every arm (or those in `only`), then the analysis; returns the results (empty with `only`)."""
         prepared = prepare_data(self.preset, self.data_dir, self.work, self.hub_ids)
         self.record["data"] = prepared.counts
         eval_files = list(prepared.eval_files.values())
@@ -629,7 +640,7 @@ def main() -> None:
         help="take a training source from the Hub instead, e.g. gsm8k=openai/gsm8k",
     )
     parser.add_argument("--only", help="comma-separated arms to run (others left as they are; writes no results)")
-    parser.add_argument("--results-dir", type=Path, help="where results.json/md/png go (default: beside this file)")
+    parser.add_argument("--results-dir", type=Path, help="where the results files go (default: beside this file)")
     parser.add_argument(
         "--reanalyze",
         action="store_true",
@@ -653,25 +664,27 @@ def main() -> None:
 
 
 def reanalyze(preset: Preset, results_dir: Path) -> dict:
-    """results.json, .md and .png again from the arms kept under `results_dir` and the shared steps its
-    results.json records, without building or evaluating anything."""
-    previous = json.loads((results_dir / "results.json").read_text())
+    """The preset's results again from the arms kept under `results_dir` and the shared steps its results
+    record, without building or evaluating anything."""
+    previous = json.loads(results_files(results_dir, preset.name)["json"].read_text())
     kept = (json.loads(path.read_text()) for path in sorted((results_dir / "arms" / preset.name).glob("*.json")))
     entries = [entry for entry in kept if "arm" in entry]
     return write_results(preset, {**previous["config"], "preset": preset.to_dict()}, entries, results_dir)
 
 
 def update_results_page(results: dict) -> None:
-    """Replace the results section of docs/recovery.md (between its markers) with these results, and put the
-    plot beside it."""
+    """Replace the preset's results section of docs/recovery.md (between its markers) with these results, or add
+    one at the end for a preset that has none yet, and put the plot beside it."""
+    preset = results["config"]["preset"]["name"]
     page = REPO / RESULTS_PAGE
     text = page.read_text()
-    start, end = text.find(README_BEGIN), text.find(README_END)
-    if start < 0 or end < 0:
-        raise SystemExit(f"{RESULTS_PAGE} has no {README_BEGIN} ... {README_END} section to fill")
-    shutil.copyfile(Path(__file__).parent / "results.png", page.parent / RESULTS_PLOT)
-    section = readme_section(results, RESULTS_PLOT)
-    page.write_text(text[:start] + section + text[end + len(README_END) :])
+    begin, end = results_markers(preset)
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < 0:
+        text = text.rstrip("\n") + f"\n\n## Results, {preset} preset\n\n{begin}\n{end}\n"
+        start, stop = text.find(begin), text.find(end)
+    shutil.copyfile(results_files(HERE, preset)["png"], page.parent / results_plot(preset))
+    page.write_text(text[:start] + readme_section(results) + text[stop + len(end) :])
 
 
 if __name__ == "__main__":

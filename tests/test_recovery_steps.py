@@ -103,6 +103,37 @@ def test_the_round_two_arms_train_on_policy_from_the_original_and_after_the_sdd_
     ), "a preset without attempts has no sdd-yield arm"
 
 
+def test_a_learning_rate_is_chosen_on_dev_items_the_reported_items_never_show(tmp_path, monkeypatch):
+    import prepare
+
+    monkeypatch.setitem(prepare.READERS, "arc_easy", lambda path: [{"query": str(index)} for index in range(50)])
+    reported = prepare.eval_items("arc_easy", tmp_path, 30)
+    dev = prepare.dev_items("arc_easy", tmp_path, 30, 15)
+    assert len(dev) == 15 and not {item["query"] for item in dev} & {item["query"] for item in reported}
+    assert dev == prepare.dev_items("arc_easy", tmp_path, 30, 15), "the same dev split every time"
+
+    preset = PRESETS["cpu"]
+    experiment = Experiment(preset, tmp_path / "work", tmp_path / "data", {})
+    data = {name: tmp_path / f"{name}.jsonl" for name in ("sft", "sdd", "kd", "sdd-math", "sdd-general")}
+    plans = experiment.arm_plans(data, tmp_path / "distilled", tmp_path / "pruned", tmp_path / "train.jsonl", [])
+    runs: list[tuple[str, float, str, list[str]]] = []
+
+    def scored(name, seed, steps, model, tasks):  # dev accuracy peaks at 5e-5
+        rate = steps[0]["train"]["overrides"]["learning_rate"]
+        runs.append((name, rate, str(model), tasks))
+        return {"tasks": {"mc:dev_arc_easy": {"score": 0.5 - abs(rate - 5e-5), "higher_is_better": True}}}
+
+    monkeypatch.setattr(experiment, "arm", scored)
+    assert experiment.tuned_rate("sft", plans["sft"], tmp_path / "pruned", ["mc:dev_arc_easy.jsonl"]) == 5e-5
+    assert [rate for _, rate, _, _ in runs] == list(preset.learning_rate_grid)
+    models = tmp_path / "work" / "models"
+    expected = ("sft-lr1e-05-s0", "sft-s0", "sft-lr5e-05-s0", "sft-lr0.0001-s0")  # 2e-5 is the arm's usual rate
+    assert [model for _, _, model, _ in runs] == [str(models / name) for name in expected]
+    assert all(tasks == ["mc:dev_arc_easy.jsonl"] for _, _, _, tasks in runs)
+    grid = experiment.record["learning_rate_grid"]["sft"]
+    assert grid["chosen"] == 5e-5 and set(grid["dev_average"]) == {"1e-05", "2e-05", "5e-05", "0.0001"}
+
+
 def test_the_cut_is_chosen_once_and_a_fresh_work_folder_cuts_only_the_chosen_blocks_again(tiny_llama_path, tmp_path):
     candidates = (("angular", 1), ("block-influence", 1))
     preset = dataclasses.replace(PRESETS["smoke"], model=tiny_llama_path, prune_candidates=candidates)

@@ -251,6 +251,7 @@ def render_markdown(results: dict) -> str:
             f"`sft-high-lr` and `sdd-high-lr` train as `sft` and `sdd` do, at learning rate "
             f"{config['high_learning_rate']:g} instead of {config['training']['learning_rate']:g}."
         )
+    notes += _grid_lines(results["config"].get("learning_rate_grid"), config)
     notes += _distill_lines(results["config"])
     notes += _training_lines(results["arms"], config["training"].get("max_length"))
     notes += _lm_eval_lines(results["config"].get("lm_eval_check"))
@@ -339,6 +340,22 @@ def _width_lines(config: dict) -> list[str]:
             f"{listed}."
         )
     return lines
+
+
+def _grid_lines(grid: dict | None, config: dict) -> list[str]:
+    """The learning rate each tuned arm trains at, and the dev-split accuracy of every rate of the grid."""
+    if not grid:
+        return []
+    arms = "; ".join(
+        f"{arm}: " + ", ".join(f"{rate} {100 * score:.2f}" + (" (chosen)" if float(rate) == tuned["chosen"] else "")
+                               for rate, score in tuned["dev_average"].items())
+        for arm, tuned in grid.items()
+    )  # fmt: skip
+    return [
+        f"Learning rates were chosen per arm on seed 0 by the average accuracy on a dev split ({config['dev_items']} "
+        f"items per task, disjoint from the reported ones), then every seed trained at that rate. Dev accuracy (%) "
+        f"by rate: {arms}."
+    ]
 
 
 def _speed_runs(speed: dict) -> str:

@@ -43,6 +43,9 @@ class PreparedData:
     eval_files: dict[str, Path]
     heldout_prompts: Path
     counts: dict[str, int]
+    dev_files: dict[str, Path]
+    """Items of each task disjoint from the reported ones, on which learning rates are chosen (none without a
+    `learning_rate_grid`)."""
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -112,12 +115,26 @@ READERS = {"arc_easy": _llmfoundry_items, "arc_challenge": _llmfoundry_items, "p
            "hellaswag": _hellaswag_items, "mmlu": _mmlu_items}  # fmt: skip
 
 
+def _sample(size: int, count: int, seed: int = 0) -> list[int]:
+    """A seeded sample of `count` of `size` positions (all of them when there are fewer), in order."""
+    return list(range(size)) if count >= size else sorted(random.Random(seed).sample(range(size), count))
+
+
 def eval_items(task: str, data_dir: Path, count: int, seed: int = 0) -> list[dict]:
     """A seeded sample of `count` items of a task (the whole set when it is smaller), in the set's order."""
     items = READERS[task](data_dir / EVAL_FILES[task])
-    if count >= len(items):
-        return items
-    return [items[index] for index in sorted(random.Random(seed).sample(range(len(items)), count))]
+    return [items[index] for index in _sample(len(items), count, seed)]
+
+
+def dev_items(task: str, data_dir: Path, reported: int, count: int) -> list[dict]:
+    """`count` items of a task that `eval_items(task, data_dir, reported)` does not hold (a seeded sample of the
+    rest), for choosing learning rates without looking at the reported items."""
+    items = READERS[task](data_dir / EVAL_FILES[task])
+    taken = set(_sample(len(items), reported))
+    rest = [index for index in range(len(items)) if index not in taken]
+    if not rest:
+        raise SystemExit(f"{task}: every item is reported, none is left for a dev split")
+    return [items[rest[position]] for position in _sample(len(rest), count, seed=1)]
 
 
 def prepare_data(preset: Preset, data_dir: Path, work: Path, hub_ids: dict[str, str]) -> PreparedData:
@@ -125,12 +142,16 @@ def prepare_data(preset: Preset, data_dir: Path, work: Path, hub_ids: dict[str, 
     folder = work / "data"
     train_path, heldout_path = folder / "train.jsonl", folder / "heldout_prompts.jsonl"
     eval_paths = {task: folder / f"eval_{task}.jsonl" for task in preset.eval_tasks}
+    dev_paths = {task: folder / f"dev_{task}.jsonl" for task in preset.eval_tasks} if preset.learning_rate_grid else {}
     if not (train_path.is_file() and heldout_path.is_file() and all(path.is_file() for path in eval_paths.values())):
         train, heldout = training_rows(preset, data_dir, hub_ids)
         write_jsonl(train_path, train)
         write_jsonl(heldout_path, heldout)
         for task, path in eval_paths.items():
             write_jsonl(path, eval_items(task, data_dir, preset.eval_items))
+    for task, path in dev_paths.items():
+        if not path.is_file():
+            write_jsonl(path, dev_items(task, data_dir, preset.eval_items, preset.dev_items))
     counts = {path.stem: sum(1 for line in path.open(encoding="utf-8") if line.strip())
-              for path in [train_path, heldout_path, *eval_paths.values()]}  # fmt: skip
-    return PreparedData(train_path, eval_paths, heldout_path, counts)
+              for path in [train_path, heldout_path, *eval_paths.values(), *dev_paths.values()]}  # fmt: skip
+    return PreparedData(train_path, eval_paths, heldout_path, counts, dev_paths)

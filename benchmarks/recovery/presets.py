@@ -60,6 +60,12 @@ class Preset:
     onpolicy_training: dict[str, object] = field(default_factory=dict)
     """Recipe keys the on-policy arms get in place of `training`: on-policy distillation has no max_length, and
     every step generates, so its completions are capped."""
+    learning_rate_grid: tuple[float, ...] = ()
+    """Learning rates each of `tuned_arms` tries on seed 0, scored on the dev split; the arm's seeds then train at
+    the best one. Empty: every arm trains at `training`'s rate."""
+    tuned_arms: tuple[str, ...] = ()
+    dev_items: int = 500
+    """Items per task in the dev split, drawn from those the reported `eval_items` leave out."""
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -110,6 +116,10 @@ PRESETS = {
         high_learning_rate=1.0e-4,
         attempts=4,
         retry_temperature=0.7,
+        # Scaled down: the grid covers the arms of the main comparison and the new recoveries, at 4 rates around the
+        # recipes' 2e-5 (1e-4 was the stronger recovery's rate in round one).
+        learning_rate_grid=(1.0e-5, 2.0e-5, 5.0e-5, 1.0e-4),
+        tuned_arms=("sft", "sdd", "kd", "sdd-yield", "onpolicy"),
         onpolicy_recipe=f"{RECIPES}/smollm2-135m-instruct/onpolicy-cpu/config.yaml",
         # Scaled down for the CPU budget: completions of at most 128 tokens (most GSM8K answers fit; longer
         # Alpaca answers are cut, and the loss covers what was generated).

@@ -52,7 +52,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 import yaml
-from analysis import RESULTS_PAGE, readme_section, results_files, results_markers, results_plot, write_results
+from analysis import (
+    ARM_ORDER,
+    RESULTS_PAGE,
+    readme_section,
+    results_files,
+    results_markers,
+    results_plot,
+    write_results,
+)
 from prepare import MC_DELIMITER, prepare_data, write_jsonl
 from presets import PRESETS, Preset
 
@@ -502,6 +510,11 @@ class Experiment:
         distilled = self.distill(prepared.train, decontaminate)
         data = self.training_sets(distilled)
         plans = self.arm_plans(data, distilled, pruned, prepared.train, decontaminate)
+        if self.preset.learning_rate_grid:
+            dev_tasks = [f"mc:{path}" for path in prepared.dev_files.values()]
+            for arm in self.preset.tuned_arms:
+                if arm in plans:
+                    plans[arm] = plans[arm]._replace(learning_rate=self.tuned_rate(arm, plans[arm], pruned, dev_tasks))
         # Every seed of the main comparison first, then the selection arms, the merge and its parts, the weaker
         # teacher and the stronger recovery.
         stronger = ("sft-high-lr", "sdd-high-lr") if "sft-high-lr" in plans else ()
@@ -602,6 +615,23 @@ class Experiment:
                         entries.append(self.arm(arm, seed, [step], output, tasks))
         return entries
 
+    def tuned_rate(self, arm: str, plan: ArmPlan, pruned: Path, dev_tasks: list[str]) -> float:
+        """The grid's learning rate with the best average dev-split accuracy for `arm`, seed 0 (the lowest rate on a
+        tie); every rate's score goes into the record. The run at the arm's usual rate is its seed-0 model."""
+        usual = (self.preset.training if plan.training is None else plan.training).get("learning_rate")
+        scores = {}
+        for rate in self.preset.learning_rate_grid:
+            output = self.work / "models" / (f"{arm}-s0" if rate == usual else f"{arm}-lr{rate:g}-s0")
+            step = self.train_step(plan._replace(learning_rate=rate), pruned, output, 0)
+            entry = self.arm(f"{arm}-lr{rate:g}-dev", 0, [step], output, dev_tasks)
+            ranked = [task["score"] for task in entry["tasks"].values() if task["higher_is_better"]]
+            scores[rate] = sum(ranked) / len(ranked)
+        chosen = max(sorted(scores), key=lambda rate: scores[rate])
+        grid = self.record.setdefault("learning_rate_grid", {})
+        grid[arm] = {"dev_average": {f"{rate:g}": score for rate, score in scores.items()}, "chosen": chosen}
+        print(f"{arm}: learning rate {chosen:g} (dev accuracy {100 * scores[chosen]:.2f}%)", flush=True)
+        return chosen
+
     def sdd_then_onpolicy(self, seed: int, plans: dict[str, ArmPlan], pruned: Path, tasks: list[str]) -> dict:
         """Two phases: the sdd arm's model of this seed (trained again only if it is missing), then on-policy
         distillation from the original, starting from it."""
@@ -668,7 +698,7 @@ def reanalyze(preset: Preset, results_dir: Path) -> dict:
     record, without building or evaluating anything."""
     previous = json.loads(results_files(results_dir, preset.name)["json"].read_text())
     kept = (json.loads(path.read_text()) for path in sorted((results_dir / "arms" / preset.name).glob("*.json")))
-    entries = [entry for entry in kept if "arm" in entry]
+    entries = [entry for entry in kept if entry.get("arm") in ARM_ORDER]  # not the learning-rate grid's dev runs
     return write_results(preset, {**previous["config"], "preset": preset.to_dict()}, entries, results_dir)
 
 

@@ -134,6 +134,34 @@ def test_a_learning_rate_is_chosen_on_dev_items_the_reported_items_never_show(tm
     assert grid["chosen"] == 5e-5 and set(grid["dev_average"]) == {"1e-05", "2e-05", "5e-05", "0.0001"}
 
 
+def test_a_trained_arm_gets_its_draft_acceptance_once_and_keeps_it(tmp_path):
+    from sdd_data.artifacts import EVAL_RESULTS
+
+    experiment = Experiment(PRESETS["smoke"], tmp_path / "work", tmp_path / "data", {})
+    experiment.results_dir = tmp_path / "results"
+    write_jsonl(tmp_path / "work" / "data" / "heldout_prompts.jsonl", [{"instruction": "Hi", "input": ""}])
+    model = tmp_path / "work" / "models" / "sdd-s0"
+    model.mkdir(parents=True)
+    ran: list[dict] = []
+
+    def measured(name: str, steps: list[dict]) -> None:
+        ran.append(steps[0]["eval"])
+        output = Path(steps[0]["eval"]["output"])
+        output.mkdir(parents=True, exist_ok=True)
+        speculative = {"sdd-s0": {"target": "original", "acceptance_rate": 0.61, "mean_accepted_length": 3.1}}
+        (output / EVAL_RESULTS).write_text(json.dumps({"speculative": speculative}))
+
+    experiment.pipeline = measured  # type: ignore[method-assign]
+    entry = {"key": "arm-key", "arm": "sdd", "seed": 0, "tasks": {}}
+    first = experiment.with_acceptance(entry, "sdd-s0", model, trained=True)
+    assert first["acceptance"]["acceptance_rate"] == 0.61 and len(ran) == 1
+    assert ran[0]["speculative"] == "sdd-s0" and ran[0]["models"].startswith("original=smollm2,sdd-s0=")
+    assert experiment.with_acceptance(entry, "sdd-s0", tmp_path / "gone", trained=True) == first, "kept, not measured"
+    assert len(ran) == 1
+    assert "acceptance" not in experiment.with_acceptance({**entry, "key": "other"}, "sdd-s0", tmp_path / "gone", True)
+    assert experiment.with_acceptance(entry, "pruned", model, trained=False) == entry, "untrained arms are not drafts"
+
+
 def test_the_cut_is_chosen_once_and_a_fresh_work_folder_cuts_only_the_chosen_blocks_again(tiny_llama_path, tmp_path):
     candidates = (("angular", 1), ("block-influence", 1))
     preset = dataclasses.replace(PRESETS["smoke"], model=tiny_llama_path, prune_candidates=candidates)

@@ -62,8 +62,9 @@ def collect_arms(entries: list[dict]) -> dict[str, dict]:
     """Per arm: its seeds, each task's score per seed, the average over ranked tasks per seed, item scores."""
     arms: dict[str, dict] = {}
     for entry in sorted(entries, key=lambda entry: (ARM_ORDER.index(entry["arm"]), entry["seed"] or 0)):
-        arm = arms.setdefault(entry["arm"], {"seeds": [], "tasks": {}, "average": [], "distribution": {},
-                                             "items": {}, "nll_items": [], "training": []})  # fmt: skip
+        empty = {"seeds": [], "tasks": {}, "average": [], "distribution": {}, "items": {}, "nll_items": [],
+                 "training": [], "acceptance": []}  # fmt: skip
+        arm = arms.setdefault(entry["arm"], empty)
         arm["seeds"].append(entry["seed"])
         ranked = []
         for label, task in entry["tasks"].items():
@@ -78,6 +79,8 @@ def collect_arms(entries: list[dict]) -> dict[str, dict]:
         arm["average"].append(sum(ranked) / len(ranked))
         if entry.get("training"):
             arm["training"].append(entry["training"])
+        if entry.get("acceptance"):
+            arm["acceptance"].append(entry["acceptance"]["acceptance_rate"])
     return arms
 
 
@@ -181,6 +184,7 @@ def build_results(preset: Preset, record: dict, entries: list[dict]) -> dict:
             "retention": [100 * value / original for value in arm["average"]] if original else None,
             "distribution": arm["distribution"],
             "training": arm["training"],
+            "draft_acceptance": arm["acceptance"],
         }
         for name, arm in arms.items()
     }
@@ -206,16 +210,17 @@ def render_markdown(results: dict) -> str:
         "the original model's own answers to prompts no arm trains on (nats per token, lower is closer).",
         "",
         *_headline_lines(results.get("headline", {}), config),
-        "| arm | seeds | " + " | ".join(tasks) + " | average | retention % | held-out NLL |",
-        "|---|---|" + "---|" * len(tasks) + "---|---|---|",
+        "| arm | seeds | " + " | ".join(tasks) + " | average | retention % | held-out NLL | draft acceptance % |",
+        "|---|---|" + "---|" * len(tasks) + "---|---|---|---|",
     ]
     for name, arm in arms.items():
         nll = arm["distribution"].get("heldout_answer_nll")
+        acceptance = arm.get("draft_acceptance")
         lines.append(
             f"| {name} | {len(arm['seeds'])} | "
             + " | ".join(_mean_sd(arm["tasks"][task]) for task in tasks)
             + f" | {_mean_sd(arm['average'])} | {_mean_sd(arm['retention'], 1.0) if arm['retention'] else '-'}"
-            + f" | {_mean_sd(nll, 1.0, 3) if nll else '-'} |"
+            + f" | {_mean_sd(nll, 1.0, 3) if nll else '-'} | {_mean_sd(acceptance) if acceptance else '-'} |"
         )
     lines += [
         "",

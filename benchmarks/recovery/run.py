@@ -423,7 +423,7 @@ class Experiment:
         key, inputs = self.arm_key(model_steps, evaluation, model, tasks)
         cached = self.kept(name, key)
         if cached is not None:
-            return cached
+            return self.with_acceptance(cached, name, model, bool(model_steps))
         self.pipeline(name, [*model_steps, evaluation])
         report = json.loads((output / EVAL_RESULTS).read_text())
         entry = {"key": key, "inputs": inputs, "arm": arm, "seed": seed, "tasks": {}}
@@ -441,7 +441,29 @@ class Experiment:
             }
         self.arms_dir.mkdir(parents=True, exist_ok=True)
         (self.arms_dir / f"{name}.json").write_text(json.dumps(entry) + "\n")
-        return entry
+        return self.with_acceptance(entry, name, model, bool(model_steps))
+
+    def with_acceptance(self, entry: dict, name: str, model: Path | str, trained: bool) -> dict:
+        """The entry with its model's speculative-decoding acceptance as a draft for the original on the held-out
+        prompts, for a trained arm of a reported seed: kept beside the arms under the arm's key, measured when it
+        is not kept yet and the model is on disk (an arm reused from an earlier run has none to measure)."""
+        prompts, answers = self.work / "data" / "heldout_prompts.jsonl", self.work / "data" / "heldout_answers.jsonl"
+        output = self.work / "eval" / f"{name}-acceptance"
+        if not trained or entry.get("seed") is None or entry["arm"].endswith("-dev") or not prompts.is_file():
+            return entry
+        step = {"eval": {"models": f"original={self.preset.model},{name}={model}", "tasks": f"nll:{answers}",
+                         "limit": 1, "speculative": name, "speculative_prompts": str(prompts),
+                         "speculative_limit": SPEED_PROMPTS, "speculative_max_new_tokens": SPEED_TOKENS,
+                         "dtype": self.preset.dtype, "output": str(output)}}  # fmt: skip
+        settings = {key: value for key, value in step["eval"].items() if key not in ("models", "tasks", "output")}
+        key = self.portable_hash({"arm": entry["key"], "settings": settings, "prompts": content_digest(prompts)})
+        kept = self.kept(f"{name}-acceptance", key)
+        if kept is None and Path(str(model)).is_dir():
+            self.pipeline(f"{name}-acceptance", [step])
+            measured = json.loads((output / EVAL_RESULTS).read_text())
+            kept = {"key": key, "arm_key": entry["key"], **measured["speculative"][name]}
+            self.keep(f"{name}-acceptance", kept)
+        return {**entry, "acceptance": kept} if kept else entry
 
     def arm_plans(
         self, data: dict[str, Path], distilled: Path, pruned: Path, train_rows: Path, decontaminate: list[Path]
@@ -697,8 +719,17 @@ def reanalyze(preset: Preset, results_dir: Path) -> dict:
     """The preset's results again from the arms kept under `results_dir` and the shared steps its results
     record, without building or evaluating anything."""
     previous = json.loads(results_files(results_dir, preset.name)["json"].read_text())
-    kept = (json.loads(path.read_text()) for path in sorted((results_dir / "arms" / preset.name).glob("*.json")))
-    entries = [entry for entry in kept if entry.get("arm") in ARM_ORDER]  # not the learning-rate grid's dev runs
+    stored = {
+        path.stem: json.loads(path.read_text()) for path in sorted((results_dir / "arms" / preset.name).glob("*.json"))
+    }
+    entries = []
+    for name, entry in stored.items():
+        if entry.get("arm") not in ARM_ORDER:  # shared steps, acceptances, the learning-rate grid's dev runs
+            continue
+        acceptance = stored.get(f"{name}-acceptance")
+        entries.append(
+            {**entry, "acceptance": acceptance} if acceptance and acceptance["arm_key"] == entry["key"] else entry
+        )
     return write_results(preset, {**previous["config"], "preset": preset.to_dict()}, entries, results_dir)
 
 

@@ -294,12 +294,12 @@ class StreamingChatEngine(ScriptedChatEngine):
 
     name = "scripted-chat-stream"
 
-    def generate_stream(self, requests, decoding):
-        pending = list(requests)
-        PROMPTS.append([prompt for _, prompt, _ in pending])
-        for key, prompt, _ in reversed(pending):
-            text = SCRIPT["teacher"](prompt)
-            yield key, Generation(text, "stop", len(prompt), len(text.split()))
+    def generate_stream(self, requests):
+        while pending := list(requests):
+            PROMPTS.append([prompt for _, prompt, _, _ in pending])
+            for key, prompt, _, _ in reversed(pending):
+                text = SCRIPT["teacher"](prompt)
+                yield key, Generation(text, "stop", len(prompt), len(text.split()))
 
 
 ENGINES.add("scripted-chat-stream", StreamingChatEngine)

@@ -223,3 +223,26 @@ def test_a_kept_rewrite_that_repeats_the_source_counts_as_a_copy():
     table = pa.table({"decision": [r[0] for r in rows], "response": [r[1] for r in rows],
                       "teacher_response": [r[2] for r in rows]})  # fmt: skip
     assert copy_stats(table) == {"threshold": 90.0, "kept_rewrites": 3, "copies": 2, "rate": round(2 / 3, 4)}
+
+
+def test_a_streaming_engine_gets_the_retries_in_the_same_feed_and_finished_shards_land_first(
+    source, teacher, tmp_path, monkeypatch
+):
+    from test_distill_executors import FEEDS
+
+    from sdd_data.distill.run_dir import RunDir
+
+    written: list[tuple[int, int]] = []  # (shard, feeds read so far) at each write
+    original_write = RunDir.write_shard
+
+    def recording_write(run, index, table):
+        written.append((index, len(FEEDS)))
+        original_write(run, index, table)
+
+    monkeypatch.setattr(RunDir, "write_shard", recording_write)
+    FEEDS.clear()
+    distill(config_for(source, teacher, tmp_path / "out", engine="streaming-sampling"), show_progress=False)
+    first_feed = {shard for shard, _ in FEEDS[0]}
+    assert first_feed == {0, 1, 2} and len(FEEDS) > 1, "retries come in later reads of the same feed"
+    assert {shard for feed in FEEDS[1:] for shard, _ in feed} <= {0, 1}, "only shards with rejected rewrites retry"
+    assert written[0] == (2, 1), "a shard with nothing to retry lands before any retry is read"

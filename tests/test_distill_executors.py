@@ -30,16 +30,17 @@ def config_for(source, teacher, output, engine="scripted"):
 
 
 class StreamingEngine(ScriptedEngine):
-    """Reads the whole feed before answering anything, then finishes the requests last first."""
+    """Reads all the feed holds before answering anything, then finishes those requests last first; reads the
+    feed again until it stays dry (retries join it as requests finish)."""
 
     name = "streaming"
 
-    def generate_stream(self, requests, decoding):
-        taken = list(requests)
-        FEEDS.append([key for key, _, _ in taken])
-        for key, prompt, seed in reversed(taken):
-            [generation] = self.generate([prompt], [seed], decoding)
-            yield key, generation
+    def generate_stream(self, requests):
+        while taken := list(requests):
+            FEEDS.append([key for key, _, _, _ in taken])
+            for key, prompt, seed, decoding in reversed(taken):
+                [generation] = self.generate([prompt], [seed], decoding)
+                yield key, generation
 
 
 ENGINES.add("streaming", StreamingEngine)

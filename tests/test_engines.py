@@ -50,7 +50,7 @@ def test_each_engine_declares_what_it_reads_needs_and_can_do():
         def generate(self, prompts, seeds, decoding, progress=None): ...
 
     class Streaming(GenerateOnly):
-        def generate_stream(self, requests, decoding): ...
+        def generate_stream(self, requests): ...
 
     assert EngineTraits.of(GenerateOnly) == EngineTraits(frozenset(), (), frozenset())
     assert EngineTraits.of(Streaming).capabilities == {Capability.STREAM}
@@ -63,7 +63,7 @@ def test_an_engine_table_chooses_by_capability_and_says_who_can(monkeypatch):
     class Streaming:
         name = "streamer"
 
-        def generate_stream(self, requests, decoding): ...
+        def generate_stream(self, requests): ...
 
     monkeypatch.setattr(ENGINES, "_members", dict(ENGINES._members))  # the registration ends with the test
     ENGINES.add("streamer", Streaming)
@@ -185,6 +185,11 @@ VLLM_SCRIPT = textwrap.dedent(
         sampling = DecodingConfig(max_new_tokens=16, temperature=1.0, top_p=0.9)
         sampled_together = engine.generate(prompts[:3], [7, 8, 9], sampling)
         sampled_alone = engine.generate(prompts[1:2], [8], sampling)
+        # Seeded sampling of prompts too long to prefill together in one step (vLLM on CPU once stopped on these).
+        long_prompts = [prompt + " and then" * 800 for prompt in prompts]
+        long_sampled = engine.generate(
+            long_prompts, list(range(len(long_prompts))), DecodingConfig(max_new_tokens=4, temperature=1.0)
+        )
         json.dump(
             {
                 "generations": [g.__dict__ for g in generations],
@@ -192,6 +197,7 @@ VLLM_SCRIPT = textwrap.dedent(
                 "progress": done,
                 "describe": engine.describe(),
                 "row_seed_is_exact": sampled_together[1] == sampled_alone[0],
+                "long_sampled": len(long_sampled),
             },
             open(output_file, "w"),
         )
@@ -221,6 +227,7 @@ def test_vllm_greedy_agrees_with_transformers(smollm2_path, smollm2_engine, smol
     assert result["describe"]["engine"] == "vllm"
     assert result["describe"]["enforce_eager"] is True
     assert result["row_seed_is_exact"], "a row's sample should not depend on its batch mates"
+    assert result["long_sampled"] == len(smollm2_prompts) and result["describe"]["chunked_prefill"] is False
     exact_matches = 0
     for vllm_generation, hf_generation, vllm_ids in zip(result["generations"], smollm2_greedy, result["token_ids"]):
         hf_ids = smollm2_engine.tokenizer(hf_generation.text, add_special_tokens=False)["input_ids"]

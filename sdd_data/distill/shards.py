@@ -6,12 +6,14 @@ whole conversations and its table one row per conversation.
 Every executor goes through `distill_shards`, so a shard's table is the same whether it was made in the
 local loop, by a data-parallel replica or by a Ray actor. An engine that can stream (`generate_stream`)
 gets the rows of every shard as one continuous feed, so it never idles while the last long row of a shard
-finishes; each shard is handed back as soon as its own rows are done.
+finishes; the retries of rejected rewrites (`--attempts`) join that feed as the rejections come, and each
+shard is handed back as soon as its own rows are done.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -24,7 +26,7 @@ from sdd_data.distill.prompt_length import PROMPT_TRUNCATED, FittedPrompt, fit_p
 from sdd_data.distill.reasoning import opens_thinking, split_reasoning, stored_response
 from sdd_data.distill.templates import Template
 from sdd_data.distill.turns import TurnUnit, count_units, plan_units, row_record
-from sdd_data.engines.base import Capability, Engine, EngineTraits, Generation
+from sdd_data.engines.base import Capability, DecodingConfig, Engine, EngineTraits, Generation, StreamRequest
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 TOOL_MESSAGE = pa.struct([(key, pa.string()) for key in MESSAGE_KEYS])
@@ -208,26 +210,28 @@ def _judge_attempt(work: ShardWork, position: int, generation: Generation, confi
     work.judged[unit.key] = verdict
 
 
-def retry_requests(work: ShardWork, config: DistillConfig) -> list[tuple[int, str, int]]:
-    """(position, prompt, seed) of every unit of the round whose rewrite the filter rejected and that has
-    attempts left. Attempt k > 1 of a unit samples with the seed of its id and k, whatever else is retried."""
-    requests = []
-    for position in work.todo:
-        unit, made = work.units[position], work.attempts.get(position, 0)
-        if made and made < config.attempts and work.judged[unit.key]["decision"] != "rewrite":
-            seed = row_seed(config.decoding.seed, f"{unit.seed_key}#attempt{made + 1}")
-            requests.append((position, work.prompts[position].text, seed))
-    return requests  # type: ignore[return-value]
+def retry_seed(work: ShardWork, position: int, config: DistillConfig) -> int | None:
+    """The seed of the unit's next attempt, when the filter rejected its rewrite and it has attempts left; else
+    None. Attempt k > 1 of a unit samples with the seed of its id and k, whatever else is retried with it."""
+    unit, made = work.units[position], work.attempts.get(position, 0)
+    if not made or made >= config.attempts or work.judged[unit.key]["decision"] == "rewrite":
+        return None
+    return row_seed(config.decoding.seed, f"{unit.seed_key}#attempt{made + 1}")
+
+
+def retry_decoding(config: DistillConfig) -> DecodingConfig:
+    """How every attempt after the first decodes: sampling at the retry temperature."""
+    return replace(config.decoding, temperature=config.retry_temperature)
 
 
 def retry_rejected(work: ShardWork, engine: Engine, config: DistillConfig) -> None:
     """Sample the rejected rewrites of the round again at the retry temperature until each passes the filter or
     has used its attempts; the first that passes is kept. Retries do not move the progress bar."""
-    decoding = replace(config.decoding, temperature=config.retry_temperature)
-    while requests := retry_requests(work, config):
-        positions, prompts, seeds = zip(*requests)
-        generated = engine.generate(list(prompts), list(seeds), decoding, lambda _: None)
-        for position, generation in zip(positions, generated):
+    while retries := [(position, seed) for position in work.todo if (seed := retry_seed(work, position, config))]:
+        prompts = [work.prompts[position].text for position, _ in retries]
+        seeds = [seed for _, seed in retries]
+        generated = engine.generate(prompts, seeds, retry_decoding(config), lambda _: None)  # type: ignore[arg-type]
+        for (position, _), generation in zip(retries, generated):
             _judge_attempt(work, position, generation, config)
 
 
@@ -283,6 +287,23 @@ def distill_shards(
         yield index, shard_table(work)
 
 
+class _Feed:
+    """A streaming engine's requests: every shard's first attempts, with the retries of rejected rewrites put
+    ahead of them as they come. It may run dry and yield again later: the engine reads it whenever it has room."""
+
+    def __init__(self, first_attempts: Iterator[StreamRequest]):
+        self.first_attempts = first_attempts
+        self.retries: deque[StreamRequest] = deque()
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> StreamRequest:
+        if self.retries:
+            return self.retries.popleft()
+        return next(self.first_attempts)
+
+
 def _streamed(
     shards: list[tuple[int, list[dict]]],
     engine,
@@ -290,43 +311,43 @@ def _streamed(
     config: DistillConfig,
     progress: Callable[[int], None],
 ) -> Iterator[tuple[int, pa.Table]]:
-    """One continuous feed of requests over all shards; a shard is judged once its last unit is back.
-
-    A shard with rejected rewrites to sample again waits for the end of the feed: the engine cannot take other
-    requests while it streams. Its retries then run shard by shard."""
+    """One continuous feed of requests over all shards, retries included; each unit is judged as it comes back,
+    and a shard is handed back once none of its units waits for a generation."""
     works: dict[int, ShardWork] = {}
-    ready: list[int] = []  # shards with nothing left to generate, not yet handed back
-    retrying: list[ShardWork] = []  # judged shards with rejected rewrites to sample again
+    waiting: dict[int, int] = {}  # shard -> its requests in the feed or the engine
+    finished: list[int] = []
 
-    def requests() -> Iterator[tuple[tuple[int, int], str, int]]:
+    def first_attempts() -> Iterator[StreamRequest]:
         for index, rows in shards:
             work = works[index] = ShardWork(index, rows)
             prepare_round(work, None, engine, template, config)
             todo = work.todo
+            for unit, prompt in zip(work.units, work.prompts):
+                if prompt.text is None:  # not sent: set aside now
+                    work.judged[unit.key] = failed_turn(unit.row, prompt.tokens, prompt.failure, config)
             progress(len(work.units) - len(todo))
+            waiting[index] = len(todo)
             if not todo:
-                ready.append(index)
+                finished.append(index)
             for position in todo:
                 seed = row_seed(config.decoding.seed, work.units[position].seed_key)
-                yield (index, position), work.prompts[position].text, seed  # type: ignore[misc]
+                yield (index, position), work.prompts[position].text, seed, config.decoding  # type: ignore[misc]
 
-    def finished_shards() -> Iterator[tuple[int, pa.Table]]:
-        while ready:
-            work = works.pop(ready.pop(0))
-            judge_round(work, config)
-            if retry_requests(work, config):
-                retrying.append(work)
-            else:
-                yield work.index, shard_table(work)
-
-    for (index, position), generation in engine.generate_stream(requests(), config.decoding):
-        progress(1)
+    feed = _Feed(first_attempts())
+    for (index, position), generation in engine.generate_stream(feed):
         work = works[index]
-        work.generations[position] = generation
-        if work.done:
-            ready.append(index)
-        yield from finished_shards()
-    yield from finished_shards()
-    for work in retrying:
-        retry_rejected(work, engine, config)
-        yield work.index, shard_table(work)
+        if position not in work.attempts:
+            progress(1)
+        _judge_attempt(work, position, generation, config)
+        seed = retry_seed(work, position, config)
+        if seed is not None:
+            feed.retries.append(((index, position), work.prompts[position].text, seed, retry_decoding(config)))  # type: ignore[arg-type]
+        else:
+            waiting[index] -= 1
+            if not waiting[index]:
+                finished.append(index)
+        while finished:
+            done = works.pop(finished.pop(0))
+            yield done.index, shard_table(done)
+    for index in finished:
+        yield index, shard_table(works.pop(index))

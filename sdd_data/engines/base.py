@@ -79,7 +79,7 @@ class Capability(Enum):
     """What an engine can do beyond `generate`. The stages ask for these, never for an engine's name."""
 
     STREAM = "stream"
-    """`generate_stream(requests, decoding)`: distill feeds it the rows of every shard as one continuous stream."""
+    """`generate_stream(requests)`: distill feeds it the rows of every shard as one continuous stream."""
     PROMPT_LOGPROBS = "prompt-logprobs"
     """`prompt_logprobs(token_ids, progress)`: eval scores log-likelihoods (mc, nll) through it."""
     CAUSAL_LM = "causal-lm"
@@ -143,11 +143,14 @@ class EngineTraits:
 
 ProgressCallback = Callable[[int], None]
 
-StreamRequest = tuple[Hashable, str, int]
-"""One request of a streaming engine's feed: a key of the caller's, the rendered prompt and the row's seed.
+StreamRequest = tuple[Hashable, str, int, "DecodingConfig"]
+"""One request of a streaming engine's feed: a key of the caller's, the rendered prompt, the row's seed and how
+to decode it (a retry of a rejected rewrite samples where the first attempt was greedy).
 
-An engine that can keep itself full across groups of rows has a `generate_stream(requests, decoding)` method
-yielding `(key, Generation)` as each request finishes, in any order; the distill stage uses it when present."""
+An engine that can keep itself full across groups of rows has a `generate_stream(requests)` method yielding
+`(key, Generation)` as each request finishes, in any order; the distill stage uses it when present. The feed
+may run dry and yield again later (retries join it as earlier requests finish): the engine reads it again
+whenever it has room, and stops once the feed is dry and no request of it is left running."""
 
 
 class Engine(Protocol):

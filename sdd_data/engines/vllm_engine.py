@@ -84,6 +84,10 @@ class VllmEngine:
             "max_model_len": config.max_model_len,
             "trust_remote_code": config.trust_remote_code,
             "enforce_eager": self.on_cpu,
+            # vLLM 0.32 on CPU stops with "CPU Generator does not use offset" when a seeded, sampled request's
+            # prompt is prefilled in chunks (it rewinds the request's generator, which CPU generators cannot):
+            # whole-prompt prefills avoid it, and a user's `extra` may still turn chunking back on.
+            **({"enable_chunked_prefill": False} if self.on_cpu else {}),
             **config.extra,
         }
         self._sampling_params_class = vllm.SamplingParams
@@ -114,11 +118,10 @@ class VllmEngine:
         tracker.finish()
         return [_to_generation(output) for output in outputs]
 
-    def generate_stream(
-        self, requests: Iterable[StreamRequest], decoding: DecodingConfig
-    ) -> Iterator[tuple[Hashable, Generation]]:
-        """Generate from a continuous feed of `(key, rendered prompt, seed)`, yielding `(key, generation)` as each
-        request finishes. The feed is read as the engine has room, so it never drains between groups of rows."""
+    def generate_stream(self, requests: Iterable[StreamRequest]) -> Iterator[tuple[Hashable, Generation]]:
+        """Generate from a continuous feed of `(key, rendered prompt, seed, decoding)`, yielding `(key, generation)`
+        as each request finishes. The feed is read as the engine has room, so it never drains between groups of
+        rows, and read again after it ran dry while requests are still running (retries may join it)."""
         from vllm.sampling_params import RequestOutputKind
 
         engine = self.llm.llm_engine
@@ -127,7 +130,7 @@ class VllmEngine:
         try:
             with _engine_failures_as_one_line():
                 while True:
-                    for key, prompt, seed in itertools.islice(feed, max(window - len(in_flight), 0)):
+                    for key, prompt, seed, decoding in itertools.islice(feed, max(window - len(in_flight), 0)):
                         [token_ids] = tokenize_prompts(self.tokenizer, [prompt], [seed], decoding, self.context_length)
                         params = self._sampling_params(decoding, seed)
                         params.output_kind = RequestOutputKind.FINAL_ONLY
@@ -191,6 +194,7 @@ class VllmEngine:
             "data_parallel_size": self.config.data_parallel_size,
             "max_model_len": self.context_length,
             "enforce_eager": self.on_cpu,
+            "chunked_prefill": self.llm.llm_engine.vllm_config.scheduler_config.enable_chunked_prefill,
         }
 
     def close(self) -> None:

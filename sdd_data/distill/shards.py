@@ -227,7 +227,11 @@ def retry_decoding(config: DistillConfig) -> DecodingConfig:
 def retry_rejected(work: ShardWork, engine: Engine, config: DistillConfig) -> None:
     """Sample the rejected rewrites of the round again at the retry temperature until each passes the filter or
     has used its attempts; the first that passes is kept. Retries do not move the progress bar."""
-    while retries := [(position, seed) for position in work.todo if (seed := retry_seed(work, position, config))]:
+    while True:
+        seeds_by_position = {position: retry_seed(work, position, config) for position in work.todo}
+        retries = [(position, seed) for position, seed in seeds_by_position.items() if seed is not None]
+        if not retries:
+            return
         prompts = [work.prompts[position].text for position, _ in retries]
         seeds = [seed for _, seed in retries]
         generated = engine.generate(prompts, seeds, retry_decoding(config), lambda _: None)  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_mc_scoring import DATA, load_tasks
+from bench_mc_scoring import DATA, load_tasks, packed_tokens
 from machine_peak import matmul_peak
 from mc_baseline import continuation_logprobs as old_scorer
 
@@ -57,6 +57,7 @@ def picks(items, scores: list[float]) -> list[int]:
 def scoring(path: str, tokenizer, items_per_task: int, repeats: int, batch_size: int) -> list[dict]:
     """MC scoring rows: per task, each precision's items/s, score differences and changed decisions."""
     models = {dtype: load_causal_lm(path, dtype=dtype) for dtype in DTYPES}
+    weights = sum(parameter.numel() for parameter in models["float32"].parameters())
     rows = []
     for task, items in load_tasks(DATA, items_per_task).items():
         pairs = [pair for item in items for pair in item.pairs]
@@ -72,6 +73,7 @@ def scoring(path: str, tokenizer, items_per_task: int, repeats: int, batch_size:
                 times.append(time.perf_counter() - started)
             rates[dtype] = len(items) / statistics.median(times)
         fp32, bf16 = picks(items, scores["float32"]), picks(items, scores["bfloat16"])
+        flops_per_item = 2 * weights * packed_tokens(tokenizer, pairs) / len(items)  # attention excluded
         rows.append({
             "task": task,
             "items": len(items),
@@ -79,6 +81,8 @@ def scoring(path: str, tokenizer, items_per_task: int, repeats: int, batch_size:
             "fp32_items_per_second": rates["float32"],
             "bf16_items_per_second": rates["bfloat16"],
             "bf16_speedup": rates["bfloat16"] / rates["float32"],
+            "fp32_gflops": flops_per_item * rates["float32"] / 1e9,
+            "bf16_gflops": flops_per_item * rates["bfloat16"] / 1e9,
             "bf16_vs_old": rates["bfloat16"] / old_rate,
             "max_abs_score_difference": max(abs(a - b) for a, b in zip(scores["float32"], scores["bfloat16"])),
             "decisions_changed": sum(a != b for a, b in zip(fp32, bf16)),
@@ -192,6 +196,8 @@ def main() -> None:
     print(f"SFT, {sft['steps']} steps on {sft['rows']} rows: {sft['fp32']['seconds_per_step']:.2f} s/step fp32, "
           f"{sft['bf16']['seconds_per_step']:.2f} s/step bf16 autocast ({sft['bf16_speedup']:.2f}x); largest loss "
           f"difference at one step {sft['largest_loss_difference']:.4f}")  # fmt: skip
+    achieved = "; ".join(f"{row['task']} fp32 {row['fp32_gflops']:.0f}, bf16 {row['bf16_gflops']:.0f}" for row in mc)
+    print(f"packed scorer GFLOP/s (2 x weights x tokens, attention excluded): {achieved}")
     print("step  loss fp32  loss bf16")
     for step, (a, b) in enumerate(zip(sft["fp32"]["losses"], sft["bf16"]["losses"]), start=1):
         print(f"{step:>4}  {a:>9.4f}  {b:>9.4f}")

@@ -213,11 +213,18 @@ def print_summary(stats: dict, output: Path | str) -> None:
         ("rows out", stats["rows_out"]),
         ("kept rewrites", decisions.get("rewrite", 0)),
     ]
+    attempts, copies = stats.get("attempts"), stats.get("copies")
+    if attempts:
+        lines += [(f"  at attempt {attempt}", count) for attempt, count in attempts["kept_by_attempt"].items()]
+    if copies and copies["kept_rewrites"]:
+        lines.append((f"  copies of the source (similarity >= {copies['threshold']:g})", copies["copies"]))
     for decision, label in (("original", "fallbacks to the original"), ("dropped", "dropped")):
         lines.append((label, decisions.get(decision, 0)))
         lines += [(f"  {reason}", count) for reason, count in stats["reasons_by_decision"].get(decision, {}).items()]
+    lines.append(("teacher tokens", stats["tokens"]["completion"]))
+    if attempts:
+        lines.append(("  of every attempt", attempts["tokens_all_attempts"]))
     lines += [
-        ("teacher tokens", stats["tokens"]["completion"]),
         ("tokens/s", throughput["completion_tokens_per_second"] if throughput["completion_tokens_per_second"] else "-"),
         ("rows/s", throughput["rows_per_second"] or "-"),
     ]
@@ -229,13 +236,6 @@ def print_summary(stats: dict, output: Path | str) -> None:
             ("turns in / out", f"{conversations['turns_in']} / {conversations['turns_out']}"),
             ("assistant turns rewritten", f"{turns['decisions'].get('rewrite', 0)} of {turns['total']}"),
         ]
-    copies = stats.get("copies")
-    if copies and copies["kept_rewrites"]:
-        lines.append((f"  copies of the source (similarity >= {copies['threshold']:g})", copies["copies"]))
-    attempts = stats.get("attempts")
-    if attempts:
-        lines += [(f"  kept at attempt {attempt}", count) for attempt, count in attempts["kept_by_attempt"].items()]
-        lines.append(("tokens of every attempt", attempts["tokens_all_attempts"]))
     if throughput["resumed_shards"]:
         lines.append(("shards reused from an earlier run", throughput["resumed_shards"]))
     width = max(len(label) for label, _ in lines)

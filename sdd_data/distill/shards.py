@@ -147,10 +147,6 @@ class ShardWork:
         """Positions of the units whose prompt fits the teacher's context (the others are not generated)."""
         return [position for position, prompt in enumerate(self.prompts) if prompt.text is not None]
 
-    @property
-    def done(self) -> bool:
-        return len(self.generations) == len(self.todo)
-
     def finals(self) -> dict[tuple[int, int | None], str]:
         """The decided text of every turn judged so far (what a `rewritten` turn context shows)."""
         return {key: verdict["final"] for key, verdict in self.judged.items()}
@@ -181,14 +177,18 @@ def prepare_round(
     work.generations, work.attempts, work.attempt_tokens = {}, {}, {}
 
 
+def set_aside_unsent(work: ShardWork, config: DistillConfig) -> None:
+    """Set aside the round's units whose prompt was not sent (too long, refused by the chat template)."""
+    for unit, prompt in zip(work.units, work.prompts):
+        if prompt.text is None:
+            work.judged[unit.key] = failed_turn(unit.row, prompt.tokens, prompt.failure, config)
+
+
 def judge_round(work: ShardWork, config: DistillConfig) -> None:
     """Judge the round's generations (their first attempt), and set aside the units whose prompt was not sent."""
-    for position, (unit, prompt) in enumerate(zip(work.units, work.prompts)):
-        generation = work.generations.get(position)
-        if generation is None:
-            work.judged[unit.key] = failed_turn(unit.row, prompt.tokens, prompt.failure, config)
-        else:
-            _judge_attempt(work, position, generation, config)
+    set_aside_unsent(work, config)
+    for position, generation in list(work.generations.items()):
+        _judge_attempt(work, position, generation, config)
 
 
 def _judge_attempt(work: ShardWork, position: int, generation: Generation, config: DistillConfig) -> None:
@@ -326,9 +326,7 @@ def _streamed(
             work = works[index] = ShardWork(index, rows)
             prepare_round(work, None, engine, template, config)
             todo = work.todo
-            for unit, prompt in zip(work.units, work.prompts):
-                if prompt.text is None:  # not sent: set aside now
-                    work.judged[unit.key] = failed_turn(unit.row, prompt.tokens, prompt.failure, config)
+            set_aside_unsent(work, config)
             progress(len(work.units) - len(todo))
             waiting[index] = len(todo)
             if not todo:

@@ -127,11 +127,16 @@ def test_a_learning_rate_is_chosen_on_dev_items_the_reported_items_never_show(tm
     assert experiment.tuned_rate("sft", plans["sft"], tmp_path / "pruned", ["mc:dev_arc_easy.jsonl"]) == 5e-5
     assert [rate for _, rate, _, _ in runs] == list(preset.learning_rate_grid)
     models = tmp_path / "work" / "models"
-    expected = ("sft-lr1e-05-s0", "sft-s0", "sft-lr5e-05-s0", "sft-lr0.0001-s0")  # 2e-5 is the arm's usual rate
+    expected = ["sft-s0" if rate == 2e-5 else f"sft-lr{rate:g}-s0" for rate in preset.learning_rate_grid]
+    assert "sft-s0" in expected and "sft-lr5e-05-s0" in expected  # 2e-5 is the arm's usual rate
     assert [model for _, _, model, _ in runs] == [str(models / name) for name in expected]
     assert all(tasks == ["mc:dev_arc_easy.jsonl"] for _, _, _, tasks in runs)
     grid = experiment.record["learning_rate_grid"]["sft"]
-    assert grid["chosen"] == 5e-5 and set(grid["dev_average"]) == {"1e-05", "2e-05", "5e-05", "0.0001"}
+    assert grid["chosen"] == 5e-5 and set(grid["dev_average"]) == {f"{rate:g}" for rate in preset.learning_rate_grid}
+    # The arm's seeds train at the chosen rate: seed 0 is the grid's run at it, the others get folders beside it.
+    assert experiment.model_folder("sft", 0) == models / "sft-lr5e-05-s0"
+    assert experiment.model_folder("sft", 2) == models / "sft-lr5e-05-s2"
+    assert experiment.model_folder("sdd", 2) == models / "sdd-s2"  # not tuned (yet): its usual rate
 
 
 def test_a_trained_arm_gets_its_draft_acceptance_once_and_keeps_it(tmp_path):

@@ -143,6 +143,8 @@ class Experiment:
     def __init__(self, preset: Preset, work: Path, data_dir: Path, hub_ids: dict[str, str]):
         self.preset, self.work, self.data_dir, self.hub_ids = preset, work, data_dir, hub_ids
         self.record: dict = {"preset": preset.to_dict()}
+        self.unusual_rates: dict[str, float] = {}
+        """Tuned arms whose chosen learning rate is not their usual one, with that rate."""
         self.results_dir = HERE
 
     @property
@@ -532,11 +534,18 @@ class Experiment:
         distilled = self.distill(prepared.train, decontaminate)
         data = self.training_sets(distilled)
         plans = self.arm_plans(data, distilled, pruned, prepared.train, decontaminate)
+        # The width cuts are recovered as in round one, at the recipes' usual rate: tuning them too would train
+        # all twelve again, and they compare cuts under one recovery, not recoveries.
+        recoveries = {recovery: plans[recovery] for recovery in ("sdd", "kd")}
         if self.preset.learning_rate_grid:
             dev_tasks = [f"mc:{path}" for path in prepared.dev_files.values()]
             for arm in self.preset.tuned_arms:
                 if arm in plans:
                     plans[arm] = plans[arm]._replace(learning_rate=self.tuned_rate(arm, plans[arm], pruned, dev_tasks))
+            if "sdd-yield" in plans and "sdd-yield" not in self.preset.tuned_arms:  # trained as sdd: only data differ
+                plans["sdd-yield"] = plans["sdd-yield"]._replace(learning_rate=plans["sdd"].learning_rate)
+                if "sdd" in self.unusual_rates:
+                    self.unusual_rates["sdd-yield"] = self.unusual_rates["sdd"]
         # Every seed of the main comparison first, then the selection arms, the merge and its parts, the weaker
         # teacher and the stronger recovery.
         stronger = ("sft-high-lr", "sdd-high-lr") if "sft-high-lr" in plans else ()
@@ -554,10 +563,9 @@ class Experiment:
                         if wanted(arm):
                             entries.append(self.sdd_then_onpolicy(seed, plans, pruned, tasks))
                     elif wanted(arm) or (arm in ("sdd-math", "sdd-general") and wanted("merged")):
-                        output = self.work / "models" / f"{arm}-s{seed}"
+                        output = self.model_folder(arm, seed)
                         step = self.train_step(plans[arm], pruned, output, seed)
                         entries.append(self.arm(arm, seed, [step], output, tasks))
-        recoveries = {recovery: plans[recovery] for recovery in ("sdd", "kd")}
         entries += self.width_arms(pruned, prepared, nll_task, tasks, recoveries, wanted)
         if only is not None:  # some arms only: not the experiment's results, so none are written
             print(f"ran {', '.join(sorted(only))}; results are written by a run of every arm")
@@ -643,22 +651,30 @@ class Experiment:
         usual = (self.preset.training if plan.training is None else plan.training).get("learning_rate")
         scores = {}
         for rate in self.preset.learning_rate_grid:
-            output = self.work / "models" / (f"{arm}-s0" if rate == usual else f"{arm}-lr{rate:g}-s0")
+            output = self.model_folder(arm, 0, None if rate == usual else rate)
             step = self.train_step(plan._replace(learning_rate=rate), pruned, output, 0)
             entry = self.arm(f"{arm}-lr{rate:g}-dev", 0, [step], output, dev_tasks)
             ranked = [task["score"] for task in entry["tasks"].values() if task["higher_is_better"]]
             scores[rate] = sum(ranked) / len(ranked)
         chosen = max(sorted(scores), key=lambda rate: scores[rate])
+        if chosen != usual:
+            self.unusual_rates[arm] = chosen
         grid = self.record.setdefault("learning_rate_grid", {})
         grid[arm] = {"dev_average": {f"{rate:g}": score for rate, score in scores.items()}, "chosen": chosen}
         print(f"{arm}: learning rate {chosen:g} (dev accuracy {100 * scores[chosen]:.2f}%)", flush=True)
         return chosen
 
+    def model_folder(self, arm: str, seed: int, rate: float | None = None) -> Path:
+        """Where an arm's model of a seed goes: `<arm>-s<seed>` at its usual learning rate, `<arm>-lr<rate>-s<seed>`
+        at another (`rate`, or the rate its tuning chose), so the grid's seed-0 run at the chosen rate is the
+        arm's seed-0 model and no folder is trained twice under different options."""
+        rate = rate if rate is not None else self.unusual_rates.get(arm)
+        return self.work / "models" / (f"{arm}-s{seed}" if rate is None else f"{arm}-lr{rate:g}-s{seed}")
+
     def sdd_then_onpolicy(self, seed: int, plans: dict[str, ArmPlan], pruned: Path, tasks: list[str]) -> dict:
         """Two phases: the sdd arm's model of this seed (trained again only if it is missing), then on-policy
         distillation from the original, starting from it."""
-        models = self.work / "models"
-        first, output = models / f"sdd-s{seed}", models / f"sdd-then-onpolicy-s{seed}"
+        first, output = self.model_folder("sdd", seed), self.model_folder("sdd-then-onpolicy", seed)
         steps = [
             self.train_step(plans["sdd"], pruned, first, seed),
             self.train_step(plans["onpolicy"], first, output, seed),

@@ -42,16 +42,20 @@ DATASETS = {
 }
 HF, VLLM, BATCH_64 = ["--engine", "transformers"], ["--engine", "vllm"], ["--batch-size", "64"]
 FP32, BF16 = ["--dtype", "float32"], ["--dtype", "bfloat16"]
+NO_LOOKUP = ["--prompt-lookup", "0"]
 CANDIDATES = {
     "baseline fp32": ("baseline", HF + FP32),
+    "transformers fp32 no lookup": ("current", HF + FP32 + NO_LOOKUP),
     "transformers fp32": ("current", HF + FP32),
     "transformers fp32 batch 64": ("current", HF + FP32 + BATCH_64),
+    "transformers bf16 no lookup": ("current", HF + BF16 + NO_LOOKUP),
     "transformers bf16": ("current", HF + BF16),
     "transformers bf16 batch 64": ("current", HF + BF16 + BATCH_64),
     "vllm fp32": ("current", VLLM + FP32),
     "vllm bf16": ("current", VLLM + BF16),
 }
-"""Name -> (which code runs it, its distill flags)."""
+"""Name -> (which code runs it, its distill flags). The current transformers engine drafts by prompt lookup unless
+`no lookup` says otherwise."""
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "4", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 

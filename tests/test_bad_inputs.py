@@ -139,6 +139,8 @@ CASES = [
     BadInput("negative top_k", "arguments", distill("--top-k", "-3"), "top_k must be 0", "out"),
     BadInput("no new tokens", "arguments", distill("--max-new-tokens", "0"), "max_new_tokens must be", "out"),
     BadInput("no attempts", "arguments", distill("--attempts", "0"), "attempts must be at least 1", "out"),
+    BadInput("empty batches", "arguments", distill("--batch-size", "0"), "batch_size must be at least 1", "out"),
+    BadInput("negative lookup", "arguments", distill("--prompt-lookup", "-2"), "prompt_lookup must be 0", "out"),
     BadInput(
         "greedy retries",
         "arguments",

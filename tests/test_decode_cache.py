@@ -70,6 +70,35 @@ def test_grouped_attention_and_growing_cache_give_sdpa_logits(models):
             torch.testing.assert_close(have[:, -1], want[:, -1], atol=1e-5, rtol=1e-5)
 
 
+def checking_step_logits(model: LlamaForCausalLM, cache, steps: int = 4, fed: int = 3) -> list[torch.Tensor]:
+    """Logits of steps that feed `fed` tokens per row, as drafts are checked: after each, every other row rejects
+    its last token, which stays in the cache as a masked-out hole."""
+    ids, mask = left_padded(PROMPTS)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    rejecting = torch.arange(len(PROMPTS)) % 2 == 0
+    outputs = []
+    with torch.inference_mode():
+        model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache)
+        next_position = positions[:, -1] + 1
+        for step in range(steps):
+            mask = torch.cat([mask, mask.new_ones((len(PROMPTS), fed))], dim=1)
+            tokens = (torch.arange(fed) + 17 + 5 * step).expand(len(PROMPTS), fed)
+            position_ids = next_position[:, None] + torch.arange(fed)
+            outputs.append(
+                model(input_ids=tokens, attention_mask=mask, position_ids=position_ids, past_key_values=cache).logits
+            )
+            mask[rejecting, -1] = 0
+            next_position = next_position + fed - rejecting.long()
+    return outputs
+
+
+def test_grouped_attention_checks_several_tokens_with_holes_as_sdpa_does(models):
+    expected = checking_step_logits(models["sdpa"], DynamicCache(config=models["sdpa"].config))
+    got = checking_step_logits(models["grouped"], growing_cache(models["grouped"].config, 8))
+    for want, have in zip(expected, got):
+        torch.testing.assert_close(have, want, atol=1e-5, rtol=1e-5)
+
+
 def test_padding_is_masked_out_in_the_grouped_step(models):
     """A row decoded alone and the same row left-padded beside longer rows get the same next-token logits."""
     alone = step_logits_for([PROMPTS[3]], models["grouped"])

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 
@@ -166,6 +167,40 @@ def test_smollm2_batched_greedy_equals_unbatched(smollm2_engine, smollm2_prompts
         for prompt in smollm2_prompts
     ]
     assert unbatched == smollm2_greedy
+
+
+QUOTING = (
+    "Rewrite this answer in your own words, keeping its facts: Photosynthesis is the process by which green plants "
+    "use sunlight, water and carbon dioxide to make glucose and release oxygen into the air."
+)
+
+
+@pytest.mark.slow
+def test_smollm2_prompt_lookup_keeps_the_greedy_text(smollm2_engine, smollm2_prompts, smollm2_greedy):
+    """The default drafts tokens from each prompt; without drafts the text is the same, made in more steps."""
+    prompts = [*smollm2_prompts, render(smollm2_engine.tokenizer, QUOTING)]
+    decoding = DecodingConfig(max_new_tokens=AGREEMENT_MAX_NEW_TOKENS)
+    counts = smollm2_engine.decode_counts
+    before = replace(counts)
+    drafted = smollm2_engine.generate(prompts, [0] * len(prompts), decoding)
+    with_drafts = replace(counts)
+    smollm2_engine.config.prompt_lookup = 0
+    try:
+        plain = smollm2_engine.generate(prompts, [0] * len(prompts), decoding)
+    finally:
+        smollm2_engine.config.prompt_lookup = EngineConfig().prompt_lookup
+    assert drafted == plain
+    assert drafted[: len(smollm2_greedy)] == smollm2_greedy
+    import torch
+
+    inputs = smollm2_engine.tokenizer(prompts[-1], add_special_tokens=False, return_tensors="pt")
+    with torch.inference_mode():  # transformers' own greedy loop, with its own positions and cache
+        reference = smollm2_engine.model.generate(**inputs, max_new_tokens=decoding.max_new_tokens, do_sample=False)
+    new_tokens = reference[0, inputs["input_ids"].shape[1] :]
+    assert drafted[-1].text == smollm2_engine.tokenizer.decode(new_tokens, skip_special_tokens=True)
+    assert with_drafts.accepted - before.accepted > 0
+    assert counts.accepted == with_drafts.accepted and counts.drafted == with_drafts.drafted  # none without lookup
+    assert with_drafts.steps - before.steps < counts.steps - with_drafts.steps
 
 
 VLLM_SCRIPT = textwrap.dedent(

@@ -7,7 +7,8 @@ import torch
 from transformers import AutoModelForCausalLM, GenerationConfig
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from sdd_data.engines.ragged_decode import Sampling, _chooser, decode
+from sdd_data.engines.decode_cache import register_grouped_decode
+from sdd_data.engines.ragged_decode import DecodeCounts, Sampling, _chooser, _Lookup, decode
 
 PROMPTS = [[5, 9, 3], [7] * 11, [2, 4, 6, 8, 10, 12], [40, 41]]
 
@@ -15,6 +16,16 @@ PROMPTS = [[5, 9, 3], [7] * 11, [2, 4, 6, 8, 10, 12], [40, 41]]
 @pytest.fixture(scope="module")
 def tiny_model(tiny_llama_path):
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_path, dtype=torch.float32)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=["sdpa", "grouped"])
+def any_attention_model(request, tiny_llama_path):
+    """The tiny model with transformers' sdpa attention, and with the grouped decode attention the engine uses."""
+    implementation = register_grouped_decode() if request.param == "grouped" else "sdpa"
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_llama_path, dtype=torch.float32, attn_implementation=implementation
+    )
     return model.eval()
 
 
@@ -58,3 +69,76 @@ def test_sampling_keeps_the_tokens_transformers_would_keep(sampling):
     for _ in range(200):
         picked = choose(logits)
         assert allowed[torch.arange(6), picked].all()
+
+
+@pytest.mark.parametrize("lookup", [0, 4])
+def test_each_row_continues_at_the_position_after_its_last_token(tiny_model, lookup):
+    for prompt in LOOKUP_PROMPTS:  # one row at a time: its slot in the batch never moves
+        fed = []
+        hook = tiny_model.register_forward_pre_hook(
+            lambda module, args, kwargs: fed.append(
+                (kwargs["input_ids"][0].tolist(), kwargs["position_ids"][0].tolist())
+            ),
+            with_kwargs=True,
+        )
+        try:
+            (generated,) = decode(tiny_model, [prompt], [20], [99999], 0, Sampling(), "cpu", lookup)
+        finally:
+            hook.remove()
+        assert fed[1][1][0] == len(prompt)  # the first new token sits right after the prompt
+        kept_tokens = []  # what the row fed and kept, step by step
+        for (tokens, positions), (_, next_positions) in zip(fed[1:], fed[2:]):
+            assert positions == list(range(positions[0], positions[0] + len(tokens)))
+            kept = next_positions[0] - positions[0]
+            assert 1 <= kept <= len(tokens)
+            kept_tokens += tokens[:kept]
+        assert kept_tokens == generated[: len(kept_tokens)]
+        assert len(kept_tokens) + len(fed[-1][0]) >= len(generated) - 1  # the last new token is never fed
+
+
+def test_a_draft_is_what_followed_the_last_tokens_before():
+    lookup = _Lookup([1, 2, 3, 4, 5, 9, 2, 3])
+    assert lookup.draft(2) == [4, 5]  # "2 3" was followed by "4 5"
+    lookup.extend([7])
+    assert lookup.draft(3) == []  # "3 7" and "7" alone (too short a match) were never seen
+    lookup.extend([1, 2, 3, 4, 8, 1, 2, 3])
+    assert lookup.draft(1) == [4]  # the latest "1 2 3" was followed by 4 too, then 8
+    assert lookup.draft(0) == []
+
+
+# Rows that repeat themselves (their drafts are then found in their own prompt or answer), and rows that do not.
+LOOKUP_PROMPTS = [[5, 9, 3, 5, 9, 3, 5, 9], [7] * 11, [2, 4, 6, 8, 10, 12], [40, 41, 40, 41, 40], [3, 1, 4, 1, 5, 9]]
+
+
+@pytest.mark.parametrize("lookup", [1, 4, 8])
+def test_prompt_lookup_makes_the_tokens_plain_greedy_decoding_makes(any_attention_model, lookup):
+    rooms = [40, 25, 33, 40, 7]
+    plain_counts, counts = DecodeCounts(), DecodeCounts()
+    plain = decode(any_attention_model, LOOKUP_PROMPTS, rooms, [99999], 0, Sampling(), "cpu", 0, plain_counts)
+    drafted = decode(any_attention_model, LOOKUP_PROMPTS, rooms, [99999], 0, Sampling(), "cpu", lookup, counts)
+    assert drafted == plain
+    assert counts.tokens == plain_counts.tokens == sum(rooms)
+    assert plain_counts.steps == max(rooms) - 1 and plain_counts.drafted == 0  # one token a step after the prompt's
+    assert counts.accepted > 0, "some drafts should be right: the random model repeats itself"
+    assert counts.steps < plain_counts.steps
+    assert counts.drafted >= counts.accepted
+
+
+def test_prompt_lookup_stops_each_row_at_its_end_token(any_attention_model):
+    alone = decode(any_attention_model, LOOKUP_PROMPTS, [30] * 5, [99999], 0, Sampling(), "cpu")
+    end_token = alone[0][len(alone[0]) // 2]  # a token met mid-way; rows without it run their whole room
+    plain = decode(any_attention_model, LOOKUP_PROMPTS, [30] * 5, [end_token], 0, Sampling(), "cpu")
+    counts = DecodeCounts()
+    drafted = decode(any_attention_model, LOOKUP_PROMPTS, [30] * 5, [end_token], 0, Sampling(), "cpu", 6, counts)
+    assert drafted == plain
+    assert any(len(tokens) < 30 for tokens in drafted) and any(len(tokens) == 30 for tokens in drafted)
+    assert counts.accepted > 0
+
+
+def test_sampling_ignores_prompt_lookup(tiny_model):
+    torch.manual_seed(3)
+    plain = decode(tiny_model, PROMPTS, [9] * 4, [99999], 0, Sampling(0.9), "cpu")
+    torch.manual_seed(3)
+    counts = DecodeCounts()
+    looked_up = decode(tiny_model, PROMPTS, [9] * 4, [99999], 0, Sampling(0.9), "cpu", 5, counts)
+    assert looked_up == plain and counts.drafted == 0

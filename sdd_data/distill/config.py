@@ -83,12 +83,13 @@ class DistillConfig:
         """Options that change how a run goes but not the rows it writes, so a run (or a pipeline step) begun
         under other values of them resumes (or is skipped): where it runs and on how many replicas, and the
         engine options the chosen engine does not read. With greedy decoding the transformers engine's
-        batch_size is one of them too: a row's greedy tokens do not depend on its batch mates (tested)."""
+        batch_size and prompt_lookup are among them too: a row's greedy tokens depend neither on its batch mates
+        nor on the drafts checked beside them (tested)."""
         from sdd_data.engines import ENGINES, engine_traits
 
         used = engine_traits(self.engine).options if self.engine in ENGINES else frozenset()
         unused = {item.name for item in fields(EngineConfig) if item.name not in used}
         execution = {"executor", *(item.name for item in fields(RayOptions))}
         if self.decoding.greedy and self.attempts == 1:  # retries sample, and which rows retry together varies
-            execution.add("batch_size")
+            execution.update({"batch_size", "prompt_lookup"})
         return frozenset(execution | unused)

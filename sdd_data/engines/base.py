@@ -60,6 +60,10 @@ class EngineConfig:
     batch_size: int = 32
     """transformers engine: rows decoded together (a row leaves the batch as soon as it ends, so a large batch
     costs little more than the tokens it makes)."""
+    prompt_lookup: int = 8
+    """transformers engine, greedy decoding: most tokens a row drafts per step from its own prompt and answer
+    (where its last tokens appeared before), checked in the same forward pass; 0 drafts nothing. The text is the
+    greedy one either way; a rewrite that quotes its reference is made in fewer steps."""
     tensor_parallel_size: int = 1
     """vllm engine: GPUs per model replica."""
     data_parallel_size: int = 1
@@ -73,6 +77,12 @@ class EngineConfig:
     """Run model code from the checkpoint. Off unless you trust the model's authors."""
     extra: dict = field(default_factory=dict)
     """Extra keyword arguments passed as they are to the engine constructor."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise SddError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.prompt_lookup < 0:
+            raise SddError(f"prompt_lookup must be 0 (off) or more, got {self.prompt_lookup}")
 
 
 class Capability(Enum):

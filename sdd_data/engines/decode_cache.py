@@ -9,8 +9,9 @@ much when memory bandwidth is shared or the batch is large. Here:
 - `GrowingLayer` writes new keys and values into a buffer reserved for the whole generation (grown by
   doubling if a caller asks for more) and hands the attention a view of the filled part;
 - `grouped_decode_attention`, registered as the attention implementation `GROUPED_DECODE`, computes a
-  one-token step as two batched matmuls per layer with the query heads grouped onto their key/value head,
-  scores and softmax in float32. Longer queries (the prompt) go to transformers' `sdpa` as before.
+  decode step (one new token per row, or a few when drafted tokens are checked) as two batched matmuls per
+  layer with the query heads grouped onto their key/value head, scores and softmax in float32. Longer
+  queries (the prompt) go to transformers' `sdpa` as before.
 
 The arithmetic is the same; only where the numbers live changes (differences are float rounding).
 """
@@ -22,6 +23,9 @@ from typing import Any
 
 GROUPED_DECODE = "sdd_grouped_decode"
 """The attention implementation name under which `grouped_decode_attention` is registered."""
+
+GROUPED_QUERY_LIMIT = 16
+"""The longest query (new tokens per row) the grouped path computes after the prompt; longer ones go to sdpa."""
 
 UNSUPPORTED_ATTENTION_OPTIONS = ("s_aux", "softcap")
 """Attention extras (sink logits, logit soft-capping) the grouped path does not compute; such a call goes to sdpa."""
@@ -48,13 +52,14 @@ def grouped_decode_attention(
     scaling: float | None = None,
     **kwargs: Any,
 ) -> tuple[Any, None]:
-    """Attention for one new token per row without copying the cache; other calls go to transformers' sdpa."""
+    """Attention for a few new tokens per row without copying the cache; other calls go to transformers' sdpa."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     batch, query_heads, query_length, head_dim = query.shape
     key_heads, length = key.shape[1], key.shape[2]
     if (
-        query_length != 1
+        query_length > GROUPED_QUERY_LIMIT
+        or length <= query_length  # the first pass (the prompt), where padding rows see no key at all
         or dropout
         or query_heads % key_heads
         or any(kwargs.get(name) is not None for name in UNSUPPORTED_ATTENTION_OPTIONS)
@@ -62,14 +67,20 @@ def grouped_decode_attention(
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     import torch
 
-    grouped = query.reshape(batch, key_heads, query_heads // key_heads, head_dim)
+    group = query_heads // key_heads
+    # Query head h reads key/value head h // group (transformers' repeat_kv): the heads of a group are adjacent.
+    grouped = query.reshape(batch, key_heads, group * query_length, head_dim)
     scores = (grouped @ key.transpose(-1, -2)).float() * (scaling if scaling is not None else head_dim**-0.5)
+    scores = scores.view(batch, key_heads, group, query_length, length)
     if attention_mask is not None:
-        mask = attention_mask[:, :, -1:, -length:].reshape(batch, 1, 1, length)
+        mask = attention_mask[:, :, -query_length:, -length:].reshape(batch, 1, 1, query_length, length)
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
-    weights = scores.softmax(dim=-1).to(value.dtype)
-    output = weights @ value  # batch, key heads, group, head_dim
-    return output.reshape(batch, query_heads, 1, head_dim).transpose(1, 2).contiguous(), None
+    elif query_length > 1:  # no mask given: causal, the new tokens being the last of the cache
+        causal = torch.ones(query_length, length, dtype=torch.bool, device=scores.device)
+        scores = scores.masked_fill(~causal.tril(diagonal=length - query_length), float("-inf"))
+    weights = scores.softmax(dim=-1).to(value.dtype).view(batch, key_heads, group * query_length, length)
+    output = weights @ value  # batch, key heads, group x query, head_dim
+    return output.reshape(batch, query_heads, query_length, head_dim).transpose(1, 2).contiguous(), None
 
 
 def growing_cache(model_config: Any, capacity: int) -> Any:
@@ -82,6 +93,19 @@ def growing_cache(model_config: Any, capacity: int) -> Any:
         growing_layer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers
     ]
     return cache
+
+
+def rewindable(cache: Any) -> bool:
+    """Whether every layer of a `growing_cache` is a growing one: full attention, where positions can be dropped
+    or masked out (a sliding window counts the positions it holds, masked or not)."""
+    growing_layer = _growing_layer_class()
+    return all(type(layer) is growing_layer for layer in cache.layers)
+
+
+def rewind(cache: Any, positions: int) -> None:
+    """Drop the last `positions` of every layer of a `rewindable` cache."""
+    for layer in cache.layers:
+        layer.crop(-positions)
 
 
 @functools.cache
@@ -114,6 +138,12 @@ def _growing_layer_class() -> type:
             self.filled = end
             self._expose()
             return self.keys, self.values
+
+        def crop(self, tokens_to_remove: int) -> None:
+            """Forget the last `tokens_to_remove` positions (a negative count, as transformers' layers take it)."""
+            if self.is_initialized and tokens_to_remove:
+                self.filled -= abs(tokens_to_remove)
+                self._expose()
 
         def batch_select_indices(self, indices: Any) -> None:
             if self.is_initialized:

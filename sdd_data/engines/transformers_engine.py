@@ -17,7 +17,7 @@ from sdd_data.engines.base import (
     tokenize_prompts,
 )
 from sdd_data.engines.decode_cache import register_grouped_decode
-from sdd_data.engines.ragged_decode import Sampling, decode
+from sdd_data.engines.ragged_decode import DecodeCounts, Sampling, decode
 from sdd_data.errors import SddError, require
 from sdd_data.models.loading import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype, stored_dtype
 
@@ -31,15 +31,15 @@ class TransformersEngine:
     """
 
     name = "transformers"
-    options = frozenset({"dtype", "device", "batch_size", "max_model_len", "trust_remote_code", "extra"})
+    options = frozenset(
+        {"dtype", "device", "batch_size", "prompt_lookup", "max_model_len", "trust_remote_code", "extra"}
+    )
     packages = (Package("torch", "hf"), Package("transformers", "hf"))
     capabilities = frozenset({Capability.CAUSAL_LM})
 
     def __init__(self, model_path: str, config: EngineConfig):
         self._torch = require("torch", "hf")
         transformers = require("transformers", "hf")
-        if config.batch_size < 1:
-            raise SddError(f"batch_size must be at least 1, got {config.batch_size}")
         self.config = config
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, on_cpu=self.device == "cpu", stored=stored_dtype(model_path))
@@ -59,6 +59,8 @@ class TransformersEngine:
         pad_token_id = self.tokenizer.pad_token_id
         self.pad_token_id = pad_token_id if pad_token_id is not None else self.eos_token_ids[0]
         self._versions = {"transformers": transformers.__version__, "torch": self._torch.__version__}
+        self.decode_counts = DecodeCounts()
+        """Forward passes, tokens and drafts of every generation so far."""
 
     def generate(
         self,
@@ -81,7 +83,15 @@ class TransformersEngine:
             batch_token_ids = [token_ids[index] for index in batch]
             room = [self._room(len(ids), decoding.max_new_tokens) for ids in batch_token_ids]
             generated = decode(
-                self.model, batch_token_ids, room, self.eos_token_ids, self.pad_token_id, sampling, self.device
+                self.model,
+                batch_token_ids,
+                room,
+                self.eos_token_ids,
+                self.pad_token_id,
+                sampling,
+                self.device,
+                self.config.prompt_lookup,
+                self.decode_counts,
             )
             batch_results = [self._to_generation(len(ids), tokens) for ids, tokens in zip(batch_token_ids, generated)]
             for index, generation in zip(batch, batch_results):
@@ -118,6 +128,7 @@ class TransformersEngine:
             "dtype": self.dtype,
             "device": str(self.device),
             "batch_size": self.config.batch_size,
+            "prompt_lookup": self.config.prompt_lookup,
             "context_length": self.context_length,
         }
 

@@ -71,20 +71,25 @@ def test_sampling_keeps_the_tokens_transformers_would_keep(sampling):
         assert allowed[torch.arange(6), picked].all()
 
 
+def decode_one_row(model, prompt: list[int], lookup: int) -> tuple[list[int], list[tuple[list[int], list[int]]]]:
+    """A row's new tokens, and the token ids and positions each forward pass was fed (the prompt's pass first)."""
+    fed = []
+
+    def record(module, args, kwargs):
+        fed.append((kwargs["input_ids"][0].tolist(), kwargs["position_ids"][0].tolist()))
+
+    hook = model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        (generated,) = decode(model, [prompt], [20], [99999], 0, Sampling(), "cpu", lookup)
+    finally:
+        hook.remove()
+    return generated, fed
+
+
 @pytest.mark.parametrize("lookup", [0, 4])
 def test_each_row_continues_at_the_position_after_its_last_token(tiny_model, lookup):
     for prompt in LOOKUP_PROMPTS:  # one row at a time: its slot in the batch never moves
-        fed = []
-        hook = tiny_model.register_forward_pre_hook(
-            lambda module, args, kwargs: fed.append(
-                (kwargs["input_ids"][0].tolist(), kwargs["position_ids"][0].tolist())
-            ),
-            with_kwargs=True,
-        )
-        try:
-            (generated,) = decode(tiny_model, [prompt], [20], [99999], 0, Sampling(), "cpu", lookup)
-        finally:
-            hook.remove()
+        generated, fed = decode_one_row(tiny_model, prompt, lookup)
         assert fed[1][1][0] == len(prompt)  # the first new token sits right after the prompt
         kept_tokens = []  # what the row fed and kept, step by step
         for (tokens, positions), (_, next_positions) in zip(fed[1:], fed[2:]):

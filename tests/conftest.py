@@ -6,6 +6,10 @@ import importlib.metadata
 import os
 
 import pytest
+from cores import take_this_workers_cores
+
+# A parallel worker takes its share of the cores before anything imports torch (tests/cores.py).
+take_this_workers_cores()
 
 # The local Hub server and a finished distill run, for publishing tests; a skipped test fails the run.
 pytest_plugins = ["hub_fixtures", "skip_policy", "tiers"]

@@ -27,19 +27,15 @@ class SkipPolicy:
     """Collects the skips that are not allowed and turns a passing run into a failing one."""
 
     def __init__(self) -> None:
-        self.gpu_tests: set[str] = set()
         self.skipped: list[tuple[str, str]] = []
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.gpu_tests.update(item.nodeid for item in items if item.get_closest_marker("gpu") is not None)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.skipped:
             self.skipped.append((report.nodeid, skip_reason(report)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.skipped and not hasattr(report, "wasxfail") and report.nodeid not in self.gpu_tests:
+        # a report's keywords carry the test's marks, also when it comes from a parallel worker (pytest-xdist)
+        if report.skipped and not hasattr(report, "wasxfail") and "gpu" not in report.keywords:
             self.skipped.append((report.nodeid, skip_reason(report)))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -1,11 +1,11 @@
 """Distilling 200 GSM8K rows with the real SmolLM2 teacher, through both engines."""
 
-import os
 import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from cores import engine_environment
 from data_samples import GSM8K_TRAIN, gsm8k_distill_command
 
 from sdd_data.data.answers import answers_match
@@ -38,7 +38,7 @@ def transformers_run(smollm2_path, tmp_path_factory):
 @pytest.fixture(scope="module")
 def vllm_run(smollm2_path, tmp_path_factory):
     output = tmp_path_factory.mktemp("vllm") / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    env = engine_environment(VLLM_CPU_KVCACHE_SPACE="2", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
     command = gsm8k_distill_command(ROWS, smollm2_path, output, engine="vllm", max_new_tokens=MAX_NEW_TOKENS)
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500)
     assert finished.returncode == 0, finished.stderr[-3000:]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from cores import whole_machine_environment
 from data_samples import GSM8K_TRAIN, gsm8k_distill_command
 
 from sdd_data.data.sources import SourceSpec
@@ -166,7 +167,8 @@ def vllm_run(smollm2_path: str, output: Path, replicas: int) -> subprocess.Compl
         max_new_tokens=MAX_NEW_TOKENS,
         data_parallel_size=replicas,
     )
-    environment = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    # the replicas split the cores themselves, so the runs get the whole machine, not a test worker's share
+    environment = whole_machine_environment(VLLM_CPU_KVCACHE_SPACE="1")
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=900)
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from dataclasses import replace
 
 import pytest
+from cores import engine_environment
 
 from sdd_data.engines import DecodingConfig, EngineConfig, load_engine
 
@@ -247,7 +247,7 @@ def test_vllm_greedy_agrees_with_transformers(smollm2_path, smollm2_engine, smol
     script.write_text(VLLM_SCRIPT)
     prompts_file, output_file = tmp_path / "prompts.json", tmp_path / "out.json"
     prompts_file.write_text(json.dumps(smollm2_prompts))
-    environment = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    environment = engine_environment(VLLM_CPU_KVCACHE_SPACE="1")
     completed = subprocess.run(
         [sys.executable, str(script), smollm2_path, str(prompts_file), str(output_file), str(AGREEMENT_MAX_NEW_TOKENS)],
         env=environment,

@@ -4,13 +4,13 @@ log-probabilities with fake outputs, and agreement with the transformers scorer 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+from cores import engine_environment
 from data_samples import write_jsonl
 
 from sdd_data.errors import SddError
@@ -243,7 +243,7 @@ def test_vllm_and_transformers_log_likelihoods_agree_on_smollm2(smollm2_path, tm
     mc = write_jsonl(tmp_path / "mc_rows.jsonl", MC_ROWS)
     nll = write_jsonl(tmp_path / "nll_rows.jsonl", NLL_ROWS)
     tasks = f"mc:{mc},nll:{nll}"
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env = engine_environment(VLLM_CPU_KVCACHE_SPACE="1")
     finished = subprocess.run(
         [sys.executable, "-c", RECORDING_EVAL, f"original={smollm2_path}", tasks, str(tmp_path / "vllm")],
         env=env,

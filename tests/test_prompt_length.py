@@ -6,6 +6,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from cores import engine_environment
 from data_samples import write_jsonl
 
 from sdd_data.data.sources import SourceSpec
@@ -132,7 +133,6 @@ def test_a_prompt_fits_when_it_leaves_room_for_one_new_token():
 
 @pytest.mark.slow
 def test_vllm_sets_long_prompts_aside_instead_of_failing_mid_run(tiny_llama_path, tmp_path):
-    import os
     import subprocess
     import sys
 
@@ -142,7 +142,7 @@ def test_vllm_sets_long_prompts_aside_instead_of_failing_mid_run(tiny_llama_path
     command = [sys.executable, "-m", "sdd_data.cli", "distill", "--engine", "vllm", "--data", str(source)]
     command += ["--teacher", tiny_llama_path, "--output", str(output), "--max-model-len", str(CONTEXT)]
     command += ["--max-new-tokens", "32"]
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env = engine_environment(VLLM_CPU_KVCACHE_SPACE="1")
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, finished.stderr[-3000:]
     rows = {row["id"]: row for row in pq.read_table(output / "distilled.parquet").to_pylist()}

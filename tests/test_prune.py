@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from cores import engine_environment
 from data_samples import ALPACA, ALPACA_HELD_OUT
 
 from sdd_data.errors import SddError
@@ -513,7 +513,7 @@ def vllm_greedy_answer(model_path: str | Path, tmp_path: Path) -> dict:
     """VLLM_SCRIPT's answer (text, number of layers) for a checkpoint, in a fresh process."""
     script, output_file = tmp_path / "run_vllm.py", tmp_path / "out.json"
     script.write_text(VLLM_SCRIPT)
-    environment = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    environment = engine_environment(VLLM_CPU_KVCACHE_SPACE="1")
     completed = subprocess.run(
         [sys.executable, str(script), str(model_path), str(output_file)],
         check=False,

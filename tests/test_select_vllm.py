@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import transformers
+from cores import engine_environment
 from test_select_degrade import ROWS as DEGRADE_ROWS
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def test_vllm_scores_with_the_whole_vocabulary_match_the_exact_scorer(tiny_llama
     from sdd_data.select.scorer_base import ScorerOptions
     from sdd_data.select.transformers_scorer import TransformersScorer
 
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env = engine_environment(VLLM_CPU_KVCACHE_SPACE="1")
     finished = subprocess.run(
         [sys.executable, "-c", SCRIPT, tiny_llama_path, tiny_llama_variant_path, json.dumps(ROWS)],
         env=env,

@@ -93,26 +93,33 @@ def test_never_collected():
 """
 
 
-def run_pytest(folder: Path, files: dict[str, str]) -> subprocess.CompletedProcess:
+def run_pytest(folder: Path, files: dict[str, str], *options: str) -> subprocess.CompletedProcess:
     """Pytest with only the skip policy loaded, in its own process, on the given test files."""
     (folder / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs a GPU\n")
     for name, source in files.items():
         (folder / name).write_text(textwrap.dedent(source))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "pytest", "-p", "skip_policy", "-p", "no:cacheprovider", "-q", "-rs"]
-    return subprocess.run(command + list(files), cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        command + list(options) + list(files), cwd=folder, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
-def test_gpu_skips_and_expected_failures_leave_a_run_passing(tmp_path):
-    result = run_pytest(tmp_path, {"test_cases.py": CASES})
+PARALLEL = ("-n", "2", "--dist", "loadfile")  # as CI runs the suite: the reports come from worker processes
+
+
+@pytest.mark.parametrize("options", [(), PARALLEL], ids=["one-process", "two-workers"])
+def test_gpu_skips_and_expected_failures_leave_a_run_passing(options, tmp_path):
+    result = run_pytest(tmp_path, {"test_cases.py": CASES}, *options)
     assert result.returncode == pytest.ExitCode.OK, result.stdout + result.stderr
     assert "1 passed, 1 skipped, 1 xfailed" in result.stdout
     assert "which fails this run" not in result.stdout
 
 
-def test_any_other_skip_fails_the_run_and_is_named_with_its_reason(tmp_path):
+@pytest.mark.parametrize("options", [(), PARALLEL], ids=["one-process", "two-workers"])
+def test_any_other_skip_fails_the_run_and_is_named_with_its_reason(options, tmp_path):
     files = {"test_cases.py": CASES, "test_skipping.py": SKIPPING_CASES, "test_skipped_module.py": SKIPPED_MODULE}
-    result = run_pytest(tmp_path, files)
+    result = run_pytest(tmp_path, files, *options)
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert "3 skipped, which fails this run" in result.stdout
     named = {line for line in result.stdout.splitlines() if line.startswith("SKIPPED test_")}
@@ -121,3 +128,63 @@ def test_any_other_skip_fails_the_run_and_is_named_with_its_reason(tmp_path):
         "SKIPPED test_skipping.py::test_marked_to_skip: a package is missing",
         "SKIPPED test_skipped_module.py: an optional package is missing",
     }, result.stdout
+
+
+# --- parallel workers ---------------------------------------------------------------------------------
+
+
+class MarkedItem:
+    """What `heaviest_modules_first` reads of a test: its node id and marks."""
+
+    def __init__(self, nodeid: str, *marks: str):
+        self.nodeid = nodeid
+        self.marks = [getattr(pytest.mark, name).mark for name in marks]
+
+    def iter_markers(self):
+        return iter(self.marks)
+
+
+def test_workers_get_the_slow_modules_first_each_kept_whole_and_in_order():
+    from tiers import heaviest_modules_first
+
+    items = [
+        MarkedItem("test_a.py::test_one"),
+        MarkedItem("test_b.py::test_model", "model"),
+        MarkedItem("test_b.py::test_plain"),
+        MarkedItem("test_c.py::test_plain"),
+        MarkedItem("test_c.py::test_real_run", "slow", "model"),
+        MarkedItem("test_d.py::test_engine", "vllm"),
+    ]
+    heaviest_modules_first(items)  # type: ignore[arg-type]
+    assert [item.nodeid for item in items] == [
+        "test_c.py::test_plain",
+        "test_c.py::test_real_run",
+        "test_b.py::test_model",
+        "test_b.py::test_plain",
+        "test_d.py::test_engine",
+        "test_a.py::test_one",
+    ]
+
+
+def test_each_worker_takes_an_even_share_of_the_cores(monkeypatch):
+    import cores
+
+    monkeypatch.setattr(cores, "machine_cores", lambda: [0, 1, 2, 3])
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    assert cores.worker_cores() == [0, 1, 2, 3]
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    shares = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        shares.append(cores.worker_cores())
+    assert shares == [[0, 1], [2, 3]]
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "8")  # more workers than cores: one core each, shared
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw5")
+    assert cores.worker_cores() == [1]
+    for name in cores.THREAD_VARIABLES + (cores.VLLM_BIND_VARIABLE,):
+        monkeypatch.delenv(name, raising=False)
+    cores.take_this_workers_cores()
+    assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ[cores.VLLM_BIND_VARIABLE] == "1"
+    assert cores.engine_environment(EXTRA="x")["OMP_NUM_THREADS"] == "1"
+    whole = cores.whole_machine_environment(EXTRA="x")
+    assert cores.VLLM_BIND_VARIABLE not in whole and "OMP_NUM_THREADS" not in whole and whole["EXTRA"] == "x"

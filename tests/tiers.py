@@ -16,10 +16,12 @@ browser and not slow"` (see docs/testing.md).
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 
+HEAVY_TIERS = frozenset({"model", "vllm", "ray", "browser"})
 MODEL_FIXTURES = frozenset({"tiny_llama_path", "tiny_llama_variant_path", "smollm2_path", "pruned_smollm2_path"})
 BROWSER_MODULES = frozenset({"test_inspect_browser"})
 
@@ -40,8 +42,28 @@ def tiers(item: pytest.Item) -> set[str]:
     return found
 
 
+def module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def heaviest_modules_first(items: list[pytest.Item]) -> None:
+    """Order the modules with real-model runs first, then those with a model or engine, then the rest.
+
+    Each module stays whole and in its order. Parallel workers (`-n 2 --dist loadfile`) then start on the long
+    modules and end on short ones, instead of one worker finishing a long module alone at the end.
+    """
+    rank: dict[str, int] = {}
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        own = 0 if "slow" in marks else 1 if marks & HEAVY_TIERS else 2
+        rank[module_of(item)] = min(rank.get(module_of(item), 2), own)
+    items.sort(key=lambda item: rank[module_of(item)])
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for marker in sorted(tiers(item)):
             item.add_marker(getattr(pytest.mark, marker))
+    if "PYTEST_XDIST_WORKER" in os.environ:  # a worker's order is the order the controller hands modules out in
+        heaviest_modules_first(items)

@@ -4,7 +4,9 @@
 processes it starts on every core, and OpenMP threads that outnumber the cores wait on each other many times
 over. So each worker takes an even share of the cores as it starts, before anything imports torch: its
 OpenMP/MKL thread count (inherited by every process it starts, Ray's replicas included) and the cores vLLM binds
-its threads to. A run without workers keeps the whole machine.
+its threads to. Ray starts its workers at a lower priority (niceness 15), which next to a busy test worker leaves
+them almost no CPU; a worker's Ray cluster runs them at the priority of the worker itself. A run without workers
+keeps the whole machine and Ray's defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 VLLM_BIND_VARIABLE = "VLLM_CPU_OMP_THREADS_BIND"
+RAY_NICENESS_VARIABLE = "RAY_worker_niceness"
 
 
 def machine_cores() -> list[int]:
@@ -33,13 +36,14 @@ def worker_cores() -> list[int]:
 
 
 def take_this_workers_cores() -> None:
-    """Set this worker's thread count and vLLM core binding in its environment (nothing outside a worker)."""
+    """Set this worker's thread count, vLLM cores and Ray priority in its environment (nothing outside a worker)."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return
     cores = worker_cores()
     for name in THREAD_VARIABLES:
         os.environ[name] = str(len(cores))
     os.environ[VLLM_BIND_VARIABLE] = ",".join(str(core) for core in cores)
+    os.environ.setdefault(RAY_NICENESS_VARIABLE, "0")
 
 
 def engine_environment(**changes: str) -> dict[str, str]:

@@ -181,10 +181,11 @@ def test_each_worker_takes_an_even_share_of_the_cores(monkeypatch):
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "8")  # more workers than cores: one core each, shared
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw5")
     assert cores.worker_cores() == [1]
-    for name in cores.THREAD_VARIABLES + (cores.VLLM_BIND_VARIABLE,):
+    for name in cores.THREAD_VARIABLES + (cores.VLLM_BIND_VARIABLE, cores.RAY_NICENESS_VARIABLE):
         monkeypatch.delenv(name, raising=False)
     cores.take_this_workers_cores()
     assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ[cores.VLLM_BIND_VARIABLE] == "1"
+    assert os.environ[cores.RAY_NICENESS_VARIABLE] == "0"
     assert cores.engine_environment(EXTRA="x")["OMP_NUM_THREADS"] == "1"
     whole = cores.whole_machine_environment(EXTRA="x")
     assert cores.VLLM_BIND_VARIABLE not in whole and "OMP_NUM_THREADS" not in whole and whole["EXTRA"] == "x"

@@ -138,6 +138,22 @@ def test_a_learning_rate_is_chosen_on_dev_items_the_reported_items_never_show(tm
     assert experiment.model_folder("sft", 2) == models / "sft-lr5e-05-s2"
     assert experiment.model_folder("sdd", 2) == models / "sdd-s2"  # not tuned (yet): its usual rate
 
+    # A best rate at the grid's top edge is not trusted: twice it is tried, `grid_extensions` times at most.
+    runs.clear()
+    monkeypatch.setattr(experiment, "arm", lambda name, seed, steps, model, tasks: scored_rising(steps, runs))
+    assert preset.grid_extensions == 1
+    assert experiment.tuned_rate("sdd", plans["sdd"], tmp_path / "pruned", ["mc:dev_arc_easy.jsonl"]) == 2e-4
+    assert runs == [*preset.learning_rate_grid, 2e-4]
+    assert set(experiment.record["learning_rate_grid"]["sdd"]["dev_average"]) == {"2e-05", "5e-05", "0.0001", "0.0002"}
+    assert experiment.model_folder("sdd", 1) == models / "sdd-lr0.0002-s1"
+
+
+def scored_rising(steps: list[dict], runs: list[float]) -> dict:
+    """A dev score that keeps rising with the learning rate."""
+    rate = steps[0]["train"]["overrides"]["learning_rate"]
+    runs.append(rate)
+    return {"tasks": {"mc:dev_arc_easy": {"score": rate, "higher_is_better": True}}}
+
 
 def test_a_trained_arm_gets_its_draft_acceptance_once_and_keeps_it(tmp_path):
     from sdd_data.artifacts import EVAL_RESULTS

@@ -647,15 +647,20 @@ class Experiment:
 
     def tuned_rate(self, arm: str, plan: ArmPlan, pruned: Path, dev_tasks: list[str]) -> float:
         """The grid's learning rate with the best average dev-split accuracy for `arm`, seed 0 (the lowest rate on a
-        tie); every rate's score goes into the record. The run at the arm's usual rate is its seed-0 model."""
+        tie); every rate's score goes into the record. The run at the arm's usual rate is its seed-0 model. While the
+        best rate is the largest tried, twice it is tried too, up to `grid_extensions` times."""
         usual = (self.preset.training if plan.training is None else plan.training).get("learning_rate")
-        scores = {}
-        for rate in self.preset.learning_rate_grid:
+        rates, scores = list(self.preset.learning_rate_grid), {}
+        while rates:
+            rate = rates.pop(0)
             output = self.model_folder(arm, 0, None if rate == usual else rate)
             step = self.train_step(plan._replace(learning_rate=rate), pruned, output, 0)
             entry = self.arm(f"{arm}-lr{rate:g}-dev", 0, [step], output, dev_tasks)
             ranked = [task["score"] for task in entry["tasks"].values() if task["higher_is_better"]]
             scores[rate] = sum(ranked) / len(ranked)
+            extended = len(scores) - len(self.preset.learning_rate_grid)
+            if not rates and extended < self.preset.grid_extensions and max(scores, key=scores.__getitem__) == rate:
+                rates.append(2 * rate)
         chosen = max(sorted(scores), key=lambda rate: scores[rate])
         if chosen != usual:
             self.unusual_rates[arm] = chosen
